@@ -1,0 +1,71 @@
+"""sagefinetune: fine-tune and serve Hugging Face text classifiers, locally or on SageMaker.
+
+    >>> import sagefinetune as sft
+    >>> job = sft.Job.from_dataset(sft.Dataset.example("rotten_tomatoes")).hyperparameters(epochs=1)
+
+Names are loaded lazily: ``import sagefinetune`` imports no torch, transformers, datasets or sagemaker.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Dataset": "dataset",
+    "LabelMap": "labels",
+    "Job": "job",
+    "TrainingPlan": "plan",
+    "TrainingRun": "run",
+    "Cost": "run",
+    "Predictor": "predict",
+    "SagefinetuneError": "errors",
+    "ConfigError": "errors",
+    "DataError": "errors",
+    "ColumnError": "errors",
+    "LabelError": "errors",
+    "DatasetUnavailableError": "errors",
+    "MissingDependencyError": "errors",
+    "TrainingError": "errors",
+    "CredentialsError": "errors",
+    "ImageError": "errors",
+    "AWSError": "errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from .dataset import Dataset
+    from .errors import (
+        AWSError,
+        ColumnError,
+        ConfigError,
+        CredentialsError,
+        DataError,
+        DatasetUnavailableError,
+        ImageError,
+        LabelError,
+        MissingDependencyError,
+        SagefinetuneError,
+        TrainingError,
+    )
+    from .job import Job
+    from .labels import LabelMap
+    from .plan import TrainingPlan
+    from .predict import Predictor
+    from .run import Cost, TrainingRun
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sagefinetune' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

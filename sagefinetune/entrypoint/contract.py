@@ -1,0 +1,226 @@
+"""What the library and the entry point agree on. Standard library only: this file ships with train.py.
+
+- HYPERPARAMETERS: every hyperparameter the entry point reads, with its type and default.
+- parse_hyperparameters(): SageMaker passes hyperparameters as strings (``--epochs 3``, ``"true"``,
+  ``"2e-05"``); this turns them back into typed values.
+- Paths: SM_CHANNEL_*, SM_MODEL_DIR, SM_OUTPUT_DATA_DIR, the checkpoint directory.
+- The metric line format, and the regex a SageMaker metric definition uses to read it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+CHANNELS = ("train", "validation", "test")
+DATA_FILE = "data.jsonl"
+SETTINGS_FILE = "sagefinetune.json"  # written into the model dir: labels, problem type, threshold, max length
+
+
+def parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "y", "on"):
+        return True
+    if text in ("0", "false", "no", "n", "off", ""):
+        return False
+    raise ValueError(f"expected a boolean (true/false); got {value!r}")
+
+
+def parse_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"expected an integer; got {value!r}")
+    if isinstance(value, int):
+        return value
+    number = float(str(value).strip())
+    if not number.is_integer():
+        raise ValueError(f"expected an integer; got {value!r}")
+    return int(number)
+
+
+def parse_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number; got {value!r}")
+    number = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
+    if math.isnan(number):
+        raise ValueError(f"expected a number; got {value!r}")
+    return number
+
+
+def parse_json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def parse_str(value: Any) -> str:
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Param:
+    parse: Callable[[Any], Any]
+    default: Any
+    help: str
+    check: Callable[[Any], bool] | None = None
+    rule: str = ""
+
+
+HYPERPARAMETERS: dict[str, Param] = {
+    "model_name_or_path": Param(parse_str, DEFAULT_MODEL, "Hub id or local folder of the model"),
+    "config_overrides": Param(parse_json, {}, "model config fields to override, as JSON"),
+    "labels": Param(parse_json, None, "class names in id order, as JSON"),
+    "problem_type": Param(parse_str, "single_label_classification", "single_ or multi_label_classification",
+                          lambda v: v in ("single_label_classification", "multi_label_classification"),
+                          "single_label_classification or multi_label_classification"),
+    "text_column": Param(parse_str, "text", "the text column in the channel files"),
+    "text_pair_column": Param(parse_str, "", "the second text column for sentence pairs ('' for none)"),
+    "label_column": Param(parse_str, "label", "the label column in the channel files"),
+    "epochs": Param(parse_float, 3.0, "training epochs", lambda v: v > 0, "> 0"),
+    "batch_size": Param(parse_int, 32, "per-device training batch size", lambda v: v >= 1, ">= 1"),
+    "eval_batch_size": Param(parse_int, 64, "per-device evaluation batch size", lambda v: v >= 1, ">= 1"),
+    "learning_rate": Param(parse_float, 5e-5, "peak learning rate", lambda v: 0 < v < 1, "in (0, 1)"),
+    "weight_decay": Param(parse_float, 0.01, "AdamW weight decay", lambda v: 0 <= v < 1, "in [0, 1)"),
+    "warmup": Param(parse_float, 0.06, "share of steps spent warming up", lambda v: 0 <= v < 1, "in [0, 1)"),
+    "gradient_accumulation_steps": Param(parse_int, 1, "steps to accumulate before an update", lambda v: v >= 1, ">= 1"),
+    "max_length": Param(parse_int, 256, "truncate inputs to this many tokens (batches are padded dynamically)",
+                        lambda v: 8 <= v <= 8192, "in [8, 8192]"),
+    "pad_to_max_length": Param(parse_bool, False, "pad every input to max_length (the slow notebook recipe)"),
+    "group_by_length": Param(parse_bool, True, "batch inputs of similar length together"),
+    "precision": Param(parse_str, "auto", "auto (bf16, else fp16 on GPU; fp32 on CPU), fp32, fp16 or bf16",
+                       lambda v: v in ("auto", "fp32", "fp16", "bf16"), "one of auto, fp32, fp16, bf16"),
+    "seed": Param(parse_int, 42, "random seed"),
+    "save_steps": Param(parse_int, 0, "checkpoint every N steps (0: every epoch)", lambda v: v >= 0, ">= 0"),
+    "save_total_limit": Param(parse_int, 2, "checkpoints kept", lambda v: v >= 1, ">= 1"),
+    "logging_steps": Param(parse_int, 0, "log every N steps (0: about 20 times a run, at most every 50 steps)",
+                           lambda v: v >= 0, ">= 0"),
+    "eval_each_epoch": Param(parse_bool, True, "evaluate after every epoch"),
+}
+
+
+def parse_hyperparameters(raw: dict[str, Any]) -> dict[str, Any]:
+    """Typed hyperparameters with defaults filled in. Raises ValueError naming the bad one."""
+    unknown = sorted(set(raw) - set(HYPERPARAMETERS))
+    if unknown:
+        raise ValueError(f"unknown hyperparameter(s) {unknown}; known: {sorted(HYPERPARAMETERS)}")
+    out: dict[str, Any] = {}
+    for name, param in HYPERPARAMETERS.items():
+        if name not in raw:
+            out[name] = param.default
+            continue
+        try:
+            value = param.parse(raw[name])
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"hyperparameter {name}={raw[name]!r}: {exc}") from None
+        if param.check is not None and not param.check(value):
+            raise ValueError(f"hyperparameter {name}={raw[name]!r} must be {param.rule}")
+        out[name] = value
+    return out
+
+
+def render_hyperparameter(value: Any) -> str:
+    """How a value is written into SageMaker's string-only hyperparameters."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, separators=(",", ":"), sort_keys=isinstance(value, dict))
+    return str(value)
+
+
+def read_raw_hyperparameters(argv: list[str]) -> dict[str, str]:
+    """Hyperparameters from SageMaker's config file, SM_HPS, then ``--key value`` arguments (later wins)."""
+    raw: dict[str, Any] = {}
+    config = os.environ.get("SM_INPUT_CONFIG_DIR", "/opt/ml/input/config")
+    path = os.path.join(config, "hyperparameters.json")
+    if os.path.isfile(path):
+        with open(path) as fh:
+            raw.update(json.load(fh))
+    if os.environ.get("SM_HPS"):
+        raw.update(json.loads(os.environ["SM_HPS"]))
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--"):
+            raise ValueError(f"unexpected argument {arg!r}; hyperparameters come as --name value")
+        if "=" in arg:
+            key, value = arg[2:].split("=", 1)
+            i += 1
+        else:
+            if i + 1 >= len(argv):
+                raise ValueError(f"hyperparameter {arg} has no value")
+            key, value = arg[2:], argv[i + 1]
+            i += 2
+        raw[key.replace("-", "_")] = value
+    # SageMaker and the SDK may JSON-encode strings ('"abc"'); undo that for plain strings
+    for key, value in list(raw.items()):
+        if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+            try:
+                raw[key] = json.loads(value)
+            except ValueError:
+                pass
+    return raw
+
+
+@dataclass(frozen=True)
+class Paths:
+    model_dir: str
+    output_dir: str
+    checkpoint_dir: str
+    channels: dict[str, str]
+    num_gpus: int
+
+
+def paths() -> Paths:
+    """Where SageMaker (or the local backend, which mimics it) puts things."""
+    env = os.environ
+    base = env.get("SM_INPUT_DIR", "/opt/ml/input")
+    channels = {}
+    for name in CHANNELS:
+        value = env.get(f"SM_CHANNEL_{name.upper()}") or os.path.join(base, "data", name)
+        if os.path.isdir(value):
+            channels[name] = value
+    return Paths(
+        model_dir=env.get("SM_MODEL_DIR", "/opt/ml/model"),
+        output_dir=env.get("SM_OUTPUT_DATA_DIR", "/opt/ml/output/data"),
+        checkpoint_dir=env.get("SFT_CHECKPOINT_DIR", "/opt/ml/checkpoints"),
+        channels=channels,
+        num_gpus=int(env.get("SM_NUM_GPUS", "0") or 0),
+    )
+
+
+# ---- metric lines ------------------------------------------------------------------------------------
+METRIC_PREFIX = "[sagefinetune] metric"
+PROGRESS_PREFIX = "[sagefinetune] progress"
+NUMBER = r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+
+
+def format_number(value: float) -> str:
+    """Shortest exact form: 2.4e-05, 0.955, 12.0 (repr round-trips floats)."""
+    return repr(float(value))
+
+
+def metric_line(name: str, value: float, step: int, epoch: float | None) -> str:
+    epoch_part = f" epoch={format_number(epoch)}" if epoch is not None else ""
+    return f"{METRIC_PREFIX} name={name} value={format_number(value)} step={step}{epoch_part}"
+
+
+def metric_regex(name: str) -> str:
+    """The regex a SageMaker metric definition uses to read ``name`` from the job's log."""
+    return re.escape(f"{METRIC_PREFIX} name={name} value=") + f"({NUMBER})"
+
+
+METRIC_LINE = re.compile(
+    re.escape(METRIC_PREFIX) + rf" name=(?P<name>\S+) value=(?P<value>{NUMBER}|nan|inf|-inf) step=(?P<step>\d+)"
+    rf"(?: epoch=(?P<epoch>{NUMBER}))?"
+)
+PROGRESS_LINE = re.compile(re.escape(PROGRESS_PREFIX) + r" step=(?P<step>\d+) total=(?P<total>\d+)")
+
+
+def progress_line(step: int, total: int) -> str:
+    return f"{PROGRESS_PREFIX} step={step} total={total}"

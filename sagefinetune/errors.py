@@ -1,0 +1,128 @@
+"""The exceptions sagefinetune raises.
+
+Every error derives from :class:`SagefinetuneError` and also from the built-in it resembles, so
+``except ValueError`` keeps working for code that does not know this library::
+
+    SagefinetuneError
+    ├── ConfigError (ValueError)             a builder argument or a cross-field rule is wrong
+    │   ├── ImageError                       no Hugging Face container for that version / instance
+    │   └── CredentialsError                 no AWS credentials or no execution role
+    ├── DataError (ValueError)               the rows do not fit what the job needs
+    │   ├── ColumnError (KeyError)           a named column does not exist
+    │   ├── LabelError                       label values the label map does not cover
+    │   └── DatasetUnavailableError          the source (e.g. a withdrawn Hub dataset) cannot be loaded
+    ├── MissingDependencyError (ImportError) an optional package is not installed; names the extra
+    ├── TrainingError (RuntimeError)         a training job failed or was stopped; carries the reason and log path
+    └── AWSError (RuntimeError)              an AWS call failed; the botocore error is ``__cause__``
+
+Messages say what was wrong, echo the value found, and say the fix.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SagefinetuneError",
+    "ConfigError",
+    "ImageError",
+    "CredentialsError",
+    "DataError",
+    "ColumnError",
+    "LabelError",
+    "DatasetUnavailableError",
+    "MissingDependencyError",
+    "TrainingError",
+    "AWSError",
+]
+
+
+class SagefinetuneError(Exception):
+    """Base class of every error raised by sagefinetune."""
+
+
+class ConfigError(SagefinetuneError, ValueError):
+    """A builder argument, or a rule between several of them, is wrong."""
+
+
+class ImageError(ConfigError):
+    """No Hugging Face container image exists for the requested versions or instance."""
+
+
+class CredentialsError(ConfigError):
+    """AWS credentials or the SageMaker execution role are missing."""
+
+
+class DataError(SagefinetuneError, ValueError):
+    """The data does not fit what the job needs (empty splits, bad values)."""
+
+
+class ColumnError(DataError, KeyError):
+    """A column named in ``.columns(...)`` does not exist in the data."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class LabelError(DataError):
+    """Label values that the label map does not cover, or a label map that does not fit the data."""
+
+
+class DatasetUnavailableError(DataError):
+    """The dataset cannot be loaded from where it was said to be (withdrawn, offline, script-based)."""
+
+
+class MissingDependencyError(SagefinetuneError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
+class TrainingError(SagefinetuneError, RuntimeError):
+    """A training run failed or was stopped.
+
+    Attributes:
+        job_name: the SageMaker job name or the local run's name.
+        reason: the failure reason SageMaker or the process reported.
+        log_path: where the full log is, when there is one on this machine.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_name: str | None = None,
+        reason: str | None = None,
+        log_path: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.job_name = job_name
+        self.reason = reason
+        self.log_path = log_path
+
+
+class AWSError(SagefinetuneError, RuntimeError):
+    """An AWS call failed. The botocore exception is kept as ``__cause__``.
+
+    Attributes:
+        operation: the API operation, e.g. ``CreateTrainingJob``.
+        code: the AWS error code, e.g. ``ValidationException``.
+        request_id: the AWS request id, for support cases.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.code = code
+        self.request_id = request_id
+
+
+def did_you_mean(value: str, choices: "list[str] | tuple[str, ...]") -> str:
+    """Return ``"; did you mean 'x'?"`` for the closest choice, or ``""`` when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""

@@ -1,0 +1,155 @@
+"""Job: an immutable builder of a fine-tuning job. Every call returns a new Job."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from .dataset import Dataset
+from .entrypoint.contract import DEFAULT_MODEL, HYPERPARAMETERS, parse_str
+from .errors import ConfigError, did_you_mean
+from .labels import LabelMap
+
+if TYPE_CHECKING:
+    from .plan import TrainingPlan
+    from .prepare import Prepared
+    from .run import TrainingRun
+
+__all__ = ["Job"]
+
+#: Hyperparameters a user sets with Job.hyperparameters(); the rest are derived from the Job.
+USER_HYPERPARAMETERS = tuple(
+    k for k in HYPERPARAMETERS if k not in ("model_name_or_path", "config_overrides", "labels", "problem_type",
+                                             "text_column", "text_pair_column", "label_column")
+)
+DEFAULT_HYPERPARAMETERS: Mapping[str, Any] = MappingProxyType({"epochs": 3, "batch_size": 32, "learning_rate": 5e-5, "max_length": 256})
+
+
+def _check_hyperparameter(name: str, value: Any) -> None:
+    if name not in USER_HYPERPARAMETERS:
+        raise ConfigError(f"unknown hyperparameter {name!r}{did_you_mean(name, USER_HYPERPARAMETERS)} "
+                          f"Known: {', '.join(USER_HYPERPARAMETERS)}.")
+    param = HYPERPARAMETERS[name]
+    wrong_type = isinstance(value, str) and param.parse is not parse_str
+    try:
+        parsed = None if wrong_type else param.parse(value)
+    except (TypeError, ValueError):
+        wrong_type = True
+    if wrong_type:
+        raise ConfigError(f"hyperparameter {name}={value!r} has the wrong type; {param.help} "
+                          f"(default {param.default!r}). Fix: .hyperparameters({name}={param.default!r}).")
+    if param.check is not None and not param.check(parsed):
+        raise ConfigError(f"hyperparameter {name}={value!r} must be {param.rule}. "
+                          f"Fix: .hyperparameters({name}=<a value {param.rule}>), e.g. {param.default!r}.")
+
+
+@dataclass(frozen=True, eq=False)
+class Job:
+    """A fine-tuning job: data, labels, model and hyperparameters.
+
+    Example:
+        >>> job = (Job.from_dataset(Dataset.example("rotten_tomatoes"))
+        ...        .hyperparameters(epochs=1, batch_size=32))
+        >>> job.hyperparameters_["epochs"]
+        1
+    """
+
+    dataset: Dataset
+    label_map: LabelMap | None = None
+    model_id: str = DEFAULT_MODEL
+    model_config: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    hyperparameters_: Mapping[str, Any] = field(default_factory=lambda: DEFAULT_HYPERPARAMETERS)
+
+    # ---- constructors ---------------------------------------------------------------------------
+    @classmethod
+    def from_hub(
+        cls, path: str, name: str | None = None, *, text: str = "text", label: str = "label",
+        text_pair: str | None = None, splits: Mapping[str, str] | None = None,
+    ) -> Job:
+        """A job on a Hub dataset: ``Job(Dataset.from_hub(path, name).columns(text=..., label=...))``."""
+        return cls(Dataset.from_hub(path, name, splits=splits).columns(text=text, label=label, text_pair=text_pair))
+
+    @classmethod
+    def from_dataset(cls, dataset: Dataset) -> Job:
+        """A job on any :class:`Dataset`."""
+        if not isinstance(dataset, Dataset):
+            raise ConfigError(f"Job.from_dataset needs a sagefinetune.Dataset; got {type(dataset).__name__}. "
+                              "Fix: Job.from_dataset(Dataset.from_csv('data.csv').columns(text=..., label=...)).")
+        return cls(dataset)
+
+    # ---- builders -----------------------------------------------------------------------------------
+    def map_labels(self, mapping: Mapping[Hashable, str] | LabelMap) -> Job:
+        """Map raw label values to class names (many-to-one allowed), or pass a :class:`LabelMap`."""
+        label_map = mapping if isinstance(mapping, LabelMap) else LabelMap(mapping)
+        return dataclasses.replace(self, label_map=label_map)
+
+    def model(self, name: str, **config: Any) -> Job:
+        """The model to fine-tune: a Hub id or a local folder.
+
+        Keyword arguments override fields of the model config, e.g. ``num_hidden_layers=2`` to keep only the first
+        two layers (a quick, smaller model) or ``hidden_dropout_prob=0.2``.
+        """
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"model(...) needs a Hub id or a folder; got {name!r}. Fix: .model('{DEFAULT_MODEL}').")
+        for key in ("num_labels", "id2label", "label2id", "problem_type"):
+            if key in config:
+                raise ConfigError(f"model(..., {key}=...) is set from the label map. Fix: use .map_labels(...) instead.")
+        return dataclasses.replace(self, model_id=name, model_config=MappingProxyType(dict(config)))
+
+    def hyperparameters(self, **values: Any) -> Job:
+        """Set training hyperparameters; unset ones keep their value. See :doc:`/hyperparameters`.
+
+        Example:
+            >>> Job.from_dataset(Dataset.example("imdb")).hyperparameters(epochs=1, max_length=128).hyperparameters_["max_length"]
+            128
+        """
+        for name, value in values.items():
+            _check_hyperparameter(name, value)
+        merged = {**self.hyperparameters_, **values}
+        return dataclasses.replace(self, hyperparameters_=MappingProxyType(merged))
+
+    # ---- planning and running ------------------------------------------------------------------------
+    def plan(self, instance: str = "local", nodes: int = 1, **options: Any) -> TrainingPlan:
+        """What will run, where, with what: pure, no I/O. See :class:`~sagefinetune.plan.TrainingPlan`."""
+        from .plan import make_plan
+
+        return make_plan(self, instance=instance, nodes=nodes, **options)
+
+    def prepare(self) -> Prepared:
+        """Load the rows, check columns and labels, and encode labels to class ids (reads the data)."""
+        from .prepare import prepare
+
+        return prepare(self)
+
+    def fit(self, instance: str = "local", nodes: int = 1, *, run_dir: str | Path | None = None,
+            progress: bool = True, **options: Any) -> TrainingRun:
+        """Train: locally (``instance="local"``, no Docker) or as a SageMaker training job.
+
+        Args:
+            instance: ``"local"`` or a SageMaker instance type such as ``"ml.g5.xlarge"``.
+            nodes: local: worker processes (torch.distributed, gloo); SageMaker: instances.
+            run_dir: local runs: the run folder. Run again with the same folder to resume from its last checkpoint.
+            progress: show a progress bar.
+            **options: SageMaker options, see :meth:`plan`.
+
+        Returns:
+            A :class:`~sagefinetune.TrainingRun` with the final metrics and the model.
+        """
+        plan = self.plan(instance=instance, nodes=nodes, **options)
+        if plan.backend == "local":
+            from .backends.local import LocalBackend
+
+            return LocalBackend().fit(self, plan, run_dir=run_dir, progress=progress)
+        from .backends.sagemaker import SageMakerBackend
+
+        return SageMakerBackend.from_plan(plan).fit(self, plan, progress=progress)
+
+    def __repr__(self) -> str:
+        hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters_.items())
+        labels = f" labels={self.label_map!r}" if self.label_map else ""
+        cfg = f" config={dict(self.model_config)}" if self.model_config else ""
+        return f"Job<{self.dataset!r}{labels} model={self.model_id!r}{cfg} {hp}>"

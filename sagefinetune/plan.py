@@ -1,0 +1,163 @@
+"""Frozen plan objects: what will run, where, with what. Making a plan is pure: no I/O, no heavy imports."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from .entrypoint.contract import metric_regex, render_hyperparameter
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .job import Job
+    from .sagemaker_plan import SageMakerSpec
+
+__all__ = ["TrainingPlan", "MetricDefinition", "make_plan", "METRICS"]
+
+#: The metrics SageMaker reads from the entry point's metric lines (the last value of each series is final).
+METRICS = (
+    "loss", "learning_rate", "grad_norm", "epoch", "eval_loss", "eval_accuracy", "eval_f1", "eval_precision",
+    "eval_recall", "eval_mcc", "eval_f1_micro", "eval_f1_macro", "train_runtime", "train_samples_per_second",
+    "train_loss",
+)
+
+
+@dataclass(frozen=True)
+class MetricDefinition:
+    """A SageMaker metric definition: the name and the regex that reads its value from the log."""
+
+    name: str
+    regex: str
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """Everything that will run, decided before anything runs.
+
+    ``str(plan)`` is a compact table; :meth:`to_dict` is the same as data.
+    """
+
+    job_name: str
+    backend: str  # "local" | "sagemaker"
+    instance: str
+    nodes: int
+    processes_per_node: int
+    model: str
+    dataset: str
+    labels: tuple[str, ...] | None
+    problem_type: str | None
+    hyperparameters: Mapping[str, str]
+    metric_definitions: tuple[MetricDefinition, ...]
+    sagemaker: SageMakerSpec | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def world_size(self) -> int:
+        return self.nodes * self.processes_per_node
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job_name": self.job_name,
+            "backend": self.backend,
+            "instance": self.instance,
+            "nodes": self.nodes,
+            "processes_per_node": self.processes_per_node,
+            "model": self.model,
+            "dataset": self.dataset,
+            "labels": list(self.labels) if self.labels else None,
+            "problem_type": self.problem_type,
+            "hyperparameters": dict(self.hyperparameters),
+            "metric_definitions": [{"Name": m.name, "Regex": m.regex} for m in self.metric_definitions],
+            "sagemaker": self.sagemaker.to_dict() if self.sagemaker is not None else None,
+            "notes": list(self.notes),
+        }
+
+    def __str__(self) -> str:
+        where = "this machine (no Docker)" if self.backend == "local" else f"SageMaker {self.instance}"
+        lines = [
+            f"TrainingPlan {self.job_name}",
+            f"  where        {where}: {self.nodes} node(s) x {self.processes_per_node} process(es)",
+            f"  model        {self.model}",
+            f"  data         {self.dataset}",
+            f"  labels       {list(self.labels) if self.labels else '(inferred from the data at fit)'}"
+            + (f" [{self.problem_type}]" if self.problem_type else ""),
+            "  hyperparams  " + " ".join(f"{k}={v}" for k, v in self.hyperparameters.items()
+                                         if k not in ("labels", "problem_type", "model_name_or_path")),
+        ]
+        if self.sagemaker is not None:
+            lines += self.sagemaker.lines()
+        lines += [f"  note         {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<TrainingPlan {self.job_name} {self.backend} {self.instance} x{self.nodes} model={self.model}>"
+
+
+def job_name(job: Job, now: float | None = None) -> str:
+    """``sft-<model>-<YYYYmmdd-HHMMSS>``: a valid SageMaker job name (<= 63 chars, letters, digits, '-')."""
+    model = re.sub(r"[^a-zA-Z0-9]+", "-", job.model_id.rsplit("/", 1)[-1]).strip("-").lower()[:30] or "model"
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
+    return f"sft-{model}-{stamp}"
+
+
+def render_hyperparameters(job: Job) -> dict[str, str]:
+    """SageMaker hyperparameters (strings only) from the Job; the entry point parses them back."""
+    hp: dict[str, Any] = {"model_name_or_path": job.model_id}
+    if job.model_config:
+        hp["config_overrides"] = dict(job.model_config)
+    if job.label_map is not None:
+        hp["labels"] = list(job.label_map.names_)
+        hp["problem_type"] = job.label_map.problem_type
+    if job.dataset.text_pair:
+        hp["text_pair_column"] = "text_pair"
+    if job.dataset.is_remote:  # from_s3 files keep their own column names
+        hp["text_column"] = job.dataset.text
+        hp["label_column"] = job.dataset.label
+        if job.dataset.text_pair:
+            hp["text_pair_column"] = job.dataset.text_pair
+    hp.update(job.hyperparameters_)
+    rendered = {k: render_hyperparameter(v) for k, v in hp.items()}
+    too_long = {k: len(v) for k, v in rendered.items() if len(v) > 2500}
+    if too_long:
+        raise ConfigError(f"SageMaker limits a hyperparameter to 2500 characters; {too_long} are longer. "
+                          "Fix: fewer or shorter class names.")
+    return rendered
+
+
+def metric_definitions() -> tuple[MetricDefinition, ...]:
+    return tuple(MetricDefinition(name, metric_regex(name)) for name in METRICS)
+
+
+def make_plan(job: Job, *, instance: str = "local", nodes: int = 1, **options: Any) -> TrainingPlan:
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
+        raise ConfigError(f"nodes must be a whole number >= 1; got nodes={nodes!r}. Fix: .fit(..., nodes=1).")
+    if not isinstance(instance, str) or not instance:
+        raise ConfigError(f"instance must be 'local' or a SageMaker instance type; got {instance!r}.")
+    hyperparameters = render_hyperparameters(job)
+    common = dict(
+        job_name=options.pop("job_name", None) or job_name(job),
+        model=job.model_id,
+        dataset=repr(job.dataset),
+        labels=tuple(job.label_map.names_) if job.label_map else None,
+        problem_type=job.label_map.problem_type if job.label_map else None,
+        hyperparameters=MappingProxyType(hyperparameters),
+        metric_definitions=metric_definitions(),
+    )
+    if instance == "local":
+        if options:
+            raise ConfigError(f"options {sorted(options)} apply to SageMaker jobs, not to instance='local'. "
+                              "Fix: drop them, or name a SageMaker instance type such as 'ml.g5.xlarge'.")
+        if job.dataset.is_remote:
+            raise ConfigError("from_s3 data cannot be trained on locally (it is read by SageMaker in place). "
+                              "Fix: name a SageMaker instance, or use local files.")
+        notes = ("nodes=%d: %d worker processes on this machine (torch.distributed, gloo)" % (nodes, nodes),) if nodes > 1 else ()
+        return TrainingPlan(backend="local", instance="local", nodes=1, processes_per_node=nodes, notes=notes, **common)
+    from .sagemaker_plan import sagemaker_spec
+
+    spec, processes = sagemaker_spec(job, instance=instance, nodes=nodes, **options)
+    return TrainingPlan(backend="sagemaker", instance=instance, nodes=nodes, processes_per_node=processes,
+                        sagemaker=spec, **common)

@@ -1,0 +1,116 @@
+"""TrainingRun: the outcome of a fit, local or on SageMaker."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .plan import TrainingPlan
+    from .predict import Predictor
+
+__all__ = ["TrainingRun", "Cost"]
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a run cost: ``billable_seconds / 3600 x price_per_hour x nodes``."""
+
+    usd: float
+    billable_seconds: float = 0.0
+    price_per_hour: float = 0.0
+    nodes: int = 1
+    source: str = "local run: no charge"
+
+    def __str__(self) -> str:
+        if not self.price_per_hour:
+            return f"${self.usd:.2f} ({self.source})"
+        return (f"${self.usd:.2f} = {self.billable_seconds:.0f} s x ${self.price_per_hour:.4f}/h x {self.nodes} node(s) "
+                f"({self.source})")
+
+
+@dataclass
+class TrainingRun:
+    """A finished (or running, on SageMaker) training run.
+
+    Attributes:
+        name: the job name.
+        backend: ``"local"`` or ``"sagemaker"``.
+        metrics: the final value of each metric, e.g. ``{"eval_accuracy": 0.95, "eval_f1": 0.95, ...}``.
+        cost: a :class:`Cost`.
+        run_dir: local runs: the run folder (input/, model/, output/, checkpoints/, train.log).
+    """
+
+    name: str
+    backend: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    cost: Cost = field(default_factory=lambda: Cost(0.0))
+    run_dir: Path | None = None
+    plan: TrainingPlan | None = None
+    status: str = "Completed"
+    model_artifact: str | None = None  # s3:// URI of model.tar.gz (SageMaker)
+    training_seconds: float | None = None
+    billable_seconds: float | None = None
+    _model_dir: Path | None = field(default=None, repr=False)
+    _backend: Any = field(default=None, repr=False)
+
+    @property
+    def model_dir(self) -> Path:
+        """The local folder with model, tokenizer, config (id2label) and metrics.json (downloads it once on SageMaker)."""
+        if self._model_dir is None:
+            if self.backend == "sagemaker":
+                self._model_dir = self.download()
+            else:
+                raise ConfigError(f"run {self.name} has no model folder.")
+        return self._model_dir
+
+    @property
+    def log_path(self) -> Path | None:
+        return self.run_dir / "train.log" if self.run_dir else None
+
+    def predictor(self, *, batch_size: int = 32, device: str | int | None = None) -> Predictor:
+        """Predictions with label names from this run's model, in this process.
+
+        Example:
+            >>> run.predictor().predict(["i liked the movie"])  # doctest: +SKIP
+            [{'label': 'positive', 'score': 0.97}]
+        """
+        from .predict import Predictor
+
+        return Predictor(self.model_dir, batch_size=batch_size, device=device)
+
+    def download(self, path: str | Path | None = None) -> Path:
+        """Download and unpack the model artifact of a SageMaker run; returns the folder."""
+        if self._backend is None or not hasattr(self._backend, "download"):
+            raise ConfigError(f"run {self.name} ({self.backend}) has nothing to download; its model is in {self._model_dir}.")
+        folder = self._backend.download(self, path)
+        self._model_dir = Path(folder)
+        return self._model_dir
+
+    @classmethod
+    def from_run_dir(cls, run_dir: str | Path, plan: TrainingPlan | None = None) -> TrainingRun:
+        """A local run's outcome, read back from its run folder."""
+        run_dir = Path(run_dir)
+        model_dir = run_dir / "model"
+        metrics_path = model_dir / "metrics.json"
+        if not metrics_path.exists():
+            raise ConfigError(f"{run_dir} holds no finished run ({metrics_path} is missing). "
+                              "Fix: run job.fit(run_dir=...) to finish or resume it.")
+        metrics = json.loads(metrics_path.read_text())
+        return cls(name=plan.job_name if plan else run_dir.name, backend="local", metrics=metrics, run_dir=run_dir,
+                   plan=plan, _model_dir=model_dir)
+
+    @classmethod
+    def attach(cls, name: str, **session_options: Any) -> TrainingRun:
+        """Re-attach to a SageMaker training job by name, e.g. after the client died."""
+        from .backends.sagemaker import SageMakerBackend
+
+        return SageMakerBackend(**session_options).attach(name)
+
+    def __repr__(self) -> str:
+        shown = {k: round(v, 4) for k, v in self.metrics.items() if k in ("eval_accuracy", "eval_f1", "eval_f1_micro")}
+        return f"<TrainingRun {self.name} {self.backend} {self.status} {shown} cost={self.cost.usd:.2f}$>"
