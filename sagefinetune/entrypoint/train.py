@@ -92,6 +92,34 @@ def trainer_kwargs_for_version(field_names: set[str], *, warmup: float, group_by
     return kwargs
 
 
+def newest_complete_checkpoint(folder: str, remove_incomplete: bool = True) -> str | None:
+    """The newest checkpoint the Trainer finished writing; half-written ones (a kill mid-save) are removed.
+
+    The Trainer writes trainer_state.json after the weights, optimizer and RNG state, so a checkpoint without it
+    was interrupted and cannot be resumed from.
+    """
+    import re
+    import shutil
+
+    if not os.path.isdir(folder):
+        return None
+    found = []
+    for name in os.listdir(folder):
+        m = re.fullmatch(r"checkpoint-(\d+)", name)
+        path = os.path.join(folder, name)
+        if not m or not os.path.isdir(path):
+            continue
+        complete = os.path.isfile(os.path.join(path, "trainer_state.json")) and any(
+            os.path.isfile(os.path.join(path, w)) for w in ("model.safetensors", "pytorch_model.bin",
+                                                            "model.safetensors.index.json", "pytorch_model.bin.index.json"))
+        if complete:
+            found.append((int(m.group(1)), path))
+        elif remove_incomplete:
+            log(f"removing {path}: it was interrupted while being written")
+            shutil.rmtree(path, ignore_errors=True)
+    return max(found)[1] if found else None
+
+
 def best_threshold(probs: Any, labels: Any) -> float:
     """The sigmoid threshold with the best micro F1 on the validation split (ties: closest to 0.5)."""
     import numpy as np
@@ -168,7 +196,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         TrainerCallback,
         TrainingArguments,
     )
-    from transformers.trainer_utils import get_last_checkpoint
 
     transformers.logging.set_verbosity_warning()
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -214,6 +241,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         problem_type=hp["problem_type"],
         **hp["config_overrides"],
     )
+    transformers.set_seed(hp["seed"])  # the new classifier head is initialised here: same seed, same model
     model = AutoModelForSequenceClassification.from_pretrained(model_path, config=config, ignore_mismatched_sizes=True)
 
     fields = {f.name for f in dataclasses.fields(TrainingArguments)}
@@ -286,7 +314,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     )
     trainer.remove_callback(PrinterCallback)  # our metric lines replace its dict prints
 
-    last = get_last_checkpoint(where.checkpoint_dir) if os.path.isdir(where.checkpoint_dir) else None
+    last = newest_complete_checkpoint(where.checkpoint_dir, remove_incomplete=is_main)
     if last:
         log(f"resuming from {last}")
     started = time.time()

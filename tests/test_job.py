@@ -1,0 +1,84 @@
+import subprocess
+import sys
+
+import pytest
+
+from sagefinetune import ConfigError, Dataset, Job, LabelMap
+
+
+def base():
+    return Job.from_dataset(Dataset.example("imdb"))
+
+
+def test_every_builder_call_returns_a_new_job():
+    a = base()
+    b = a.hyperparameters(epochs=1)
+    c = b.map_labels({0: "negative", 1: "positive"})
+    d = c.model("org/model", num_hidden_layers=2)
+    assert a.hyperparameters_["epochs"] == 3 and b.hyperparameters_["epochs"] == 1
+    assert b.label_map is None and isinstance(c.label_map, LabelMap)
+    assert c.model_id != d.model_id and dict(d.model_config) == {"num_hidden_layers": 2}
+    with pytest.raises(TypeError):
+        b.hyperparameters_["epochs"] = 5  # type: ignore[index]
+
+
+def test_from_hub_names_columns():
+    job = Job.from_hub("mteb/amazon_reviews_multi", "en", text="text", label="label")
+    assert job.dataset.source.args == ("mteb/amazon_reviews_multi", "en") and job.dataset.text == "text"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"epochz": 1}, "unknown hyperparameter 'epochz'; did you mean 'epochs'"),
+    ({"learning_rate": 5}, "learning_rate=5 must be in \\(0, 1\\)"),
+    ({"batch_size": 0}, "batch_size=0 must be >= 1"),
+    ({"batch_size": "32"}, "batch_size='32' has the wrong type"),
+    ({"precision": "fp8"}, "precision='fp8' must be one of auto, fp32, fp16, bf16"),
+    ({"max_length": 4}, "max_length=4 must be in \\[8, 8192\\]"),
+])
+def test_bad_hyperparameters_fail_at_the_call(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        base().hyperparameters(**kwargs)
+
+
+def test_label_fields_come_from_the_label_map_only():
+    with pytest.raises(ConfigError, match="map_labels"):
+        base().model("org/m", num_labels=3)
+
+
+def test_plan_is_pure_and_printable():
+    job = base().map_labels({0: "negative", 1: "positive"}).hyperparameters(epochs=1, learning_rate=2.4e-5)
+    plan = job.plan(job_name="demo")
+    assert plan.backend == "local" and plan.world_size == 1
+    assert plan.hyperparameters["learning_rate"] == "2.4e-05"
+    assert plan.hyperparameters["labels"] == '["negative","positive"]'
+    assert plan.to_dict()["hyperparameters"]["epochs"] == "1"
+    text = str(plan)
+    assert "TrainingPlan demo" in text and "['negative', 'positive']" in text and "this machine" in text
+    assert job.plan(job_name="demo").to_dict() == plan.to_dict()
+
+
+def test_two_local_processes_are_planned():
+    plan = base().plan(nodes=2)
+    assert plan.processes_per_node == 2 and plan.world_size == 2 and "gloo" in str(plan)
+
+
+@pytest.mark.parametrize("nodes", [0, -1, 1.5, True])
+def test_nodes_must_be_a_positive_int(nodes):
+    with pytest.raises(ConfigError, match="nodes must be a whole number >= 1"):
+        base().plan(nodes=nodes)
+
+
+def test_sagemaker_options_are_refused_for_local_runs():
+    with pytest.raises(ConfigError, match="apply to SageMaker jobs"):
+        base().plan(spot=True)
+
+
+def test_import_loads_no_heavy_library():
+    code = (
+        "import sys, sagefinetune as sft\n"
+        "job = sft.Job.from_dataset(sft.Dataset.example('imdb')).map_labels({0: 'neg', 1: 'pos'})\n"
+        "job.hyperparameters(epochs=1).plan()\n"
+        "heavy = [m for m in ('torch', 'transformers', 'datasets', 'sagemaker', 'boto3', 'evaluate') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
