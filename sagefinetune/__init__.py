@@ -34,7 +34,11 @@ _EXPORTS = {
     "AWSError": "errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AWSError", "ColumnError", "ConfigError", "Cost", "CredentialsError", "DataError", "Dataset",
+    "DatasetUnavailableError", "ImageError", "Job", "LabelError", "LabelMap", "MissingDependencyError", "Predictor",
+    "SagefinetuneError", "TrainingError", "TrainingPlan", "TrainingRun",
+]
 
 if TYPE_CHECKING:
     from .dataset import Dataset

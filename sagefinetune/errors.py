@@ -120,7 +120,7 @@ class AWSError(SagefinetuneError, RuntimeError):
         self.request_id = request_id
 
 
-def did_you_mean(value: str, choices: "list[str] | tuple[str, ...]") -> str:
+def did_you_mean(value: str, choices: list[str] | tuple[str, ...]) -> str:
     """Return ``"; did you mean 'x'?"`` for the closest choice, or ``""`` when none is close."""
     import difflib
 

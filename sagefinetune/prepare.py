@@ -65,6 +65,19 @@ def _rows_hash(part: Any) -> str:
 
 
 def prepare(job: Job) -> Prepared:
+    """Quietly: the label encoding takes milliseconds and its progress bars would drown the training bar."""
+    import datasets
+
+    was_disabled = datasets.is_progress_bar_enabled() is False
+    datasets.disable_progress_bars()
+    try:
+        return _prepare(job)
+    finally:
+        if not was_disabled:
+            datasets.enable_progress_bars()
+
+
+def _prepare(job: Job) -> Prepared:
     import datasets
 
     dd = job.dataset.load()

@@ -82,3 +82,11 @@ def test_import_loads_no_heavy_library():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_all_lists_exactly_the_lazy_exports():
+    import sagefinetune
+
+    assert sorted(sagefinetune.__all__) == sorted(sagefinetune._EXPORTS)
+    for name in sagefinetune.__all__:
+        assert getattr(sagefinetune, name).__name__ == name

@@ -153,3 +153,10 @@ def test_multi_label_with_a_threshold_chosen_on_validation(tmp_path):
     assert "policy" in report
     predicted = run.predictor().predict(["The minister announced a new tax on banks and the government defended it."])[0]
     assert {"politics", "policy"} & {p["label"] for p in predicted}
+
+
+def test_a_run_folder_only_resumes_the_job_that_made_it(trained_run):
+    with pytest.raises(sft.ConfigError, match="different job \\(changed: learning_rate\\)"):
+        small_job(learning_rate=1e-4).fit(run_dir=trained_run.run_dir, progress=False)
+    with pytest.raises(sft.ConfigError, match="changed: the data"):
+        small_job(train=300).fit(run_dir=trained_run.run_dir, progress=False)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..entrypoint import contract
-from ..errors import TrainingError
+from ..errors import ConfigError, TrainingError
 
 if TYPE_CHECKING:
     from ..job import Job
@@ -88,10 +88,12 @@ class LocalBackend:
         plan = replace(plan, hyperparameters=MappingProxyType(hyperparameters),
                        labels=tuple(prepared.label_map.names_), problem_type=prepared.label_map.problem_type)
 
+        _check_same_job(run_dir, hyperparameters, prepared.fingerprint())
         channels = prepared.write(run_dir / "input" / "data")
         (run_dir / "input" / "config").mkdir(parents=True, exist_ok=True)
         (run_dir / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2))
-        (run_dir / "plan.json").write_text(json.dumps(plan.to_dict(), indent=2, default=str))
+        record = {**plan.to_dict(), "data_fingerprint": prepared.fingerprint()}
+        (run_dir / "plan.json").write_text(json.dumps(record, indent=2, default=str))
         self._run(command(plan), environment(run_dir, channels, plan), run_dir, plan.job_name, progress)
         return TrainingRun.from_run_dir(run_dir, plan)
 
@@ -123,6 +125,23 @@ class LocalBackend:
                 + "\n".join(list(tail)[-15:]) + f"\nFix: read the log; run again with run_dir={str(run_dir)!r} to resume.",
                 job_name=name, reason=reason, log_path=str(log_path),
             )
+
+
+def _check_same_job(run_dir: Path, hyperparameters: dict[str, str], fingerprint: str) -> None:
+    """A run folder resumes only the job that made it: other data or settings would resume the wrong model."""
+    record_path = run_dir / "plan.json"
+    if not record_path.exists() or not (run_dir / "checkpoints").exists():
+        return
+    before = json.loads(record_path.read_text())
+    changed = sorted(k for k in set(before.get("hyperparameters", {})) | set(hyperparameters)
+                     if before.get("hyperparameters", {}).get(k) != hyperparameters.get(k))
+    if before.get("data_fingerprint") != fingerprint:
+        changed.append("the data")
+    if changed:
+        raise ConfigError(
+            f"run folder {run_dir} holds checkpoints of a different job (changed: {', '.join(changed)}); resuming "
+            "would continue the wrong model. Fix: pass a new run_dir, or delete that folder to start over."
+        )
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:

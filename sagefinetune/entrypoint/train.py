@@ -191,8 +191,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         AutoModelForSequenceClassification,
         AutoTokenizer,
         DataCollatorWithPadding,
-        Trainer,
         PrinterCallback,
+        Trainer,
         TrainerCallback,
         TrainingArguments,
     )
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     train_ds = tokenized["train"]
     eval_ds = tokenized.get("validation") or tokenized.get("test")
     test_ds = tokenized.get("test") or tokenized.get("validation")
-    log(f"rows: " + ", ".join(f"{k} {len(v)}" for k, v in tokenized.items()) + f"; max_length {max_length}")
+    log("rows: " + ", ".join(f"{k} {len(v)}" for k, v in tokenized.items()) + f"; max_length {max_length}")
 
     # model: id2label / label2id / problem_type go into the saved config
     config = AutoConfig.from_pretrained(

@@ -6,11 +6,7 @@ evaluate.load("<dir>/classification.py", "multilabel") # multi-hot rows: micro/m
 
 import datasets
 import evaluate
-from sklearn.metrics import accuracy_score
-from sklearn.metrics import f1_score
-from sklearn.metrics import matthews_corrcoef
-from sklearn.metrics import precision_score
-from sklearn.metrics import recall_score
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef, precision_score, recall_score
 
 _DESCRIPTION = "Accuracy, F1, precision, recall and Matthews correlation for text classification (scikit-learn)."
 _INPUTS = """
