@@ -126,15 +126,22 @@ class Job:
         return prepare(self)
 
     def fit(self, instance: str = "local", nodes: int = 1, *, run_dir: str | Path | None = None,
-            progress: bool = True, **options: Any) -> TrainingRun:
+            progress: bool = True, wait: bool = True, logs: bool = False, boto_session: Any = None,
+            **options: Any) -> TrainingRun:
         """Train: locally (``instance="local"``, no Docker) or as a SageMaker training job.
 
         Args:
             instance: ``"local"`` or a SageMaker instance type such as ``"ml.g5.xlarge"``.
             nodes: local: worker processes (torch.distributed, gloo); SageMaker: instances.
             run_dir: local runs: the run folder. Run again with the same folder to resume from its last checkpoint.
-            progress: show a progress bar.
-            **options: SageMaker options, see :meth:`plan`.
+            progress: show a progress bar (local) or status transitions (SageMaker).
+            wait: SageMaker: follow the job to its end (True) or return at once (False).
+            logs: SageMaker: print the job's log lines while following it.
+            boto_session: SageMaker: the ``boto3.Session`` to use (default: the usual credential chain).
+            **options: SageMaker options, see :doc:`/sagemaker`: ``spot``, ``max_run``, ``max_wait``, ``role``,
+                ``bucket``, ``region``, ``tags``, ``volume_size``, ``subnets``, ``security_groups``,
+                ``network_isolation``, ``volume_kms_key``, ``output_kms_key``, ``encrypt_inter_node``,
+                ``environment``, ``checkpoint_s3``, ``transformers_version``, ``price_per_hour``, ``job_name``.
 
         Returns:
             A :class:`~sagefinetune.TrainingRun` with the final metrics and the model.
@@ -146,7 +153,8 @@ class Job:
             return LocalBackend().fit(self, plan, run_dir=run_dir, progress=progress)
         from .backends.sagemaker import SageMakerBackend
 
-        return SageMakerBackend.from_plan(plan).fit(self, plan, progress=progress)
+        backend = SageMakerBackend(boto_session, region=plan.sagemaker.region if plan.sagemaker else None)
+        return backend.fit(self, plan, progress=progress, wait=wait, logs=logs)
 
     def __repr__(self) -> str:
         hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters_.items())

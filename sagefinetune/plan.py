@@ -97,11 +97,22 @@ class TrainingPlan:
         return f"<TrainingPlan {self.job_name} {self.backend} {self.instance} x{self.nodes} model={self.model}>"
 
 
-def job_name(job: Job, now: float | None = None) -> str:
-    """``sft-<model>-<YYYYmmdd-HHMMSS>``: a valid SageMaker job name (<= 63 chars, letters, digits, '-')."""
-    model = re.sub(r"[^a-zA-Z0-9]+", "-", job.model_id.rsplit("/", 1)[-1]).strip("-").lower()[:30] or "model"
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
-    return f"sft-{model}-{stamp}"
+def job_name(job: Job) -> str:
+    """``sft-<model>``: the deterministic base of job names; a launch appends its time (<= 63 chars in all)."""
+    model = re.sub(r"[^a-zA-Z0-9]+", "-", job.model_id.rstrip("/").rsplit("/", 1)[-1]).strip("-").lower()[:30]
+    return f"sft-{model or 'model'}"
+
+
+def check_job_name(name: Any) -> str:
+    if not isinstance(name, str) or not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,47}", name):
+        raise ConfigError(f"job_name={name!r} must be 1-48 letters, digits and '-' (a launch time is appended). "
+                          "Fix: job_name='reviews-minilm'.")
+    return name
+
+
+def launch_name(base: str, now: float | None = None) -> str:
+    """A unique run name: the base and the UTC launch time."""
+    return f"{base}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}"
 
 
 def render_hyperparameters(job: Job) -> dict[str, str]:
@@ -138,8 +149,9 @@ def make_plan(job: Job, *, instance: str = "local", nodes: int = 1, **options: A
     if not isinstance(instance, str) or not instance:
         raise ConfigError(f"instance must be 'local' or a SageMaker instance type; got {instance!r}.")
     hyperparameters = render_hyperparameters(job)
+    name = check_job_name(options.pop("job_name", None) or job_name(job))
     common = dict(
-        job_name=options.pop("job_name", None) or job_name(job),
+        job_name=name,
         model=job.model_id,
         dataset=repr(job.dataset),
         labels=tuple(job.label_map.names_) if job.label_map else None,
@@ -158,6 +170,7 @@ def make_plan(job: Job, *, instance: str = "local", nodes: int = 1, **options: A
         return TrainingPlan(backend="local", instance="local", nodes=1, processes_per_node=nodes, notes=notes, **common)
     from .sagemaker_plan import sagemaker_spec
 
-    spec, processes = sagemaker_spec(job, instance=instance, nodes=nodes, **options)
+    spec, processes = sagemaker_spec(job, instance=instance, nodes=nodes, hyperparameters=hyperparameters,
+                                     job_name=name, **options)
     return TrainingPlan(backend="sagemaker", instance=instance, nodes=nodes, processes_per_node=processes,
                         sagemaker=spec, **common)

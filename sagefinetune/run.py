@@ -55,6 +55,7 @@ class TrainingRun:
     model_artifact: str | None = None  # s3:// URI of model.tar.gz (SageMaker)
     training_seconds: float | None = None
     billable_seconds: float | None = None
+    description: dict[str, Any] = field(default_factory=dict, repr=False)  # DescribeTrainingJob (SageMaker)
     _model_dir: Path | None = field(default=None, repr=False)
     _backend: Any = field(default=None, repr=False)
 
@@ -91,6 +92,12 @@ class TrainingRun:
         self._model_dir = Path(folder)
         return self._model_dir
 
+    def wait(self, *, logs: bool = False, progress: bool = True, timeout: float | None = None) -> TrainingRun:
+        """Follow a SageMaker job to its end and return the finished run (raises if it failed)."""
+        if self.backend != "sagemaker" or self._backend is None:
+            return self
+        return self._backend.wait(self, logs=logs, progress=progress, timeout=timeout)
+
     @classmethod
     def from_run_dir(cls, run_dir: str | Path, plan: TrainingPlan | None = None) -> TrainingRun:
         """A local run's outcome, read back from its run folder."""
@@ -105,11 +112,16 @@ class TrainingRun:
                    plan=plan, _model_dir=model_dir)
 
     @classmethod
-    def attach(cls, name: str, **session_options: Any) -> TrainingRun:
-        """Re-attach to a SageMaker training job by name, e.g. after the client died."""
+    def attach(cls, name: str, *, boto_session: Any = None, region: str | None = None) -> TrainingRun:
+        """Re-attach to a SageMaker training job by name, e.g. after the client died.
+
+        Example:
+            >>> run = TrainingRun.attach("sft-all-minilm-l6-v2-20261121-101500")  # doctest: +SKIP
+            >>> run.wait().metrics["eval_accuracy"]  # doctest: +SKIP
+        """
         from .backends.sagemaker import SageMakerBackend
 
-        return SageMakerBackend(**session_options).attach(name)
+        return SageMakerBackend(boto_session, region=region).attach(name)
 
     def __repr__(self) -> str:
         shown = {k: round(v, 4) for k, v in self.metrics.items() if k in ("eval_accuracy", "eval_f1", "eval_f1_micro")}

@@ -30,3 +30,26 @@ def small_job(train: int = 400, test: int = 200, epochs: float = 3, **hp: object
 def trained_run(tmp_path_factory):
     """One real fine-tune shared by the tests that only read its results."""
     return small_job().fit(run_dir=tmp_path_factory.mktemp("runs") / "bbc", progress=False)
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    import aws
+
+    server, moto = aws.start()
+    yield moto
+    server.stop()
+
+
+@pytest.fixture
+def moto(moto_server, monkeypatch):
+    """A clean moto state, the AWS environment pointed at it, and a bucket."""
+    import aws
+
+    for key, value in moto_server.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("SAGEMAKER_ROLE", raising=False)
+    moto_server.reset()
+    moto_server.session().client("s3").create_bucket(Bucket=aws.BUCKET)
+    moto_server.sent.clear()
+    return moto_server

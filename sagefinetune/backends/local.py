@@ -74,7 +74,9 @@ class LocalBackend:
     def fit(self, job: Job, plan: TrainingPlan, *, run_dir: str | Path | None = None, progress: bool = True) -> TrainingRun:
         from ..run import TrainingRun
 
-        run_dir = Path(run_dir) if run_dir is not None else Path("sft-runs") / plan.job_name
+        from ..plan import launch_name
+
+        run_dir = Path(run_dir) if run_dir is not None else Path("sft-runs") / launch_name(plan.job_name)
         run_dir = run_dir.resolve()
         prepared = job.prepare()  # checks columns and labels before any training starts
         hyperparameters = dict(plan.hyperparameters)
@@ -85,7 +87,7 @@ class LocalBackend:
         from dataclasses import replace
         from types import MappingProxyType
 
-        plan = replace(plan, hyperparameters=MappingProxyType(hyperparameters),
+        plan = replace(plan, job_name=run_dir.name, hyperparameters=MappingProxyType(hyperparameters),
                        labels=tuple(prepared.label_map.names_), problem_type=prepared.label_map.problem_type)
 
         _check_same_job(run_dir, hyperparameters, prepared.fingerprint())

@@ -1,0 +1,246 @@
+"""The SageMaker half of a plan: checked options, image, channels, spot, security, cost. Pure: no I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from . import images
+from .errors import ConfigError, did_you_mean
+from .instances import PRICE_SOURCE, SPOT_FACTOR, lookup
+
+if TYPE_CHECKING:
+    from .job import Job
+
+MAX_RUN_LIMIT = 28 * 24 * 3600  # SageMaker's ceiling for MaxRuntimeInSeconds
+DEFAULT_MAX_RUN = 24 * 3600
+DEFAULT_PREFIX = "sagefinetune"
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+OPTIONS = (
+    "spot", "max_run", "max_wait", "checkpoint_s3", "volume_size", "tags", "role", "region", "bucket", "prefix",
+    "subnets", "security_groups", "network_isolation", "volume_kms_key", "output_kms_key", "encrypt_inter_node",
+    "environment", "transformers_version", "price_per_hour",
+)
+SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|PRIVATE_KEY|CREDENTIAL)", re.I)
+SECRET_VALUE = re.compile(r"\b(hf_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}|ghp_[A-Za-z0-9]{20,})\b")
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """On-demand price from the dated table; spot as an estimate. ``max_usd`` is the ceiling at max_run."""
+
+    price_per_hour: float
+    nodes: int
+    hourly_usd: float
+    max_usd: float
+    spot_hourly_usd: float | None
+    source: str
+
+    def line(self) -> str:
+        spot = f"; spot about ${self.spot_hourly_usd:.2f}/h (estimate)" if self.spot_hourly_usd is not None else ""
+        return (f"${self.price_per_hour:.3f}/h x {self.nodes} node(s) = ${self.hourly_usd:.2f}/h on demand{spot}; "
+                f"at most ${self.max_usd:.2f} at max_run [{self.source}]")
+
+
+@dataclass(frozen=True)
+class SageMakerSpec:
+    region: str
+    training_image: str
+    inference_image: str
+    image_versions: str
+    gpus_per_node: int
+    gpu: str
+    precision: str
+    distribution: str | None  # "torchrun" when more than one process in all
+    channels: Mapping[str, str]  # channel -> s3 URI, or a description of what fit() uploads
+    spot: bool
+    max_run: int
+    max_wait: int | None
+    checkpoint_s3: str
+    volume_size: int
+    tags: Mapping[str, str]
+    role: str | None
+    bucket: str | None
+    prefix: str
+    subnets: tuple[str, ...]
+    security_groups: tuple[str, ...]
+    network_isolation: bool
+    volume_kms_key: str | None
+    output_kms_key: str | None
+    encrypt_inter_node: bool
+    environment: Mapping[str, str]
+    install_requirements: bool
+    cost: CostEstimate
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        for key in ("channels", "tags", "environment"):
+            out[key] = dict(out[key])
+        for key in ("subnets", "security_groups", "notes"):
+            out[key] = list(out[key])
+        out["cost"] = dict(self.cost.__dict__)
+        return out
+
+    def lines(self) -> list[str]:
+        lines = [
+            f"  image        {self.training_image}",
+            f"               ({self.image_versions}; serving: {self.inference_image})",
+            f"  processes    {self.gpus_per_node} per node ({self.gpus_per_node} x {self.gpu}), "
+            f"{self.distribution or 'single process'}, precision {self.precision}",
+            "  channels     " + "; ".join(f"{k}: {v}" for k, v in self.channels.items()),
+            f"  stopping     max_run {_human(self.max_run)}"
+            + (f", max_wait {_human(self.max_wait)}" if self.max_wait else ""),
+            f"  spot         {'on (managed spot; resumes from checkpoints)' if self.spot else 'off'}",
+            f"  checkpoints  {self.checkpoint_s3} <-> {CHECKPOINT_LOCAL_PATH}",
+            f"  role         {self.role or '(from the SDK config or SAGEMAKER_ROLE at fit)'}",
+            f"  storage      {self.volume_size} GB volume" + (f", volume KMS {self.volume_kms_key}" if self.volume_kms_key else "")
+            + (f", output KMS {self.output_kms_key}" if self.output_kms_key else ""),
+            "  network      " + ", ".join(filter(None, [
+                f"VPC subnets {list(self.subnets)} security groups {list(self.security_groups)}" if self.subnets else "no VPC",
+                "network isolation" if self.network_isolation else "",
+                "inter-node encryption" if self.encrypt_inter_node else "",
+            ])),
+            f"  cost         {self.cost.line()}",
+        ]
+        if self.tags:
+            lines.append("  tags         " + ", ".join(f"{k}={v}" for k, v in self.tags.items()))
+        lines += [f"  note         {n}" for n in self.notes]
+        return lines
+
+
+def parse_duration(value: Any, name: str) -> int:
+    """Seconds from 3600, "90m", "4h", "2d" or "1h30m"."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}={value!r} is not a duration. Fix: seconds (7200) or text ('2h', '90m').")
+    if isinstance(value, (int, float)):
+        seconds = int(value)
+    elif isinstance(value, str) and re.fullmatch(r"\s*(\d+\s*[dhms]\s*)+", value):
+        units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+        seconds = sum(int(n) * units[u] for n, u in re.findall(r"(\d+)\s*([dhms])", value))
+    else:
+        raise ConfigError(f"{name}={value!r} is not a duration. Fix: seconds (7200) or text ('2h', '90m', '1d').")
+    if not 0 < seconds <= MAX_RUN_LIMIT:
+        raise ConfigError(f"{name}={value!r} is {seconds}s; SageMaker allows 1s to 28 days. Fix: a duration in that range.")
+    return seconds
+
+
+def _human(seconds: int | None) -> str:
+    if not seconds:
+        return "-"
+    h, rest = divmod(seconds, 3600)
+    return f"{h}h{rest // 60:02d}m" if rest else f"{h}h"
+
+
+def check_no_secrets(values: Mapping[str, str], where: str) -> None:
+    """Refuse values that SageMaker would record in plain text and that look like secrets."""
+    for key, value in values.items():
+        if SECRET_NAME.search(key) or SECRET_VALUE.search(str(value)):
+            raise ConfigError(
+                f"{where} {key!r} looks like a secret; SageMaker records {where}s in plain text (DescribeTrainingJob, "
+                "the console, logs). Fix: keep tokens out of the job: use a public model, give the model as an S3 "
+                "folder (.model('s3://...')), or read the secret in the script from AWS Secrets Manager."
+            )
+
+
+def job_fingerprint(job: Job, hyperparameters: Mapping[str, str]) -> str:
+    """Stable across launches of the same Job: the checkpoint prefix, so a relaunch resumes."""
+    data = json.dumps({"data": repr(job.dataset), "hp": dict(hyperparameters)}, sort_keys=True)
+    return hashlib.sha256(data.encode()).hexdigest()[:10]
+
+
+def sagemaker_spec(job: Job, *, instance: str, nodes: int, hyperparameters: Mapping[str, str], job_name: str,
+                   **options: Any) -> tuple[SageMakerSpec, int]:
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ConfigError(f"unknown option {unknown[0]!r}{did_you_mean(unknown[0], OPTIONS)} Known: {', '.join(OPTIONS)}.")
+    inst = lookup(instance)
+    pair = images.choose(inst, options.get("transformers_version"))
+    region = options.get("region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+    spot = bool(options.get("spot", False))
+    max_run = parse_duration(options.get("max_run", DEFAULT_MAX_RUN), "max_run")
+    max_wait = None
+    if options.get("max_wait") is not None:
+        if not spot:
+            raise ConfigError(f"max_wait={options['max_wait']!r} applies to spot jobs only. Fix: .fit(..., spot=True) or drop max_wait.")
+        max_wait = parse_duration(options["max_wait"], "max_wait")
+        if max_wait < max_run:
+            raise ConfigError(
+                f"spot=True needs max_wait >= max_run; got max_wait={max_wait}s, max_run={max_run}s. "
+                f"Fix: .fit(..., max_wait=\"{_human(max_run * 2)}\") or spot=False."
+            )
+    elif spot:
+        max_wait = min(2 * max_run, MAX_RUN_LIMIT)
+        if max_wait < max_run:
+            raise ConfigError(f"spot=True needs room to wait for capacity, but max_run={max_run}s leaves none below "
+                              "SageMaker's 28-day ceiling. Fix: a shorter max_run.")
+
+    volume = options.get("volume_size", 30)
+    if isinstance(volume, bool) or not isinstance(volume, int) or not 1 <= volume <= 16384:
+        raise ConfigError(f"volume_size={volume!r} must be whole GB in 1..16384. Fix: .fit(..., volume_size=50).")
+
+    tags = dict(options.get("tags") or {})
+    bad_tags = {k: v for k, v in tags.items() if not isinstance(k, str) or not isinstance(v, str) or not k}
+    if bad_tags:
+        raise ConfigError(f"tags must map strings to strings; got {bad_tags!r}. Fix: tags={{'team': 'nlp'}}.")
+    tags.setdefault("sagefinetune:job", job_name)
+
+    environment = {str(k): str(v) for k, v in (options.get("environment") or {}).items()}
+    check_no_secrets(environment, "environment variable")
+    check_no_secrets(hyperparameters, "hyperparameter")
+
+    subnets = tuple(options.get("subnets") or ())
+    groups = tuple(options.get("security_groups") or ())
+    if bool(subnets) != bool(groups):
+        raise ConfigError(f"a VPC needs both subnets and security_groups; got subnets={list(subnets)}, "
+                          f"security_groups={list(groups)}. Fix: give both, or neither.")
+    isolation = bool(options.get("network_isolation", False))
+    notes = []
+    model_channel = job.model_id.startswith("s3://")
+    if isolation and not model_channel:
+        raise ConfigError(
+            f"network_isolation=True: the job cannot download {job.model_id!r} from the Hub. "
+            "Fix: put the model folder in S3 and use .model('s3://bucket/path/'), or network_isolation=False."
+        )
+    if isolation:
+        notes.append("network isolation: nothing is pip-installed; the image's own evaluate and scikit-learn are used")
+    if options.get("encrypt_inter_node") and nodes == 1:
+        notes.append("encrypt_inter_node has no effect with one node")
+
+    bucket = options.get("bucket")
+    prefix = str(options.get("prefix") or DEFAULT_PREFIX).strip("/")
+    root = f"s3://{bucket}/{prefix}" if bucket else f"s3://<default bucket>/{prefix}"
+    if job.dataset.is_remote:
+        channels = {k: v for k, v in job.dataset.source.kwargs}
+    else:
+        channels = {"train/test": f"{root}/data/<content hash>/ (uploaded at fit, once per content)"}
+    if model_channel:
+        channels["model"] = job.model_id
+    checkpoint = options.get("checkpoint_s3") or f"{root}/checkpoints/{job_name}-{job_fingerprint(job, hyperparameters)}"
+    if not str(checkpoint).startswith("s3://"):
+        raise ConfigError(f"checkpoint_s3={checkpoint!r} must be an s3:// URI.")
+
+    processes = inst.gpus
+    price = float(options.get("price_per_hour") or inst.price_per_hour)
+    source = "price_per_hour given" if options.get("price_per_hour") else PRICE_SOURCE
+    cost = CostEstimate(price, nodes, price * nodes, price * nodes * max_run / 3600,
+                        price * nodes * SPOT_FACTOR if spot else None, source)
+    spec = SageMakerSpec(
+        region=region, training_image=images.uri(pair, region), inference_image=images.uri(pair, region, "inference", "gpu"),
+        image_versions=pair.label, gpus_per_node=inst.gpus, gpu=inst.gpu,
+        precision="bf16" if inst.bf16 else "fp16", distribution="torchrun" if processes * nodes > 1 else None,
+        channels=MappingProxyType(channels), spot=spot, max_run=max_run, max_wait=max_wait, checkpoint_s3=str(checkpoint),
+        volume_size=volume, tags=MappingProxyType(tags), role=options.get("role"), bucket=bucket, prefix=prefix,
+        subnets=subnets, security_groups=groups, network_isolation=isolation,
+        volume_kms_key=options.get("volume_kms_key"), output_kms_key=options.get("output_kms_key"),
+        encrypt_inter_node=bool(options.get("encrypt_inter_node", False)),
+        environment=MappingProxyType(environment), install_requirements=not isolation, cost=cost, notes=tuple(notes),
+    )
+    return spec, processes
