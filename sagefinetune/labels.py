@@ -100,7 +100,7 @@ class LabelMap:
         """Build a label map from the values found in the data (sorted), or from a ClassLabel's names."""
         if class_names:
             return cls.names(list(class_names))
-        seen = set()
+        seen: set[Any] = set()
         multi = False
         for v in values:
             if isinstance(v, (list, tuple)):
@@ -167,17 +167,21 @@ class LabelMap:
             return self.mapping[int(value)]
         return None
 
+    def encode_multi(self, value: Any) -> list[float]:
+        """The multi-hot vector of a row's labels (a list of raw values or names)."""
+        items = value if isinstance(value, (list, tuple)) else [value]
+        hot = [0.0] * self.num_labels
+        for item in items:
+            name = self._lookup(item)
+            if name is None:
+                raise LabelError(f"label value {item!r} is not in the label map {self._short()}.")
+            hot[self.label2id[name]] = 1.0
+        return hot
+
     def encode(self, value: Any) -> int | list[float]:
         """Class id of a raw value (single-label) or a multi-hot vector (multi-label)."""
         if self.is_multi_label:
-            items = value if isinstance(value, (list, tuple)) else [value]
-            hot = [0.0] * self.num_labels
-            for item in items:
-                name = self._lookup(item)
-                if name is None:
-                    raise LabelError(f"label value {item!r} is not in the label map {self._short()}.")
-                hot[self.label2id[name]] = 1.0
-            return hot
+            return self.encode_multi(value)
         name = self._lookup(value)
         if name is None:
             raise LabelError(f"label value {value!r} is not in the label map {self._short()}.")
@@ -202,7 +206,7 @@ class LabelMap:
     def _short(self) -> str:
         keys = [k for k in self.mapping if not (isinstance(k, str) and k in self.names_)] or list(self.mapping)
         if keys and all(isinstance(k, int) and not isinstance(k, bool) for k in keys):
-            ks = sorted(keys)  # type: ignore[type-var]
+            ks: list[int] = sorted(k for k in keys if isinstance(k, int))
             if ks == list(range(ks[0], ks[-1] + 1)) and len(ks) > 2:
                 return f"{{{ks[0]}..{ks[-1]}}}"
         return "{" + ", ".join(repr(k) for k in keys[:12]) + (", ..." if len(keys) > 12 else "") + "}"

@@ -150,7 +150,7 @@ def make_plan(job: Job, *, instance: str = "local", nodes: int = 1, **options: A
         raise ConfigError(f"instance must be 'local' or a SageMaker instance type; got {instance!r}.")
     hyperparameters = render_hyperparameters(job)
     name = check_job_name(options.pop("job_name", None) or job_name(job))
-    common = dict(
+    common: dict[str, Any] = dict(
         job_name=name,
         model=job.model_id,
         dataset=repr(job.dataset),

@@ -45,7 +45,7 @@ class Predictor:
 
     @property
     def labels(self) -> list[str]:
-        cfg = self._pipe.model.config
+        cfg: Any = self._pipe.model.config
         return [cfg.id2label[i] for i in range(cfg.num_labels)]
 
     def predict(self, texts: Sequence[TextInput] | TextInput, *, all_scores: bool = False) -> list[Any]:
@@ -67,11 +67,10 @@ class Predictor:
                                   "top_k": None}
         if self.multi_label:
             kwargs["function_to_apply"] = "sigmoid"
-        outputs = self._pipe(inputs, **kwargs)
+        outputs: list[Any] = self._pipe(inputs, **kwargs)  # type: ignore[arg-type]
         results: list[Any] = []
-        for scores in outputs:
-            scores = sorted(scores, key=lambda s: -s["score"])
-            scores = [{"label": s["label"], "score": float(s["score"])} for s in scores]
+        for raw in outputs:
+            scores = [{"label": s["label"], "score": float(s["score"])} for s in sorted(raw, key=lambda s: -s["score"])]
             if self.multi_label:
                 results.append(scores if all_scores else [s for s in scores if s["score"] >= self.threshold])
             else:

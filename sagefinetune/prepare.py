@@ -115,7 +115,7 @@ def _prepare(job: Job) -> Prepared:
 
     def encode(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         if label_map.is_multi_label:
-            return {LABEL: [[i for i, on in enumerate(label_map.encode(v)) if on] for v in batch[LABEL]]}
+            return {LABEL: [[i for i, on in enumerate(label_map.encode_multi(v)) if on] for v in batch[LABEL]]}
         return {LABEL: [label_map.encode(v) for v in batch[LABEL]]}
 
     label_type = datasets.Sequence(datasets.Value("int64")) if label_map.is_multi_label else datasets.Value("int64")

@@ -72,9 +72,8 @@ class LocalBackend:
     """Runs a plan's entry point in a subprocess and returns a :class:`~sagefinetune.TrainingRun`."""
 
     def fit(self, job: Job, plan: TrainingPlan, *, run_dir: str | Path | None = None, progress: bool = True) -> TrainingRun:
-        from ..run import TrainingRun
-
         from ..plan import launch_name
+        from ..run import TrainingRun
 
         run_dir = Path(run_dir) if run_dir is not None else Path("sft-runs") / launch_name(plan.job_name)
         run_dir = run_dir.resolve()

@@ -290,7 +290,7 @@ class SageMakerBackend:
         resources = d.get("ResourceConfig") or {}
         instance, nodes = resources.get("InstanceType"), int(resources.get("InstanceCount") or 1)
         try:
-            price = lookup(instance).price_per_hour
+            price = lookup(str(instance)).price_per_hour
         except ConfigError:
             return Cost(0.0, source=f"no price known for {instance}")
         billable = float(d.get("BillableTimeInSeconds") or 0)

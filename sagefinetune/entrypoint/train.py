@@ -158,7 +158,7 @@ def encode_labels(ds: Any, hp: dict[str, Any], names: list[str], multi: bool) ->
         return value
 
     def encode(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        out = []
+        out: list[Any] = []
         for value in batch[hp["label_column"]]:
             if multi:
                 hot = [0.0] * len(names)
@@ -323,14 +323,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if multi and tokenized.get("validation") is not None:
         out = trainer.predict(tokenized["validation"], metric_key_prefix="validation")
         logits = out.predictions[0] if isinstance(out.predictions, tuple) else out.predictions
-        threshold["value"] = best_threshold(1 / (1 + np.exp(-logits)), out.label_ids.astype(int))
+        threshold["value"] = best_threshold(1 / (1 + np.exp(-logits)), np.asarray(out.label_ids).astype(int))
         log(f"multi-label threshold chosen on the validation split: {threshold['value']}")
 
     final = trainer.predict(test_ds, metric_key_prefix="eval") if test_ds is not None else None
     metrics: dict[str, float] = {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))}
     metrics["train_global_step"] = float(trainer.state.global_step)
     if final is not None:
-        final_metrics = {k: float(v) for k, v in final.metrics.items() if isinstance(v, (int, float))}
+        final_metrics = {k: float(v) for k, v in (final.metrics or {}).items() if isinstance(v, (int, float))}
         metrics.update(final_metrics)
         if multi:
             metrics["eval_threshold"] = threshold["value"]
@@ -366,7 +366,7 @@ def write_outputs(trainer: Any, final: Any, names: list[str], multi: bool, thres
         return
     os.makedirs(where.output_dir, exist_ok=True)
     logits = final.predictions[0] if isinstance(final.predictions, tuple) else final.predictions
-    refs = final.label_ids.astype(int)
+    refs = np.asarray(final.label_ids).astype(int)
     if multi:
         preds = (1 / (1 + np.exp(-logits)) >= threshold).astype(int)
         matrix = multilabel_confusion_matrix(refs, preds).tolist()
