@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 MAX_RUN_LIMIT = 28 * 24 * 3600  # SageMaker's ceiling for MaxRuntimeInSeconds
 DEFAULT_MAX_RUN = 24 * 3600
 DEFAULT_PREFIX = "sagefinetune"
+DEFAULT_BUCKET = "<default bucket>"  # placeholders the backend fills in at fit, when they are known
+DATA_HASH = "<data hash>"
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 OPTIONS = (
     "spot", "max_run", "max_wait", "checkpoint_s3", "volume_size", "tags", "role", "region", "bucket", "prefix",
@@ -150,8 +152,8 @@ def check_no_secrets(values: Mapping[str, str], where: str) -> None:
 
 
 def job_fingerprint(job: Job, hyperparameters: Mapping[str, str]) -> str:
-    """Stable across launches of the same Job: the checkpoint prefix, so a relaunch resumes."""
-    data = json.dumps({"data": repr(job.dataset), "hp": dict(hyperparameters)}, sort_keys=True)
+    """Stable across launches of the same Job's settings; the rows' own hash is added at fit."""
+    data = json.dumps({"hp": dict(hyperparameters), "model": job.model_id}, sort_keys=True)
     return hashlib.sha256(data.encode()).hexdigest()[:10]
 
 
@@ -216,14 +218,16 @@ def sagemaker_spec(job: Job, *, instance: str, nodes: int, hyperparameters: Mapp
 
     bucket = options.get("bucket")
     prefix = str(options.get("prefix") or DEFAULT_PREFIX).strip("/")
-    root = f"s3://{bucket}/{prefix}" if bucket else f"s3://<default bucket>/{prefix}"
+    root = f"s3://{bucket or DEFAULT_BUCKET}/{prefix}"
     if job.dataset.is_remote:
         channels = {k: v for k, v in job.dataset.source.kwargs}
     else:
         channels = {"train/test": f"{root}/data/<content hash>/ (uploaded at fit, once per content)"}
     if model_channel:
         channels["model"] = job.model_id
-    checkpoint = options.get("checkpoint_s3") or f"{root}/checkpoints/{job_name}-{job_fingerprint(job, hyperparameters)}"
+    # the same Job on the same rows resumes from its checkpoints when launched again; anything else starts fresh
+    checkpoint = (options.get("checkpoint_s3")
+                  or f"{root}/checkpoints/{job_name}-{job_fingerprint(job, hyperparameters)}/{DATA_HASH}/")
     if not str(checkpoint).startswith("s3://"):
         raise ConfigError(f"checkpoint_s3={checkpoint!r} must be an s3:// URI.")
 

@@ -77,6 +77,19 @@ def test_plan_shows_everything_and_is_deterministic():
     assert again.to_dict() == plan.to_dict()
 
 
+def test_checkpoints_resume_only_the_same_job_on_the_same_rows(moto):
+    def checkpoint(j):
+        fit(moto, j)
+        return moto.sent["CreateTrainingJob"][-1]["CheckpointConfig"]["S3Uri"]
+
+    first = checkpoint(job())
+    assert checkpoint(job()) == first  # relaunch: resumes
+    other_rows = sft.Job.from_dataset(sft.Dataset.example("bbc_news").sample(train=60, test=20, seed=2)).hyperparameters(
+        epochs=1, batch_size=16, learning_rate=2.4e-05)
+    assert checkpoint(other_rows) != first
+    assert checkpoint(job(epochs=2)) != first
+
+
 def test_checkpoint_prefix_is_stable_for_the_same_job_and_differs_for_another():
     a = job().plan(instance="ml.g5.xlarge", bucket="b").sagemaker.checkpoint_s3
     assert a == job().plan(instance="ml.g5.xlarge", bucket="b").sagemaker.checkpoint_s3
@@ -128,8 +141,11 @@ def test_training_job_request_is_what_we_planned(moto, monkeypatch):
     assert request["ResourceConfig"] == {"InstanceType": "ml.p3.16xlarge", "InstanceCount": 2, "VolumeSizeInGB": 50}
     assert request["EnableManagedSpotTraining"] is True
     assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 7200, "MaxWaitTimeInSeconds": 14400}
-    assert request["CheckpointConfig"] == {"S3Uri": plan.sagemaker.checkpoint_s3, "LocalPath": "/opt/ml/checkpoints"}
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]}
+    data_hash = channels["train"].split("/data/")[1].split("/")[0]
+    assert plan.sagemaker.checkpoint_s3.endswith("/<data hash>/")
+    assert request["CheckpointConfig"] == {"S3Uri": plan.sagemaker.checkpoint_s3.replace("<data hash>", data_hash),
+                                           "LocalPath": "/opt/ml/checkpoints"}
     assert set(channels) == {"train", "test", "code", "sm_drivers"}
     assert re.fullmatch(r"s3://sft-test-bucket/sagefinetune/data/[0-9a-f]{16}/train/", channels["train"])
     sent_metrics = {m["Name"]: m["Regex"] for m in request["AlgorithmSpecification"]["MetricDefinitions"]}

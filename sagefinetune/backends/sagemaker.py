@@ -7,6 +7,8 @@ plan checks (pure) -> credentials, region, role -> data read and labels checked 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import sys
@@ -22,6 +24,7 @@ from .._deps import require
 from ..entrypoint import contract
 from ..errors import AWSError, ConfigError, CredentialsError, TrainingError
 from ..instances import lookup
+from ..sagemaker_plan import DATA_HASH, DEFAULT_BUCKET
 
 if TYPE_CHECKING:
     from ..job import Job
@@ -130,6 +133,8 @@ class SageMakerBackend:
                 raise ConfigError("from_s3 data needs the class names. Fix: .map_labels({...}) or "
                                   "map_labels(LabelMap.names([...])).")
             channels = {k: v for k, v in job.dataset.source.kwargs}
+            data_hash = hashlib.sha256(json.dumps(channels, sort_keys=True).encode()).hexdigest()[:16]
+            bucket = spec.bucket or sm_session.default_bucket()
         else:
             prepared = job.prepare()  # reads the rows, checks columns and labels: before any upload
             hyperparameters.setdefault("labels", contract.render_hyperparameter(list(prepared.label_map.names_)))
@@ -138,16 +143,19 @@ class SageMakerBackend:
                 hyperparameters.setdefault("text_pair_column", "text_pair")
             bucket = spec.bucket or sm_session.default_bucket()
             self.check_bucket(bucket)
+            data_hash = prepared.fingerprint()
             channels = self.upload_channels(prepared, bucket, spec.prefix, progress=progress)
         if job.model_id.startswith("s3://"):
             channels["model"] = job.model_id
+        checkpoint = spec.checkpoint_s3.replace(DEFAULT_BUCKET, bucket).replace(DATA_HASH, data_hash)
 
-        trainer = self._model_trainer(plan, sm_session, role, hyperparameters)
         from sagemaker.core.training.configs import InputData
 
         inputs = [InputData(channel_name=name, data_source=uri) for name, uri in channels.items()]
-        with aws_errors("CreateTrainingJob"):
-            trainer.train(input_data_config=inputs, wait=False, logs=False)
+        with tempfile.TemporaryDirectory(prefix="sagefinetune-src-") as source_dir:
+            trainer = self._model_trainer(plan, sm_session, role, hyperparameters, bucket, checkpoint, source_dir)
+            with aws_errors("CreateTrainingJob"):
+                trainer.train(input_data_config=inputs, wait=False, logs=False)
         name = trainer._latest_training_job.training_job_name
         _say(f"launched SageMaker training job {name} ({plan.nodes} x {plan.instance}"
              f"{', spot' if spot_of(plan) else ''}) in {self.region}", progress)
@@ -205,8 +213,9 @@ class SageMakerBackend:
             raise AWSError(f"HeadObject s3://{bucket}/{key} failed: {exc}", operation="HeadObject") from exc
         return int(head.get("ContentLength", -1)) == size
 
-    def _source_dir(self, install_requirements: bool) -> str:
-        staged = tempfile.mkdtemp(prefix="sagefinetune-src-")
+    @staticmethod
+    def _stage_source(staged: str, install_requirements: bool) -> str:
+        """Copy the entry point's files (and its requirements, unless nothing may be installed) into ``staged``."""
         for rel in SOURCE_FILES:
             target = Path(staged) / rel
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -215,7 +224,8 @@ class SageMakerBackend:
             shutil.copy2(ENTRYPOINT_DIR / "requirements.txt", Path(staged) / "requirements.txt")
         return staged
 
-    def _model_trainer(self, plan: TrainingPlan, sm_session: Any, role: str, hyperparameters: dict[str, str]) -> Any:
+    def _model_trainer(self, plan: TrainingPlan, sm_session: Any, role: str, hyperparameters: dict[str, str],
+                       bucket: str, checkpoint: str, source_dir: str) -> Any:
         from sagemaker.core.shapes import MetricDefinition
         from sagemaker.core.training.configs import (
             CheckpointConfig,
@@ -230,13 +240,12 @@ class SageMakerBackend:
 
         spec = plan.sagemaker
         assert spec is not None
-        bucket = spec.bucket or sm_session.default_bucket()
         networking = None
         if spec.subnets or spec.network_isolation or spec.encrypt_inter_node:
             networking = Networking(subnets=list(spec.subnets) or None, security_group_ids=list(spec.security_groups) or None,
                                     enable_network_isolation=spec.network_isolation,
                                     enable_inter_container_traffic_encryption=spec.encrypt_inter_node)
-        source = SourceCode(source_dir=self._source_dir(spec.install_requirements), entry_script="train.py",
+        source = SourceCode(source_dir=self._stage_source(source_dir, spec.install_requirements), entry_script="train.py",
                             requirements="requirements.txt" if spec.install_requirements else None,
                             ignore_patterns=["__pycache__", "*.pyc"])
         trainer = ModelTrainer(
@@ -253,7 +262,7 @@ class SageMakerBackend:
                                                  max_wait_time_in_seconds=spec.max_wait),
             output_data_config=OutputDataConfig(s3_output_path=f"s3://{bucket}/{spec.prefix}/output",
                                                 kms_key_id=spec.output_kms_key),
-            checkpoint_config=CheckpointConfig(s3_uri=spec.checkpoint_s3, local_path="/opt/ml/checkpoints"),
+            checkpoint_config=CheckpointConfig(s3_uri=checkpoint, local_path="/opt/ml/checkpoints"),
             hyperparameters=hyperparameters,
             environment=dict(spec.environment),
             tags=[{"key": k, "value": v} for k, v in spec.tags.items()],
