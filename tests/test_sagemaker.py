@@ -180,7 +180,28 @@ def test_the_same_job_uploads_its_data_once(moto):
     assert len([p for p in moto.sent["PutObject"] if "/data/" in p["Key"]]) == 2  # other rows: a new prefix
 
 
+def put_corp_data(moto, columns="body,stars"):
+    s3 = moto.session().client("s3")
+    s3.create_bucket(Bucket="corp-data")
+    for split in ("train", "test"):
+        s3.put_object(Bucket="corp-data", Key=f"reviews/{split}/part-0.csv", Body=f"{columns}\ngreat film,5\nawful,1\n".encode())
+    moto.sent.clear()
+
+
+def test_from_s3_columns_are_checked_before_launch(moto):
+    put_corp_data(moto, columns="review,stars")
+    data = sft.Dataset.from_s3(train="s3://corp-data/reviews/train/", test="s3://corp-data/reviews/test/").columns(
+        text="body", label="stars")
+    with pytest.raises(sft.ColumnError, match="'body' is not in s3://corp-data/reviews/.*its columns are \\['review', 'stars'\\]"):
+        fit(moto, sft.Job.from_dataset(data).map_labels({1: "negative", 5: "positive"}), nodes=1, instance="ml.g5.xlarge")
+    with pytest.raises(sft.DataError, match="holds no .jsonl"):
+        fit(moto, sft.Job.from_dataset(sft.Dataset.from_s3(train="s3://corp-data/nothing/")).map_labels({1: "n", 5: "p"}),
+            nodes=1, instance="ml.g5.xlarge")
+    assert "CreateTrainingJob" not in moto.sent
+
+
 def test_from_s3_channels_are_passed_through(moto):
+    put_corp_data(moto)
     data = sft.Dataset.from_s3(train="s3://corp-data/reviews/train/", test="s3://corp-data/reviews/test/").columns(
         text="body", label="stars")
     j = sft.Job.from_dataset(data).map_labels({1: "negative", 5: "positive"})

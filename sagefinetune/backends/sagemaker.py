@@ -105,6 +105,39 @@ class SageMakerBackend:
             raise CredentialsError(f"role {found!r} is not an IAM role ARN. Fix: 'arn:aws:iam::<account>:role/<name>'.")
         return found
 
+    def check_remote_columns(self, split: str, uri: str, dataset: Any) -> None:
+        """A from_s3 channel must hold data files with the named columns: read the first file's header, not the rows."""
+        from ..errors import ColumnError, DataError
+
+        bucket, _, prefix = uri[len("s3://"):].partition("/")
+        s3 = self.client("s3")
+        with aws_errors(f"ListObjectsV2 {uri}"):
+            listing = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1000)
+        files = [o["Key"] for o in listing.get("Contents", []) if o["Key"].endswith((".jsonl", ".json", ".csv", ".parquet"))]
+        if not files:
+            raise DataError(f"the {split} channel {uri} holds no .jsonl, .json, .csv or .parquet files. "
+                            "Fix: check the prefix, or upload the split there.")
+        key = sorted(files)[0]
+        if key.endswith(".parquet"):
+            return  # the schema sits in the footer; the entry point checks it
+        with aws_errors(f"GetObject s3://{bucket}/{key}"):
+            head = s3.get_object(Bucket=bucket, Key=key, Range="bytes=0-65535")["Body"].read().decode("utf-8", "replace")
+        first = head.splitlines()[0] if head else ""
+        if key.endswith(".csv"):
+            import csv
+
+            columns = next(csv.reader([first]), [])
+        else:
+            try:
+                columns = list(json.loads(first))
+            except ValueError:
+                return  # a JSON array file or a line longer than the range: the entry point checks it
+        wanted = {"text": dataset.text, "label": dataset.label, **({"text_pair": dataset.text_pair} if dataset.text_pair else {})}
+        for role, column in wanted.items():
+            if column not in columns:
+                raise ColumnError(f"the {role} column {column!r} is not in s3://{bucket}/{key} ({split} channel); "
+                                  f"its columns are {columns}. Fix: .columns({role}=<one of those>).")
+
     def check_bucket(self, bucket: str) -> None:
         from botocore.exceptions import ClientError
 
@@ -133,6 +166,8 @@ class SageMakerBackend:
                 raise ConfigError("from_s3 data needs the class names. Fix: .map_labels({...}) or "
                                   "map_labels(LabelMap.names([...])).")
             channels = {k: v for k, v in job.dataset.source.kwargs}
+            for split, uri in channels.items():
+                self.check_remote_columns(split, uri, job.dataset)
             data_hash = hashlib.sha256(json.dumps(channels, sort_keys=True).encode()).hexdigest()[:16]
             bucket = spec.bucket or sm_session.default_bucket()
         else:
