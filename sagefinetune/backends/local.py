@@ -69,7 +69,15 @@ def environment(run_dir: Path, channels: dict[str, Path], plan: TrainingPlan) ->
 
 
 class LocalBackend:
-    """Runs a plan's entry point in a subprocess and returns a :class:`~sagefinetune.TrainingRun`."""
+    """Runs a plan's entry point in a subprocess and returns a :class:`~sagefinetune.TrainingRun`.
+
+    Args:
+        python: the interpreter that runs the entry point (default: this one). Another environment's Python runs
+            the same script on that environment's packages, e.g. the transformers version of a SageMaker image.
+    """
+
+    def __init__(self, python: str = sys.executable) -> None:
+        self.python = python
 
     def fit(self, job: Job, plan: TrainingPlan, *, run_dir: str | Path | None = None, progress: bool = True) -> TrainingRun:
         from ..plan import launch_name
@@ -95,7 +103,7 @@ class LocalBackend:
         (run_dir / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2))
         record = {**plan.to_dict(), "data_fingerprint": prepared.fingerprint()}
         (run_dir / "plan.json").write_text(json.dumps(record, indent=2, default=str))
-        self._run(command(plan), environment(run_dir, channels, plan), run_dir, plan.job_name, progress)
+        self._run(command(plan, self.python), environment(run_dir, channels, plan), run_dir, plan.job_name, progress)
         return TrainingRun.from_run_dir(run_dir, plan)
 
     def _run(self, cmd: list[str], env: dict[str, str], run_dir: Path, name: str, progress: bool) -> None:

@@ -1,0 +1,30 @@
+"""The entry point on the transformers of the SageMaker V100 image (4.56.2), not only on the installed 5.x.
+
+CI builds that environment (.ci/run) and names its Python in SFT_COMPAT_PYTHON; elsewhere this test is skipped.
+"""
+
+import json
+import os
+import subprocess
+
+import pytest
+from conftest import small_job
+
+from sagefinetune.backends.local import LocalBackend
+
+COMPAT = os.environ.get("SFT_COMPAT_PYTHON")
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not COMPAT, reason="SFT_COMPAT_PYTHON is not set (CI sets it)")]
+
+
+def test_entry_point_trains_on_transformers_4_56(tmp_path):
+    version = subprocess.run([COMPAT, "-c", "import transformers; print(transformers.__version__)"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert version == "4.56.2"
+    job = small_job()
+    run = LocalBackend(python=COMPAT).fit(job, job.plan(), run_dir=tmp_path / "tf456", progress=False)
+    assert "transformers 4.56.2" in run.log_path.read_text()
+    assert run.metrics["train_global_step"] == 75 and run.metrics["eval_accuracy"] > 0.7
+    config = json.loads((run.model_dir / "config.json").read_text())
+    assert config["id2label"]["3"] == "sports" and config["problem_type"] == "single_label_classification"
+    assert not any(p.name.startswith("checkpoint") for p in run.model_dir.iterdir())
