@@ -91,3 +91,19 @@ def test_all_lists_exactly_the_lazy_exports():
     assert sorted(sagefinetune.__all__) == sorted(sagefinetune._EXPORTS)
     for name in sagefinetune.__all__:
         assert getattr(sagefinetune, name).__name__ == name
+
+
+
+def test_a_missing_dependency_names_what_to_install(monkeypatch):
+    import importlib.util
+
+    from sagefinetune import MissingDependencyError
+    from sagefinetune._deps import require
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("matplotlib", "torch") else real(name, *a))
+    with pytest.raises(MissingDependencyError, match=r"to plot.*pip install 'sagefinetune\[plot\]'") as err:
+        require("matplotlib", "plot")
+    assert isinstance(err.value, ImportError)
+    with pytest.raises(MissingDependencyError, match="pip install 'torch'"):
+        require("torch", "train")
