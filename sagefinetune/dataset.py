@@ -318,14 +318,18 @@ class Dataset:
 
     # ---- looking at it --------------------------------------------------------------------------------
     def label_counts(self) -> dict[str, dict[Any, int]]:
-        """``{split: {label value: row count}}`` after columns, splitting and sampling."""
+        """``{split: {label: row count}}`` after columns, splitting and sampling; a ClassLabel column counts by name."""
+        import datasets
+
         dd = self.load()
         out: dict[str, dict[Any, int]] = {}
         for split, part in dd.items():
+            feature = part.features[LABEL]
+            name = feature.int2str if isinstance(feature, datasets.ClassLabel) else (lambda v: v)
             counts: Counter[Any] = Counter()
             for v in part[LABEL]:
-                counts.update(v if isinstance(v, list) else [v])
-            out[split] = dict(sorted(counts.items(), key=lambda kv: repr(kv[0]) if not isinstance(kv[0], (int, float)) else f"{kv[0]:020.6f}"))
+                counts.update(name(x) for x in (v if isinstance(v, list) else [v]))
+            out[split] = dict(sorted(counts.items(), key=lambda kv: _value_order(kv[0])))
         return out
 
     def plot_labels(self, path: str | Path | None = None, *, title: str | None = None) -> Any:
@@ -345,7 +349,7 @@ class Dataset:
         import matplotlib.pyplot as plt
 
         counts = self.label_counts()
-        labels = sorted({k for c in counts.values() for k in c}, key=repr)
+        labels = sorted({k for c in counts.values() for k in c}, key=_value_order)
         fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(labels) * len(counts)), 3.5))
         width = 0.8 / max(1, len(counts))
         for i, (split, c) in enumerate(counts.items()):
@@ -381,6 +385,13 @@ def _ro(mapping: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     from types import MappingProxyType
 
     return None if mapping is None else MappingProxyType(dict(mapping))
+
+
+def _value_order(value: Any) -> tuple[int, Any]:
+    """Numbers in numeric order, then everything else by its text."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, value)
+    return (1, str(value))
 
 
 def _paths(value: Any) -> list[str]:

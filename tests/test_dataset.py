@@ -129,6 +129,7 @@ def test_label_counts_and_plot(tmp_path):
     ds = Dataset.example("bbc_news").sample(train=200, test=50, seed=0)
     counts = ds.label_counts()
     assert set(counts) == {"train", "test"} and sum(counts["train"].values()) == 200
+    assert list(counts["train"]) == ["business", "entertainment", "politics", "sports", "tech"]
     out = tmp_path / "labels.png"
     fig = ds.plot_labels(out)
     assert out.stat().st_size > 1000 and len(fig.axes[0].patches) == 10
@@ -137,3 +138,11 @@ def test_label_counts_and_plot(tmp_path):
 def test_repr_is_compact():
     ds = Dataset.from_hub("stanfordnlp/imdb").columns(text="text", label="label").sample(train=5, seed=1)
     assert repr(ds) == "Dataset<hub('stanfordnlp/imdb') text='text' label='label' sample(train=5, seed=1)>"
+
+
+def test_label_counts_of_raw_values_sort_numerically():
+    import pandas as pd
+
+    df = pd.DataFrame({"text": [f"t{i}" for i in range(30)], "label": [10, 2, 1] * 10})
+    counts = Dataset.from_pandas(df).split(test=0.2, seed=0).label_counts()
+    assert list(counts["train"]) == [1, 2, 10] and sum(counts["test"].values()) == 6
