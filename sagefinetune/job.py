@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,7 +89,7 @@ class Job:
         return dataclasses.replace(self, label_map=label_map)
 
     def model(self, name: str, **config: Any) -> Job:
-        """The model to fine-tune: a Hub id or a local folder.
+        """The model to fine-tune: a Hub id, a local folder, or (SageMaker) an ``s3://`` folder given as a channel.
 
         Keyword arguments override fields of the model config, e.g. ``num_hidden_layers=2`` to keep only the first
         two layers (a quick, smaller model) or ``hidden_dropout_prob=0.2``.
@@ -98,6 +99,11 @@ class Job:
         for key in ("num_labels", "id2label", "label2id", "problem_type"):
             if key in config:
                 raise ConfigError(f"model(..., {key}=...) is set from the label map. Fix: use .map_labels(...) instead.")
+        try:
+            json.dumps(config)
+        except TypeError as exc:
+            raise ConfigError(f"model config overrides travel as a JSON hyperparameter; {config!r} is not JSON ({exc}). "
+                              "Fix: pass numbers, strings, booleans, lists or dicts.") from None
         return dataclasses.replace(self, model_id=name, model_config=MappingProxyType(dict(config)))
 
     def hyperparameters(self, **values: Any) -> Job:

@@ -107,3 +107,8 @@ def test_a_missing_dependency_names_what_to_install(monkeypatch):
     assert isinstance(err.value, ImportError)
     with pytest.raises(MissingDependencyError, match="pip install 'torch'"):
         require("torch", "train")
+
+
+def test_model_config_overrides_must_be_json():
+    with pytest.raises(ConfigError, match="not JSON"):
+        base().model("org/m", initializer=object())
