@@ -128,9 +128,9 @@ class Dataset:
     def from_s3(cls, train: str, test: str | None = None, validation: str | None = None) -> Dataset:
         """Files already in S3, passed to SageMaker as channels without copying.
 
-        Each prefix holds CSV, JSON Lines or Parquet files with a ``text`` column (and ``text_pair``) and a
-        ``label`` column of class ids or class names; name the classes with ``Job.map_labels`` or
-        ``LabelMap.names``. Use ``.columns(...)`` when the columns are named otherwise.
+        Each prefix holds CSV, JSON Lines or Parquet files with a text column (and a second one for pairs) and a
+        label column; name them with ``.columns(...)``. The rows are not read before launch, so the classes must be
+        named with ``Job.map_labels``: raw values (``{1: "negative", 5: "positive"}``) are mapped inside the job.
         """
         uris = {"train": train, "test": test, "validation": validation}
         for split, uri in uris.items():

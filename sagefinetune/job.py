@@ -25,7 +25,7 @@ __all__ = ["Job"]
 #: Hyperparameters a user sets with Job.hyperparameters(); the rest are derived from the Job.
 USER_HYPERPARAMETERS = tuple(
     k for k in HYPERPARAMETERS if k not in ("model_name_or_path", "config_overrides", "labels", "problem_type",
-                                             "text_column", "text_pair_column", "label_column")
+                                             "label_mapping", "text_column", "text_pair_column", "label_column")
 )
 DEFAULT_HYPERPARAMETERS: Mapping[str, Any] = MappingProxyType({"epochs": 3, "batch_size": 32, "learning_rate": 5e-5, "max_length": 256})
 

@@ -125,9 +125,11 @@ def render_hyperparameters(job: Job) -> dict[str, str]:
         hp["problem_type"] = job.label_map.problem_type
     if job.dataset.text_pair:
         hp["text_pair_column"] = "text_pair"
-    if job.dataset.is_remote:  # from_s3 files keep their own column names
+    if job.dataset.is_remote:  # from_s3 files keep their own column names and raw label values
         hp["text_column"] = job.dataset.text
         hp["label_column"] = job.dataset.label
+        if job.label_map is not None:
+            hp["label_mapping"] = {str(k): v for k, v in job.label_map.mapping.items()}
         if job.dataset.text_pair:
             hp["text_pair_column"] = job.dataset.text_pair
     hp.update(job.hyperparameters_)

@@ -216,6 +216,9 @@ def sagemaker_spec(job: Job, *, instance: str, nodes: int, hyperparameters: Mapp
     if options.get("encrypt_inter_node") and nodes == 1:
         notes.append("encrypt_inter_node has no effect with one node")
 
+    if job.dataset.is_remote and job.label_map is None:
+        raise ConfigError("from_s3 data is not read before launch, so its classes must be named. "
+                          "Fix: .map_labels({raw value: name, ...}) or .map_labels(LabelMap.names([...])).")
     bucket = options.get("bucket")
     prefix = str(options.get("prefix") or DEFAULT_PREFIX).strip("/")
     root = f"s3://{bucket or DEFAULT_BUCKET}/{prefix}"

@@ -148,3 +148,10 @@ def test_half_written_checkpoints_are_skipped_and_removed(tmp_path):
     assert train.newest_complete_checkpoint(str(tmp_path)).endswith("checkpoint-20")
     assert not (tmp_path / "checkpoint-30").exists() and (tmp_path / "runs").exists()
     assert train.newest_complete_checkpoint(str(tmp_path / "missing")) is None
+
+
+def test_prepared_labels_are_ids_or_names():
+    encode = train.label_encoder(["neg", "pos"], {})
+    assert [encode(0), encode(1), encode("pos")] == [0, 1, 1]
+    with pytest.raises(ValueError, match="outside 0..1"):
+        encode(2)

@@ -12,7 +12,7 @@ import pytest
 
 import sagefinetune as sft
 from sagefinetune import images, instances
-from sagefinetune.entrypoint import contract
+from sagefinetune.entrypoint import contract, train
 
 
 def job(**hp):
@@ -113,13 +113,15 @@ def test_checkpoint_prefix_is_stable_for_the_same_job_and_differs_for_another():
     ({"environment": {"MODEL_AUTH": "hf_abcdefghijklmnopqrstuvwxyz012345"}}, sft.ConfigError, "looks like a secret"),
     ({"volume_size": 0}, sft.ConfigError, "volume_size=0"),
     ({"spto": True}, sft.ConfigError, "unknown option 'spto'; did you mean 'spot'"),
+    ({"data": "s3"}, sft.ConfigError, "from_s3 data is not read before launch, so its classes must be named"),
 ])
 def test_bad_inputs_fail_in_plan(options, error, message):
     options = dict(options)
     instance = options.pop("instance", "ml.p3.16xlarge")
     nodes = options.pop("nodes", 1)
+    j = sft.Job.from_dataset(sft.Dataset.from_s3(train="s3://b/train/")) if options.pop("data", None) else job()
     with pytest.raises(error, match=message):
-        job().plan(instance=instance, nodes=nodes, **options)
+        j.plan(instance=instance, nodes=nodes, **options)
 
 
 def test_metric_definitions_capture_exponents_exactly():
@@ -209,7 +211,13 @@ def test_from_s3_channels_are_passed_through(moto):
     request = moto.sent["CreateTrainingJob"][-1]
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]}
     assert channels["train"] == "s3://corp-data/reviews/train/" and channels["test"] == "s3://corp-data/reviews/test/"
-    assert request["HyperParameters"]["text_column"] == "body" and request["HyperParameters"]["label_column"] == "stars"
+    hp = contract.parse_hyperparameters(request["HyperParameters"])
+    assert hp["text_column"] == "body" and hp["label_column"] == "stars"
+    assert hp["label_mapping"] == {"1": "negative", "5": "positive"} and hp["labels"] == ["negative", "positive"]
+    encode = train.label_encoder(hp["labels"], hp["label_mapping"])
+    assert [encode(v) for v in (1, 5, 5.0, "1")] == [0, 1, 1, 0]  # star 1 is negative, not class id 1
+    with pytest.raises(ValueError, match="not in the label map"):
+        encode(3)
     assert not [p for p in moto.sent.get("PutObject", []) if "/data/" in p["Key"]]
 
 

@@ -162,9 +162,6 @@ class SageMakerBackend:
 
         hyperparameters = dict(plan.hyperparameters)
         if job.dataset.is_remote:
-            if "labels" not in hyperparameters:
-                raise ConfigError("from_s3 data needs the class names. Fix: .map_labels({...}) or "
-                                  "map_labels(LabelMap.names([...])).")
             channels = {k: v for k, v in job.dataset.source.kwargs}
             for split, uri in channels.items():
                 self.check_remote_columns(split, uri, job.dataset)

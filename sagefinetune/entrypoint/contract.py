@@ -78,6 +78,7 @@ HYPERPARAMETERS: dict[str, Param] = {
     "problem_type": Param(parse_str, "single_label_classification", "single_ or multi_label_classification",
                           lambda v: v in ("single_label_classification", "multi_label_classification"),
                           "single_label_classification or multi_label_classification"),
+    "label_mapping": Param(parse_json, {}, "raw label value (as text) -> class name, for files whose labels are raw"),
     "text_column": Param(parse_str, "text", "the text column in the channel files"),
     "text_pair_column": Param(parse_str, "", "the second text column for sentence pairs ('' for none)"),
     "label_column": Param(parse_str, "label", "the label column in the channel files"),

@@ -144,10 +144,16 @@ def load_channel(path: str) -> Any:
     raise SystemExit(f"channel {path} holds no .jsonl, .json, .parquet or .csv files")
 
 
-def encode_labels(ds: Any, hp: dict[str, Any], names: list[str], multi: bool) -> Any:
+def label_encoder(names: list[str], mapping: dict[str, str]) -> Any:
+    """value -> class id. Prepared channels hold ids (or names); raw files come with a raw-value -> name mapping."""
     label2id = {n: i for i, n in enumerate(names)}
 
     def one(value: Any) -> int:
+        if mapping:
+            key = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+            if key not in mapping:
+                raise ValueError(f"label value {value!r} is not in the label map {sorted(mapping)}")
+            return label2id[mapping[key]]
         if isinstance(value, str):
             if value not in label2id:
                 raise ValueError(f"label {value!r} is not one of {names}")
@@ -156,6 +162,12 @@ def encode_labels(ds: Any, hp: dict[str, Any], names: list[str], multi: bool) ->
         if not 0 <= value < len(names):
             raise ValueError(f"label id {value} is outside 0..{len(names) - 1}")
         return value
+
+    return one
+
+
+def encode_labels(ds: Any, hp: dict[str, Any], names: list[str], multi: bool) -> Any:
+    one = label_encoder(names, hp["label_mapping"])
 
     def encode(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         out: list[Any] = []
