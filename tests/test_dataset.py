@@ -146,3 +146,13 @@ def test_label_counts_of_raw_values_sort_numerically():
     df = pd.DataFrame({"text": [f"t{i}" for i in range(30)], "label": [10, 2, 1] * 10})
     counts = Dataset.from_pandas(df).split(test=0.2, seed=0).label_counts()
     assert list(counts["train"]) == [1, 2, 10] and sum(counts["test"].values()) == 6
+
+
+def test_empty_texts_stop_the_job_before_training():
+    import pandas as pd
+
+    from sagefinetune import Job
+
+    df = pd.DataFrame({"text": ["good", "", "bad", None, "fine", "meh"] * 5, "label": [1, 0] * 15})
+    with pytest.raises(DataError, match=r"row\(s\) of the (train|test) split have an empty text.*Fix:"):
+        Job.from_dataset(Dataset.from_pandas(df)).prepare()

@@ -257,12 +257,13 @@ def test_attach_gives_the_last_value_of_each_metric_series(moto):
     assert "1800 s x $28.1520/h x 2 node(s)" in str(attached.cost)
 
 
-def test_a_failed_job_raises_with_its_failure_reason(moto):
+@pytest.mark.parametrize("status", ["Failed", "Stopped"])
+def test_a_failed_or_stopped_job_raises_with_its_failure_reason(moto, status):
     run = fit(moto, wait=False)
     training = moto.training_job(run.name)
-    training.training_job_status = "Failed"
+    training.training_job_status = status
     training.failure_reason = "AlgorithmError: CUDA out of memory"
-    with pytest.raises(sft.TrainingError, match="failed: AlgorithmError: CUDA out of memory") as err:
+    with pytest.raises(sft.TrainingError, match=f"{status.lower()}: AlgorithmError: CUDA out of memory") as err:
         run.wait(progress=False)
     assert err.value.job_name == run.name and "CUDA out of memory" in err.value.reason
     with pytest.raises(sft.TrainingError, match="CUDA out of memory"):
@@ -349,3 +350,11 @@ def test_download_gives_a_working_model(moto, trained_run, tmp_path):
 def test_price_table_has_prices_for_every_instance():
     assert all(i.price_per_hour > 0 for i in instances.INSTANCES.values())
     assert instances.lookup("ml.p3.16xlarge").price_per_hour == 28.152  # matches the team's benchmark bills
+
+
+def test_upload_shows_progress_and_the_launch(moto, capsys):
+    job().fit(instance="ml.g5.xlarge", role=aws.ROLE, bucket=aws.BUCKET, boto_session=moto.session(), progress=True)
+    err = capsys.readouterr().err
+    assert "upload train" in err and "upload test" in err and "launched SageMaker training job" in err
+    job().fit(instance="ml.g5.xlarge", role=aws.ROLE, bucket=aws.BUCKET, boto_session=moto.session(), progress=True)
+    assert "is already uploaded" in capsys.readouterr().err
