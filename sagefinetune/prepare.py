@@ -7,11 +7,12 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .dataset import LABEL, PAIR, TEXT
-from .entrypoint.contract import DATA_FILE
+from .entrypoint.contract import DATA_FILE, render_hyperparameter
 from .errors import DataError, LabelError
 from .labels import LabelMap
 
@@ -48,8 +49,18 @@ class Prepared:
             out[split] = folder
         return out
 
+    def with_data_hyperparameters(self, hyperparameters: Mapping[str, str]) -> dict[str, str]:
+        """``hyperparameters`` plus what only the data tells: class names, problem type, the pair column."""
+        out = dict(hyperparameters)
+        out.setdefault("labels", render_hyperparameter(list(self.label_map.names_)))
+        out.setdefault("problem_type", self.label_map.problem_type)
+        if self.text_pair:
+            out.setdefault("text_pair_column", PAIR)
+        return out
+
+    @cached_property
     def fingerprint(self) -> str:
-        """A content hash of the rows and labels: the same data gives the same prefix in S3."""
+        """A content hash of the rows and labels: the same data gives the same prefix in S3 (computed once)."""
         digest = hashlib.sha256(json.dumps(self.label_map.to_dict(), sort_keys=True).encode())
         for split in sorted(self.splits):
             digest.update(split.encode())

@@ -86,22 +86,18 @@ class LocalBackend:
         run_dir = Path(run_dir) if run_dir is not None else Path("sft-runs") / launch_name(plan.job_name)
         run_dir = run_dir.resolve()
         prepared = job.prepare()  # checks columns and labels before any training starts
-        hyperparameters = dict(plan.hyperparameters)
-        hyperparameters.setdefault("labels", contract.render_hyperparameter(list(prepared.label_map.names_)))
-        hyperparameters.setdefault("problem_type", prepared.label_map.problem_type)
-        if prepared.text_pair:
-            hyperparameters.setdefault("text_pair_column", "text_pair")
+        hyperparameters = prepared.with_data_hyperparameters(plan.hyperparameters)
         from dataclasses import replace
         from types import MappingProxyType
 
         plan = replace(plan, job_name=run_dir.name, hyperparameters=MappingProxyType(hyperparameters),
                        labels=tuple(prepared.label_map.names_), problem_type=prepared.label_map.problem_type)
 
-        _check_same_job(run_dir, hyperparameters, prepared.fingerprint())
+        _check_same_job(run_dir, hyperparameters, prepared.fingerprint)
         channels = prepared.write(run_dir / "input" / "data")
         (run_dir / "input" / "config").mkdir(parents=True, exist_ok=True)
         (run_dir / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2))
-        record = {**plan.to_dict(), "data_fingerprint": prepared.fingerprint()}
+        record = {**plan.to_dict(), "data_fingerprint": prepared.fingerprint}
         (run_dir / "plan.json").write_text(json.dumps(record, indent=2, default=str))
         self._run(command(plan, self.python), environment(run_dir, channels, plan), run_dir, plan.job_name, progress)
         return TrainingRun.from_run_dir(run_dir, plan)

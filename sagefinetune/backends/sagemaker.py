@@ -169,13 +169,10 @@ class SageMakerBackend:
             bucket = spec.bucket or sm_session.default_bucket()
         else:
             prepared = job.prepare()  # reads the rows, checks columns and labels: before any upload
-            hyperparameters.setdefault("labels", contract.render_hyperparameter(list(prepared.label_map.names_)))
-            hyperparameters.setdefault("problem_type", prepared.label_map.problem_type)
-            if prepared.text_pair:
-                hyperparameters.setdefault("text_pair_column", "text_pair")
+            hyperparameters = prepared.with_data_hyperparameters(hyperparameters)
             bucket = spec.bucket or sm_session.default_bucket()
             self.check_bucket(bucket)
-            data_hash = prepared.fingerprint()
+            data_hash = prepared.fingerprint
             channels = self.upload_channels(prepared, bucket, spec.prefix, progress=progress)
         if job.model_id.startswith("s3://"):
             channels["model"] = job.model_id
@@ -218,7 +215,7 @@ class SageMakerBackend:
     def upload_channels(self, prepared: Any, bucket: str, prefix: str, *, progress: bool = True) -> dict[str, str]:
         """Write the splits and upload them under a content-addressed prefix; content already there is skipped."""
         s3 = self.client("s3")
-        root = f"{prefix}/data/{prepared.fingerprint()}"
+        root = f"{prefix}/data/{prepared.fingerprint}"
         channels = {}
         with tempfile.TemporaryDirectory() as tmp:
             for split, folder in prepared.write(tmp).items():
