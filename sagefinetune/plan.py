@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from .entrypoint.contract import metric_regex, render_hyperparameter
+from .entrypoint.contract import label_key, metric_regex, render_hyperparameter
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def render_hyperparameters(job: Job) -> dict[str, str]:
         hp["text_column"] = job.dataset.text
         hp["label_column"] = job.dataset.label
         if job.label_map is not None:
-            hp["label_mapping"] = {str(k): v for k, v in job.label_map.mapping.items()}
+            hp["label_mapping"] = {label_key(k): v for k, v in job.label_map.mapping.items()}
         if job.dataset.text_pair:
             hp["text_pair_column"] = job.dataset.text_pair
     hp.update(job.hyperparameters_)

@@ -79,12 +79,12 @@ def prepare(job: Job) -> Prepared:
     """Quietly: the label encoding takes milliseconds and its progress bars would drown the training bar."""
     import datasets
 
-    was_disabled = datasets.is_progress_bar_enabled() is False
+    was_enabled = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()
     try:
         return _prepare(job)
     finally:
-        if not was_disabled:
+        if was_enabled:
             datasets.enable_progress_bars()
 
 

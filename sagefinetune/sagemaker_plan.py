@@ -55,7 +55,7 @@ class SageMakerSpec:
     region: str
     training_image: str
     inference_image: str
-    image_versions: str
+    image: images.ImagePair
     gpus_per_node: int
     gpu: str
     precision: str
@@ -88,12 +88,13 @@ class SageMakerSpec:
         for key in ("subnets", "security_groups", "notes"):
             out[key] = list(out[key])
         out["cost"] = dict(self.cost.__dict__)
+        out["image"] = dict(self.image.__dict__)
         return out
 
     def lines(self) -> list[str]:
         lines = [
             f"  image        {self.training_image}",
-            f"               ({self.image_versions}; serving: {self.inference_image})",
+            f"               ({self.image.label}; serving: {self.inference_image})",
             f"  processes    {self.gpus_per_node} per node ({self.gpus_per_node} x {self.gpu}), "
             f"{self.distribution or 'single process'}, precision {self.precision}",
             "  channels     " + "; ".join(f"{k}: {v}" for k, v in self.channels.items()),
@@ -241,7 +242,7 @@ def sagemaker_spec(job: Job, *, instance: str, nodes: int, hyperparameters: Mapp
                         price * nodes * SPOT_FACTOR if spot else None, source)
     spec = SageMakerSpec(
         region=region, training_image=images.uri(pair, region), inference_image=images.uri(pair, region, "inference", "gpu"),
-        image_versions=pair.label, gpus_per_node=inst.gpus, gpu=inst.gpu,
+        image=pair, gpus_per_node=inst.gpus, gpu=inst.gpu,
         precision="bf16" if inst.bf16 else "fp16", distribution="torchrun" if processes * nodes > 1 else None,
         channels=MappingProxyType(channels), spot=spot, max_run=max_run, max_wait=max_wait, checkpoint_s3=str(checkpoint),
         volume_size=volume, tags=MappingProxyType(tags), role=options.get("role"), bucket=bucket, prefix=prefix,

@@ -155,3 +155,15 @@ def test_prepared_labels_are_ids_or_names():
     assert [encode(0), encode(1), encode("pos")] == [0, 1, 1]
     with pytest.raises(ValueError, match="outside 0..1"):
         encode(2)
+
+
+def test_label_mapping_keys_are_normalised_the_same_on_both_sides():
+    import sagefinetune as sft
+    from sagefinetune.plan import render_hyperparameters
+
+    data = sft.Dataset.from_s3(train="s3://b/train/")
+    hp = render_hyperparameters(sft.Job.from_dataset(data).map_labels({1.0: "negative", 5.0: "positive"}))
+    mapping = contract.parse_hyperparameters(hp)["label_mapping"]
+    assert mapping == {"1": "negative", "5": "positive"}
+    encode = train.label_encoder(["negative", "positive"], mapping)
+    assert [encode(v) for v in (1, 1.0, "1", 5, 5.0)] == [0, 0, 0, 1, 1]

@@ -18,7 +18,9 @@ import socket
 import subprocess
 import sys
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ..entrypoint import contract
@@ -87,9 +89,6 @@ class LocalBackend:
         run_dir = run_dir.resolve()
         prepared = job.prepare()  # checks columns and labels before any training starts
         hyperparameters = prepared.with_data_hyperparameters(plan.hyperparameters)
-        from dataclasses import replace
-        from types import MappingProxyType
-
         plan = replace(plan, job_name=run_dir.name, hyperparameters=MappingProxyType(hyperparameters),
                        labels=tuple(prepared.label_map.names_), problem_type=prepared.label_map.problem_type)
 

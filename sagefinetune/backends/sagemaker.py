@@ -202,11 +202,8 @@ class SageMakerBackend:
 
         spec = plan.sagemaker
         assert spec is not None
-        tag = spec.training_image.rsplit(":", 1)[1]
-        pytorch, rest = tag.split("-transformers", 1)
-        transformers = rest.split("-", 1)[0]
-        resolved = image_uris.retrieve("huggingface", region=spec.region, version=transformers,
-                                       base_framework_version=f"pytorch{pytorch}", py_version=rest.split("-")[2],
+        resolved = image_uris.retrieve("huggingface", region=spec.region, version=spec.image.transformers,
+                                       base_framework_version=f"pytorch{spec.image.pytorch}", py_version=spec.image.py,
                                        instance_type=plan.instance, image_scope="training")
         if resolved != spec.training_image:
             raise ConfigError(f"the planned image {spec.training_image} differs from the SDK's {resolved}; "
@@ -299,11 +296,14 @@ class SageMakerBackend:
         return trainer.with_metric_definitions([MetricDefinition(name=m.name, regex=m.regex) for m in plan.metric_definitions])
 
     # ---- following a job --------------------------------------------------------------------------------
-    def describe(self, name: str, plan: TrainingPlan | None = None) -> TrainingRun:
+    def describe(self, name: str, plan: TrainingPlan | None = None, description: dict[str, Any] | None = None) -> TrainingRun:
+        """The run as SageMaker describes it now (or as ``description``, a DescribeTrainingJob answer, says)."""
         from ..run import TrainingRun
 
-        with aws_errors("DescribeTrainingJob"):
-            d = self.client("sagemaker").describe_training_job(TrainingJobName=name)
+        d = description
+        if d is None:
+            with aws_errors("DescribeTrainingJob"):
+                d = self.client("sagemaker").describe_training_job(TrainingJobName=name)
         run = TrainingRun(name=name, backend="sagemaker", plan=plan, status=d["TrainingJobStatus"],
                           model_artifact=(d.get("ModelArtifacts") or {}).get("S3ModelArtifacts"),
                           training_seconds=d.get("TrainingTimeInSeconds"), billable_seconds=d.get("BillableTimeInSeconds"),
@@ -381,7 +381,7 @@ class SageMakerBackend:
                 raise TrainingError(f"{run.name} is still {d['TrainingJobStatus']} after {timeout:.0f}s of waiting. "
                                     f"Fix: TrainingRun.attach({run.name!r}).wait() later.", job_name=run.name)
             time.sleep(self.poll_seconds)
-        final = self.describe(run.name, run.plan)
+        final = self.describe(run.name, run.plan, description=d)
         if final.status != "Completed":
             reason = d.get("FailureReason") or d.get("SecondaryStatus") or final.status
             raise TrainingError(f"SageMaker training job {run.name} {final.status.lower()}: {reason}. "

@@ -58,6 +58,13 @@ def parse_json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def label_key(value: Any) -> str:
+    """How a raw label value is written as a key of the label_mapping hyperparameter: 5, 5.0 and "5" are "5"."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def parse_str(value: Any) -> str:
     return str(value)
 

@@ -150,7 +150,7 @@ def label_encoder(names: list[str], mapping: dict[str, str]) -> Any:
 
     def one(value: Any) -> int:
         if mapping:
-            key = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+            key = contract.label_key(value)
             if key not in mapping:
                 raise ValueError(f"label value {value!r} is not in the label map {sorted(mapping)}")
             return label2id[mapping[key]]
