@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from sagefinetune.entrypoint import contract, train
+from sagefinetune.entrypoint import channels, checkpoints, contract, outputs, training
 from sagefinetune.plan import metric_definitions
 
 
@@ -32,7 +32,7 @@ def test_ints_accept_integral_floats_only():
 
 
 def test_ranges_and_unknown_names():
-    with pytest.raises(ValueError, match="must be > 0"):
+    with pytest.raises(ValueError, match=r"must be in \(0, 10000\]"):
         contract.parse_hyperparameters({"epochs": "0"})
     with pytest.raises(ValueError, match="unknown hyperparameter"):
         contract.parse_hyperparameters({"epochz": "1"})
@@ -82,22 +82,22 @@ def test_metric_regex_does_not_confuse_loss_with_eval_loss():
 
 
 def test_precision_choice_for_each_gpu_kind():
-    assert train.choose_precision("auto", cuda=False, bf16_ok=False) == "fp32"
-    assert train.choose_precision("auto", cuda=True, bf16_ok=True) == "bf16"  # A100, A10G, L4, H100
-    assert train.choose_precision("auto", cuda=True, bf16_ok=False) == "fp16"  # V100 (p3), T4 (g4dn)
-    assert train.choose_precision("bf16", cuda=True, bf16_ok=False) == "fp16"
-    assert train.choose_precision("fp16", cuda=False, bf16_ok=False) == "fp32"
-    assert train.choose_precision("fp32", cuda=True, bf16_ok=True) == "fp32"
+    assert training.choose_precision("auto", cuda=False, bf16_ok=False) == "fp32"
+    assert training.choose_precision("auto", cuda=True, bf16_ok=True) == "bf16"  # A100, A10G, L4, H100
+    assert training.choose_precision("auto", cuda=True, bf16_ok=False) == "fp16"  # V100 (p3), T4 (g4dn)
+    assert training.choose_precision("bf16", cuda=True, bf16_ok=False) == "fp16"
+    assert training.choose_precision("fp16", cuda=False, bf16_ok=False) == "fp32"
+    assert training.choose_precision("fp32", cuda=True, bf16_ok=True) == "fp32"
 
 
 def test_training_arguments_for_transformers_4_56_and_5():
     v4 = {"warmup_ratio", "warmup_steps", "group_by_length"}
     v5 = {"warmup_steps", "train_sampling_strategy"}
-    assert train.trainer_kwargs_for_version(v4, warmup=0.1, group_by_length=True) == {
+    assert training.trainer_kwargs_for_version(v4, warmup=0.1, group_by_length=True) == {
         "warmup_ratio": 0.1, "group_by_length": True}
-    assert train.trainer_kwargs_for_version(v5, warmup=0.1, group_by_length=True) == {
+    assert training.trainer_kwargs_for_version(v5, warmup=0.1, group_by_length=True) == {
         "warmup_steps": 0.1, "train_sampling_strategy": "group_by_length"}
-    assert train.trainer_kwargs_for_version(v5, warmup=0.0, group_by_length=False) == {"warmup_steps": 0.0}
+    assert training.trainer_kwargs_for_version(v5, warmup=0.0, group_by_length=False) == {"warmup_steps": 0.0}
 
 
 def test_installed_transformers_has_the_fields_we_use():
@@ -106,23 +106,23 @@ def test_installed_transformers_has_the_fields_we_use():
     from transformers import TrainingArguments
 
     fields = {f.name for f in dataclasses.fields(TrainingArguments)}
-    kwargs = train.trainer_kwargs_for_version(fields, warmup=0.1, group_by_length=True)
+    kwargs = training.trainer_kwargs_for_version(fields, warmup=0.1, group_by_length=True)
     assert set(kwargs) <= fields and len(kwargs) == 2
 
 
 def test_logging_steps_make_short_runs_report_loss():
-    assert train.logging_steps(10, 0) == 1
-    assert train.logging_steps(400, 0) == 20
-    assert train.logging_steps(100_000, 0) == 50
-    assert train.logging_steps(400, 7) == 7
+    assert training.logging_steps(10, 0) == 1
+    assert training.logging_steps(400, 0) == 20
+    assert training.logging_steps(100_000, 0) == 50
+    assert training.logging_steps(400, 7) == 7
 
 
 def test_packaged_model_resolves_offline(tmp_path):
-    path = train.resolve_model("sentence-transformers/all-MiniLM-L6-v2", None)
+    path = training.resolve_model("sentence-transformers/all-MiniLM-L6-v2", None)
     assert (tmp_path.__class__(path) / "config.json").exists()
     (tmp_path / "config.json").write_text("{}")
-    assert train.resolve_model("sentence-transformers/all-MiniLM-L6-v2", str(tmp_path)) == str(tmp_path)
-    assert train.resolve_model("org/other", None) == "org/other"
+    assert training.resolve_model("sentence-transformers/all-MiniLM-L6-v2", str(tmp_path)) == str(tmp_path)
+    assert training.resolve_model("org/other", None) == "org/other"
 
 
 def test_best_threshold_prefers_the_f1_optimum():
@@ -131,7 +131,7 @@ def test_best_threshold_prefers_the_f1_optimum():
     probs = np.array([[0.3, 0.1], [0.35, 0.9], [0.05, 0.2]])
     labels = np.array([[1, 0], [1, 1], [0, 0]])
     # every threshold in (0.2, 0.3] is perfect; ties go to the one closest to 0.5
-    assert train.best_threshold(probs, labels) == 0.3
+    assert outputs.best_threshold(probs, labels) == 0.3
 
 
 def test_half_written_checkpoints_are_skipped_and_removed(tmp_path):
@@ -141,17 +141,21 @@ def test_half_written_checkpoints_are_skipped_and_removed(tmp_path):
         for f in files:
             (folder / f).write_text("x")
 
-    checkpoint(10, ["model.safetensors", "optimizer.pt", "trainer_state.json"])
-    checkpoint(20, ["model.safetensors", "optimizer.pt", "trainer_state.json"])
+    whole = ["model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json"]
+    checkpoint(10, whole)
+    checkpoint(20, ["model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state_0.pth", "rng_state_1.pth",
+                    "trainer_state.json"])  # two processes
     checkpoint(30, ["model.safetensors"])  # killed while saving
+    checkpoint(40, ["model.safetensors", "trainer_state.json", "rng_state.pth"])  # a partial checkpoint sync
+    checkpoint(50, [f for f in whole if f != "scheduler.pt"])
     (tmp_path / "runs").mkdir()
-    assert train.newest_complete_checkpoint(str(tmp_path)).endswith("checkpoint-20")
-    assert not (tmp_path / "checkpoint-30").exists() and (tmp_path / "runs").exists()
-    assert train.newest_complete_checkpoint(str(tmp_path / "missing")) is None
+    assert checkpoints.newest_complete_checkpoint(str(tmp_path), log=lambda m: None).endswith("checkpoint-20")
+    assert not any((tmp_path / f"checkpoint-{s}").exists() for s in (30, 40, 50)) and (tmp_path / "runs").exists()
+    assert checkpoints.newest_complete_checkpoint(str(tmp_path / "missing")) is None
 
 
 def test_prepared_labels_are_ids_or_names():
-    encode = train.label_encoder(["neg", "pos"], {})
+    encode = channels.label_encoder(["neg", "pos"], {})
     assert [encode(0), encode(1), encode("pos")] == [0, 1, 1]
     with pytest.raises(ValueError, match="outside 0..1"):
         encode(2)
@@ -165,5 +169,41 @@ def test_label_mapping_keys_are_normalised_the_same_on_both_sides():
     hp = render_hyperparameters(sft.Job.from_dataset(data).map_labels({1.0: "negative", 5.0: "positive"}))
     mapping = contract.parse_hyperparameters(hp)["label_mapping"]
     assert mapping == {"1": "negative", "5": "positive"}
-    encode = train.label_encoder(["negative", "positive"], mapping)
+    encode = channels.label_encoder(["negative", "positive"], mapping)
     assert [encode(v) for v in (1, 1.0, "1", 5, 5.0)] == [0, 0, 0, 1, 1]
+
+
+NASTY = ["children's books", 'say "hi"', "$HOME", "back\\slash", "two  spaces", "naïve café", "100%", "%27", "日本語"]
+
+
+@pytest.mark.parametrize("name", NASTY)
+def test_values_survive_the_sagemaker_driver_and_its_shell_file(name):
+    from sagemaker.train.container_drivers.common import utils as driver
+
+    rendered = {"labels": contract.render_hyperparameter([name, "other"]), "text_column": contract.render_hyperparameter(name)}
+    for value in rendered.values():
+        assert "'" not in value  # environment.py writes export SM_HP_X='<value>' with no quoting
+        sm_hps = driver.safe_serialize(driver.safe_deserialize(value))  # what environment.py exports
+        assert "'" not in sm_hps
+    args = driver.hyperparameters_to_cli_args({k: driver.safe_deserialize(v) for k, v in rendered.items()})
+    assert [contract.driver_round_trip(v) for v in rendered.values()] == args[1::2]  # our model of the driver is exact
+    hp = contract.parse_hyperparameters(contract.read_raw_hyperparameters(args))
+    assert hp["labels"] == [name, "other"] and hp["text_column"] == name
+
+
+def test_encoding_is_reversible():
+    for text in NASTY + ["%2527", "''", "%%"]:
+        assert contract.decode_value(contract.encode_value(text)) == text
+
+
+@pytest.mark.parametrize("raw", ["inf", "nan", "-inf"])
+def test_non_finite_numbers_are_refused(raw):
+    with pytest.raises(ValueError, match="epochs"):
+        contract.parse_hyperparameters({"epochs": raw})
+    with pytest.raises(ValueError, match="batch_size"):
+        contract.parse_hyperparameters({"batch_size": raw})
+
+
+def test_ddp_skips_the_unused_parameter_search_under_torchrun():
+    assert training.distributed_kwargs(2) == {"ddp_find_unused_parameters": False}
+    assert training.distributed_kwargs(1) == {}

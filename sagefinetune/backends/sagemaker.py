@@ -15,6 +15,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from .._deps import require
 from ..entrypoint import contract
 from ..errors import AWSError, ConfigError, CredentialsError, TrainingError
 from ..instances import lookup
+from ..models import model_source, preflight
 from ..sagemaker_plan import DATA_HASH, DEFAULT_BUCKET
 
 if TYPE_CHECKING:
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
     from ..run import TrainingRun
 
 ENTRYPOINT_DIR = Path(__file__).resolve().parent.parent / "entrypoint"
-SOURCE_FILES = ("train.py", "contract.py", "metrics/classification.py")
+SOURCE_PATTERNS = ("*.py", "metrics/*.py")  # the entry point and the modules beside it; __init__.py stays behind
 ROLE_ENV = "SAGEMAKER_ROLE"
 TERMINAL = ("Completed", "Failed", "Stopped")
 
@@ -159,6 +161,7 @@ class SageMakerBackend:
         sm_session = self._sagemaker_session(Session, spec.bucket)
         role = self.resolve_role(spec.role, sm_session.sagemaker_config)
         self._confirm_image(plan)
+        preflight(job.model_id, job.model_config, required=False)  # a readable config is checked before any upload
 
         hyperparameters = dict(plan.hyperparameters)
         if job.dataset.is_remote:
@@ -166,16 +169,20 @@ class SageMakerBackend:
             for split, uri in channels.items():
                 self.check_remote_columns(split, uri, job.dataset)
             data_hash = hashlib.sha256(json.dumps(channels, sort_keys=True).encode()).hexdigest()[:16]
-            bucket = spec.bucket or sm_session.default_bucket()
+            bucket = self._bucket(spec.bucket, sm_session)
         else:
             prepared = job.prepare()  # reads the rows, checks columns and labels: before any upload
+            for note in prepared.notes:
+                warnings.warn(note, stacklevel=3)
             hyperparameters = prepared.with_data_hyperparameters(hyperparameters)
-            bucket = spec.bucket or sm_session.default_bucket()
-            self.check_bucket(bucket)
+            bucket = self._bucket(spec.bucket, sm_session)
             data_hash = prepared.fingerprint
             channels = self.upload_channels(prepared, bucket, spec.prefix, progress=progress)
-        if job.model_id.startswith("s3://"):
+        source = model_source(job.model_id)
+        if source == "s3":
             channels["model"] = job.model_id
+        elif source == "folder":
+            channels["model"] = self.upload_model_folder(job.model_id, bucket, spec.prefix, progress=progress)
         checkpoint = spec.checkpoint_s3.replace(DEFAULT_BUCKET, bucket).replace(DATA_HASH, data_hash)
 
         from sagemaker.core.training.configs import InputData
@@ -190,6 +197,14 @@ class SageMakerBackend:
              f"{', spot' if spot_of(plan) else ''}) in {self.region}", progress)
         run = self.describe(name, plan)
         return self.wait(run, logs=logs, progress=progress) if wait else run
+
+    def _bucket(self, bucket: str | None, sm_session: Any) -> str:
+        """The bucket given, else the SDK's default bucket (created by the SDK if missing); checked either way."""
+        if bucket is None:
+            with aws_errors("the default SageMaker bucket (STS GetCallerIdentity, S3 CreateBucket)"):
+                bucket = str(sm_session.default_bucket())
+        self.check_bucket(bucket)
+        return bucket
 
     def _sagemaker_session(self, session_cls: Any, bucket: str | None) -> Any:
         config = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
@@ -227,6 +242,23 @@ class SageMakerBackend:
                 channels[split] = f"s3://{bucket}/{root}/{split}/"
         return channels
 
+    def upload_model_folder(self, folder: str, bucket: str, prefix: str, *, progress: bool = True) -> str:
+        """Upload a local model folder under a content-addressed prefix (files already there are skipped)."""
+        s3 = self.client("s3")
+        files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and not _hidden(p.relative_to(folder)))
+        digest = hashlib.sha256()
+        for path in files:
+            digest.update(str(path.relative_to(folder)).encode())
+            digest.update(_file_hash(path).encode())
+        root = f"{prefix}/models/{digest.hexdigest()[:16]}"
+        for path in files:
+            key = f"{root}/{path.relative_to(folder).as_posix()}"
+            size = path.stat().st_size
+            if not self._exists(s3, bucket, key, size):
+                with aws_errors("PutObject"), _upload_bar(f"upload model {path.name}", size, progress) as callback:
+                    s3.upload_file(str(path), bucket, key, Callback=callback)
+        return f"s3://{bucket}/{root}/"
+
     @staticmethod
     def _exists(s3: Any, bucket: str, key: str, size: int) -> bool:
         from botocore.exceptions import ClientError
@@ -242,10 +274,10 @@ class SageMakerBackend:
     @staticmethod
     def _stage_source(staged: str, install_requirements: bool) -> str:
         """Copy the entry point's files (and its requirements, unless nothing may be installed) into ``staged``."""
-        for rel in SOURCE_FILES:
-            target = Path(staged) / rel
+        for source in source_files():
+            target = Path(staged) / source.relative_to(ENTRYPOINT_DIR)
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ENTRYPOINT_DIR / rel, target)
+            shutil.copy2(source, target)
         if install_requirements:
             shutil.copy2(ENTRYPOINT_DIR / "requirements.txt", Path(staged) / "requirements.txt")
         return staged
@@ -392,7 +424,17 @@ class SageMakerBackend:
         return final
 
     def attach(self, name: str) -> TrainingRun:
-        run = self.describe(name)
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"attach needs a training job name; got {name!r}. Fix: TrainingRun.attach('sft-...').")
+        try:
+            run = self.describe(name)
+        except AWSError as exc:
+            if exc.code not in ("ValidationException", "ResourceNotFound"):
+                raise
+            raise AWSError(f"no SageMaker training job named {name!r} in {self.region}. Fix: check the name and the "
+                           "region (region=... or AWS_DEFAULT_REGION); the names are listed in the console or by "
+                           "`aws sagemaker list-training-jobs`.", operation="DescribeTrainingJob", code=exc.code,
+                           request_id=exc.request_id) from exc
         if run.status in ("Failed", "Stopped"):
             reason = run.description.get("FailureReason") or run.status
             raise TrainingError(f"SageMaker training job {name} {run.status.lower()}: {reason}", job_name=name, reason=reason)
@@ -413,8 +455,26 @@ class SageMakerBackend:
         return folder
 
 
+def source_files() -> list[Path]:
+    """The files of the entry point that a training job runs (no package __init__)."""
+    found = {p for pattern in SOURCE_PATTERNS for p in ENTRYPOINT_DIR.glob(pattern) if p.name != "__init__.py"}
+    return sorted(found)
+
+
 def spot_of(plan: TrainingPlan) -> bool:
     return bool(plan.sagemaker and plan.sagemaker.spot)
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def metrics_from_lines(lines: list[str]) -> dict[str, float]:

