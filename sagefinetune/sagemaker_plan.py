@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -12,8 +13,11 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from . import images
+from ._validate import boolean, bucket_name, id_list, positive_number, string_mapping
+from .entrypoint.contract import HYPERPARAMETERS, decode_value, driver_round_trip
 from .errors import ConfigError, did_you_mean
 from .instances import PRICE_SOURCE, SPOT_FACTOR, lookup
+from .models import model_source
 
 if TYPE_CHECKING:
     from .job import Job
@@ -123,6 +127,8 @@ def parse_duration(value: Any, name: str) -> int:
     if isinstance(value, bool):
         raise ConfigError(f"{name}={value!r} is not a duration. Fix: seconds (7200) or text ('2h', '90m').")
     if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ConfigError(f"{name}={value!r} is not a duration. Fix: seconds (7200) or text ('2h', '90m').")
         seconds = int(value)
     elif isinstance(value, str) and re.fullmatch(r"\s*(\d+\s*[dhms]\s*)+", value):
         units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -160,95 +166,166 @@ def job_fingerprint(job: Job, hyperparameters: Mapping[str, str]) -> str:
 
 def sagemaker_spec(job: Job, *, instance: str, nodes: int, hyperparameters: Mapping[str, str], job_name: str,
                    **options: Any) -> tuple[SageMakerSpec, int]:
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ConfigError(f"unknown option {unknown[0]!r}{did_you_mean(unknown[0], OPTIONS)} Known: {', '.join(OPTIONS)}.")
+    check_options(options)
     inst = lookup(instance)
     pair = images.choose(inst, options.get("transformers_version"))
     region = options.get("region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    if not isinstance(region, str) or not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region):
+        raise ConfigError(f"region={region!r} is not an AWS region name. Fix: region='us-east-1'.")
+    spot, max_run, max_wait = _stopping(options)
+    check_driver_round_trip(hyperparameters)
+    check_no_secrets(hyperparameters, "hyperparameter")
+    tags, environment = _recorded(options, job_name)
+    subnets, groups, isolation, encrypt, notes = _network(job, options, nodes)
+    bucket = bucket_name(options.get("bucket"))
+    prefix = _prefix(options.get("prefix"))
+    root = f"s3://{bucket or DEFAULT_BUCKET}/{prefix}"
+    channels = _channels(job, root)
+    # the same Job on the same rows resumes from its checkpoints when launched again; anything else starts fresh
+    checkpoint = (options.get("checkpoint_s3")
+                  or f"{root}/checkpoints/{job_name}-{job_fingerprint(job, hyperparameters)}/{DATA_HASH}/")
+    if not isinstance(checkpoint, str) or not checkpoint.startswith("s3://"):
+        raise ConfigError(f"checkpoint_s3={checkpoint!r} must be an s3:// URI. Fix: checkpoint_s3='s3://bucket/ckpt/'.")
+    role = options.get("role")
+    if role is not None and (not isinstance(role, str) or not role.startswith("arn:aws")):
+        raise ConfigError(f"role={role!r} is not an IAM role ARN. Fix: role='arn:aws:iam::<account>:role/<name>'.")
+    spec = SageMakerSpec(
+        region=region, training_image=images.uri(pair, region), inference_image=images.uri(pair, region, "inference", "gpu"),
+        image=pair, gpus_per_node=inst.gpus, gpu=inst.gpu,
+        precision="bf16" if inst.bf16 else "fp16", distribution="torchrun" if inst.gpus * nodes > 1 else None,
+        channels=MappingProxyType(channels), spot=spot, max_run=max_run, max_wait=max_wait, checkpoint_s3=checkpoint,
+        volume_size=_volume(options.get("volume_size", 30)), tags=MappingProxyType(tags), role=role, bucket=bucket,
+        prefix=prefix, subnets=subnets, security_groups=groups, network_isolation=isolation,
+        volume_kms_key=_kms(options, "volume_kms_key"), output_kms_key=_kms(options, "output_kms_key"),
+        encrypt_inter_node=encrypt, environment=MappingProxyType(environment), install_requirements=not isolation,
+        cost=_cost(inst, nodes, spot, max_run, options.get("price_per_hour")), notes=tuple(notes),
+    )
+    return spec, inst.gpus
 
-    spot = bool(options.get("spot", False))
+
+def check_options(options: Mapping[str, Any]) -> None:
+    """Every option is a SageMaker option; a hyperparameter given here is pointed to .hyperparameters()."""
+    from .job import USER_HYPERPARAMETERS
+
+    for name in sorted(set(options) - set(OPTIONS)):
+        if name in USER_HYPERPARAMETERS:
+            raise ConfigError(f"{name} is a hyperparameter, not an option of fit()/plan(); got {name}={options[name]!r}. "
+                              f"Fix: job.hyperparameters({name}={options[name]!r}).fit(...).")
+        raise ConfigError(f"unknown option {name!r}{did_you_mean(name, OPTIONS)} Known: {', '.join(OPTIONS)}.")
+
+
+def check_driver_round_trip(hyperparameters: Mapping[str, str]) -> None:
+    """Refuse values that SageMaker's container driver would hand the script changed (see contract.driver_round_trip)."""
+    for name, value in hyperparameters.items():
+        param = HYPERPARAMETERS.get(name)
+        if param is None:
+            continue
+        arrives = driver_round_trip(value)
+        if param.parse(decode_value(arrives)) != param.parse(decode_value(value)):
+            raise ConfigError(
+                f"hyperparameter {name}={decode_value(value)!r} would reach the training job as {decode_value(arrives)!r}: "
+                "SageMaker's container driver reads every value as JSON when it can. Fix: rename it (a column name "
+                "that is not a JSON number, true/false or null), e.g. with a renamed column in your files."
+            )
+
+
+def _stopping(options: Mapping[str, Any]) -> tuple[bool, int, int | None]:
+    """spot, max_run and max_wait (seconds), with spot's rule max_wait >= max_run."""
+    spot = boolean("spot", options.get("spot", False), ".fit(..., spot=True)")
     max_run = parse_duration(options.get("max_run", DEFAULT_MAX_RUN), "max_run")
-    max_wait = None
     if options.get("max_wait") is not None:
         if not spot:
-            raise ConfigError(f"max_wait={options['max_wait']!r} applies to spot jobs only. Fix: .fit(..., spot=True) or drop max_wait.")
+            raise ConfigError(f"max_wait={options['max_wait']!r} applies to spot jobs only. "
+                              "Fix: .fit(..., spot=True) or drop max_wait.")
         max_wait = parse_duration(options["max_wait"], "max_wait")
         if max_wait < max_run:
             raise ConfigError(
                 f"spot=True needs max_wait >= max_run; got max_wait={max_wait}s, max_run={max_run}s. "
                 f"Fix: .fit(..., max_wait=\"{_human(max_run * 2)}\") or spot=False."
             )
-    elif spot:
-        max_wait = min(2 * max_run, MAX_RUN_LIMIT)
-        if max_wait < max_run:
-            raise ConfigError(f"spot=True needs room to wait for capacity, but max_run={max_run}s leaves none below "
-                              "SageMaker's 28-day ceiling. Fix: a shorter max_run.")
+        return spot, max_run, max_wait
+    if not spot:
+        return spot, max_run, None
+    if max_run >= MAX_RUN_LIMIT:
+        raise ConfigError(f"spot=True needs room to wait for capacity, but max_run={max_run}s leaves none below "
+                          "SageMaker's 28-day ceiling. Fix: a shorter max_run.")
+    return spot, max_run, min(2 * max_run, MAX_RUN_LIMIT)
 
-    volume = options.get("volume_size", 30)
-    if isinstance(volume, bool) or not isinstance(volume, int) or not 1 <= volume <= 16384:
-        raise ConfigError(f"volume_size={volume!r} must be whole GB in 1..16384. Fix: .fit(..., volume_size=50).")
 
-    tags = dict(options.get("tags") or {})
-    bad_tags = {k: v for k, v in tags.items() if not isinstance(k, str) or not isinstance(v, str) or not k}
-    if bad_tags:
-        raise ConfigError(f"tags must map strings to strings; got {bad_tags!r}. Fix: tags={{'team': 'nlp'}}.")
+def _recorded(options: Mapping[str, Any], job_name: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Tags and environment: SageMaker records both in plain text, so neither may hold a secret."""
+    tags = string_mapping("tags", options.get("tags"), "tags={'team': 'nlp'}")
+    check_no_secrets(tags, "tag")
     tags.setdefault("sagefinetune:job", job_name)
-
-    environment = {str(k): str(v) for k, v in (options.get("environment") or {}).items()}
+    environment = string_mapping("environment", options.get("environment"), "environment={'MY_FLAG': '1'}")
     check_no_secrets(environment, "environment variable")
-    check_no_secrets(hyperparameters, "hyperparameter")
+    return tags, environment
 
-    subnets = tuple(options.get("subnets") or ())
-    groups = tuple(options.get("security_groups") or ())
+
+def _network(job: Job, options: Mapping[str, Any], nodes: int) -> tuple[tuple[str, ...], tuple[str, ...], bool, bool, list[str]]:
+    subnets = id_list("subnets", options.get("subnets"), "subnet-")
+    groups = id_list("security_groups", options.get("security_groups"), "sg-")
     if bool(subnets) != bool(groups):
         raise ConfigError(f"a VPC needs both subnets and security_groups; got subnets={list(subnets)}, "
                           f"security_groups={list(groups)}. Fix: give both, or neither.")
-    isolation = bool(options.get("network_isolation", False))
+    isolation = boolean("network_isolation", options.get("network_isolation", False), "network_isolation=True")
+    encrypt = boolean("encrypt_inter_node", options.get("encrypt_inter_node", False), "encrypt_inter_node=True")
     notes = []
-    model_channel = job.model_id.startswith("s3://")
-    if isolation and not model_channel:
+    if isolation and model_source(job.model_id) == "hub":
         raise ConfigError(
             f"network_isolation=True: the job cannot download {job.model_id!r} from the Hub. "
-            "Fix: put the model folder in S3 and use .model('s3://bucket/path/'), or network_isolation=False."
+            "Fix: .model('s3://bucket/path/') or .model('<local folder>') (uploaded as the model channel), "
+            "or network_isolation=False."
         )
     if isolation:
         notes.append("network isolation: nothing is pip-installed; the image's own evaluate and scikit-learn are used")
-    if options.get("encrypt_inter_node") and nodes == 1:
+    if encrypt and nodes == 1:
         notes.append("encrypt_inter_node has no effect with one node")
+    return subnets, groups, isolation, encrypt, notes
 
+
+def _channels(job: Job, root: str) -> dict[str, str]:
     if job.dataset.is_remote and job.label_map is None:
         raise ConfigError("from_s3 data is not read before launch, so its classes must be named. "
                           "Fix: .map_labels({raw value: name, ...}) or .map_labels(LabelMap.names([...])).")
-    bucket = options.get("bucket")
-    prefix = str(options.get("prefix") or DEFAULT_PREFIX).strip("/")
-    root = f"s3://{bucket or DEFAULT_BUCKET}/{prefix}"
     if job.dataset.is_remote:
         channels = {k: v for k, v in job.dataset.source.kwargs}
     else:
         channels = {"train/test": f"{root}/data/<content hash>/ (uploaded at fit, once per content)"}
-    if model_channel:
+    source = model_source(job.model_id)
+    if source == "s3":
         channels["model"] = job.model_id
-    # the same Job on the same rows resumes from its checkpoints when launched again; anything else starts fresh
-    checkpoint = (options.get("checkpoint_s3")
-                  or f"{root}/checkpoints/{job_name}-{job_fingerprint(job, hyperparameters)}/{DATA_HASH}/")
-    if not str(checkpoint).startswith("s3://"):
-        raise ConfigError(f"checkpoint_s3={checkpoint!r} must be an s3:// URI.")
+    elif source == "folder":
+        channels["model"] = f"{root}/models/<content hash>/ (the folder {job.model_id}, uploaded at fit, once per content)"
+    return channels
 
-    processes = inst.gpus
-    price = float(options.get("price_per_hour") or inst.price_per_hour)
-    source = "price_per_hour given" if options.get("price_per_hour") else PRICE_SOURCE
-    cost = CostEstimate(price, nodes, price * nodes, price * nodes * max_run / 3600,
+
+def _prefix(value: Any) -> str:
+    prefix = DEFAULT_PREFIX if value is None else value
+    if not isinstance(prefix, str) or not prefix.strip("/") or not re.fullmatch(r"[A-Za-z0-9!_.*()/-]+", prefix):
+        raise ConfigError(f"prefix={value!r} must be an S3 key prefix of letters, digits and !_.*()/-. "
+                          "Fix: prefix='sagefinetune'.")
+    return prefix.strip("/")
+
+
+def _volume(volume: Any) -> int:
+    if isinstance(volume, bool) or not isinstance(volume, int) or not 1 <= volume <= 16384:
+        raise ConfigError(f"volume_size={volume!r} must be whole GB in 1..16384. Fix: .fit(..., volume_size=50).")
+    return volume
+
+
+def _kms(options: Mapping[str, Any], name: str) -> str | None:
+    value = options.get(name)
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ConfigError(f"{name}={value!r} must be a KMS key id, ARN or alias. Fix: {name}='alias/my-key'.")
+    return value
+
+
+def _cost(inst: Any, nodes: int, spot: bool, max_run: int, price_per_hour: Any) -> CostEstimate:
+    if price_per_hour is None:
+        price, source = inst.price_per_hour, PRICE_SOURCE
+    else:
+        price = positive_number("price_per_hour", price_per_hour, "price_per_hour=3.825 (USD per instance-hour)")
+        source = "price_per_hour given"
+    return CostEstimate(price, nodes, price * nodes, price * nodes * max_run / 3600,
                         price * nodes * SPOT_FACTOR if spot else None, source)
-    spec = SageMakerSpec(
-        region=region, training_image=images.uri(pair, region), inference_image=images.uri(pair, region, "inference", "gpu"),
-        image=pair, gpus_per_node=inst.gpus, gpu=inst.gpu,
-        precision="bf16" if inst.bf16 else "fp16", distribution="torchrun" if processes * nodes > 1 else None,
-        channels=MappingProxyType(channels), spot=spot, max_run=max_run, max_wait=max_wait, checkpoint_s3=str(checkpoint),
-        volume_size=volume, tags=MappingProxyType(tags), role=options.get("role"), bucket=bucket, prefix=prefix,
-        subnets=subnets, security_groups=groups, network_isolation=isolation,
-        volume_kms_key=options.get("volume_kms_key"), output_kms_key=options.get("output_kms_key"),
-        encrypt_inter_node=bool(options.get("encrypt_inter_node", False)),
-        environment=MappingProxyType(environment), install_requirements=not isolation, cost=cost, notes=tuple(notes),
-    )
-    return spec, processes

@@ -110,7 +110,7 @@ def test_missing_file_fails_at_the_builder(tmp_path):
 def test_empty_split_is_an_error(tmp_path):
     (tmp_path / "a.csv").write_text("text,label\na,0\nb,1\nc,0\n")
     (tmp_path / "b.csv").write_text("text,label\nd,1\n")
-    with pytest.raises(DataError, match="test split is empty"):
+    with pytest.raises(DataError, match="filters removed every row of the test split"):
         Dataset.from_csv({"train": tmp_path / "a.csv", "test": tmp_path / "b.csv"}).filter(lambda r: r["text"] != "d").load()
 
 

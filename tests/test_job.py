@@ -78,7 +78,7 @@ def test_import_loads_no_heavy_library():
         "import sys, sagefinetune as sft\n"
         "job = sft.Job.from_dataset(sft.Dataset.example('imdb')).map_labels({0: 'neg', 1: 'pos'})\n"
         "job.hyperparameters(epochs=1).plan()\n"
-        "print(job.plan(instance='ml.p3.16xlarge', nodes=2, spot=True, bucket='b'))\n"
+        "print(job.plan(instance='ml.p3.16xlarge', nodes=2, spot=True, bucket='my-bucket'))\n"
         "heavy = [m for m in ('torch', 'transformers', 'datasets', 'sagemaker', 'boto3', 'evaluate') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )

@@ -42,7 +42,7 @@ def test_uncovered_values_are_listed_with_row_counts():
 def test_bad_maps_are_refused_with_the_fix():
     with pytest.raises(ConfigError, match="at least two classes"):
         LabelMap({1: "x", 2: "x"})
-    with pytest.raises(ConfigError, match="non-empty strings"):
+    with pytest.raises(ConfigError, match="non-blank strings"):
         LabelMap({1: 3})
     with pytest.raises(ConfigError, match="repeat"):
         LabelMap.names(["a", "a"])

@@ -12,7 +12,8 @@ import pytest
 
 import sagefinetune as sft
 from sagefinetune import images, instances
-from sagefinetune.entrypoint import contract, train
+from sagefinetune.entrypoint import channels as entry_channels
+from sagefinetune.entrypoint import contract
 
 
 def job(**hp):
@@ -61,17 +62,17 @@ def test_single_gpu_runs_one_process_without_torchrun():
 
 
 def test_plan_shows_everything_and_is_deterministic():
-    plan = job().plan(instance="ml.p3.16xlarge", nodes=2, spot=True, max_run="2h", bucket="b", tags={"team": "nlp"},
+    plan = job().plan(instance="ml.p3.16xlarge", nodes=2, spot=True, max_run="2h", bucket="my-bucket", tags={"team": "nlp"},
                       subnets=["subnet-1"], security_groups=["sg-1"], network_isolation=False,
                       volume_kms_key="alias/vol", output_kms_key="alias/out", encrypt_inter_node=True)
     text = str(plan)
     for piece in ("huggingface-pytorch-training:2.8.0-transformers4.56.2-gpu-py312-cu129", "2 node(s) x 8 process(es)",
-                  "max_run 2h, max_wait 4h", "spot         on", "s3://b/sagefinetune/checkpoints/sft-all-minilm-l6-v2-",
+                  "max_run 2h, max_wait 4h", "spot         on", "s3://my-bucket/sagefinetune/checkpoints/sft-all-minilm-l6-v2-",
                   "subnet-1", "inter-node encryption", "alias/vol", "$28.152/h x 2 node(s) = $56.30/h",
                   "spot about $19.71/h (estimate)", "at most $112.61 at max_run", "read 2026-11", "team=nlp",
                   "learning_rate=2.4e-05"):
         assert piece in text, piece
-    again = job().plan(instance="ml.p3.16xlarge", nodes=2, spot=True, max_run="2h", bucket="b", tags={"team": "nlp"},
+    again = job().plan(instance="ml.p3.16xlarge", nodes=2, spot=True, max_run="2h", bucket="my-bucket", tags={"team": "nlp"},
                        subnets=["subnet-1"], security_groups=["sg-1"], network_isolation=False,
                        volume_kms_key="alias/vol", output_kms_key="alias/out", encrypt_inter_node=True)
     assert again.to_dict() == plan.to_dict()
@@ -91,9 +92,9 @@ def test_checkpoints_resume_only_the_same_job_on_the_same_rows(moto):
 
 
 def test_checkpoint_prefix_is_stable_for_the_same_job_and_differs_for_another():
-    a = job().plan(instance="ml.g5.xlarge", bucket="b").sagemaker.checkpoint_s3
-    assert a == job().plan(instance="ml.g5.xlarge", bucket="b").sagemaker.checkpoint_s3
-    assert a != job(epochs=2).plan(instance="ml.g5.xlarge", bucket="b").sagemaker.checkpoint_s3
+    a = job().plan(instance="ml.g5.xlarge", bucket="my-bucket").sagemaker.checkpoint_s3
+    assert a == job().plan(instance="ml.g5.xlarge", bucket="my-bucket").sagemaker.checkpoint_s3
+    assert a != job(epochs=2).plan(instance="ml.g5.xlarge", bucket="my-bucket").sagemaker.checkpoint_s3
 
 
 @pytest.mark.parametrize("options, error, message", [
@@ -166,7 +167,8 @@ def test_source_upload_holds_our_entry_point(moto):
     s3 = moto.session().client("s3")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=aws.BUCKET, Prefix=f"sft-all-minilm-l6-v2/{run.name}/input/code/")["Contents"]]
     names = {k.split("/input/code/")[1] for k in keys}
-    assert names == {"train.py", "contract.py", "metrics/classification.py", "requirements.txt"}
+    assert names == {"train.py", "contract.py", "channels.py", "checkpoints.py", "training.py", "outputs.py",
+                     "metrics/classification.py", "requirements.txt"}
 
 
 def test_the_same_job_uploads_its_data_once(moto):
@@ -214,7 +216,7 @@ def test_from_s3_channels_are_passed_through(moto):
     hp = contract.parse_hyperparameters(request["HyperParameters"])
     assert hp["text_column"] == "body" and hp["label_column"] == "stars"
     assert hp["label_mapping"] == {"1": "negative", "5": "positive"} and hp["labels"] == ["negative", "positive"]
-    encode = train.label_encoder(hp["labels"], hp["label_mapping"])
+    encode = entry_channels.label_encoder(hp["labels"], hp["label_mapping"])
     assert [encode(v) for v in (1, 5, 5.0, "1")] == [0, 1, 1, 0]  # star 1 is negative, not class id 1
     with pytest.raises(ValueError, match="not in the label map"):
         encode(3)

@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import warnings
 from collections import deque
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..entrypoint import contract
 from ..errors import ConfigError, TrainingError
+from ..models import preflight
 
 if TYPE_CHECKING:
     from ..job import Job
@@ -82,15 +84,17 @@ class LocalBackend:
         self.python = python
 
     def fit(self, job: Job, plan: TrainingPlan, *, run_dir: str | Path | None = None, progress: bool = True) -> TrainingRun:
-        from ..plan import launch_name
         from ..run import TrainingRun
 
-        run_dir = Path(run_dir) if run_dir is not None else Path("sft-runs") / launch_name(plan.job_name)
-        run_dir = run_dir.resolve()
+        run_dir = _run_folder(run_dir, plan.job_name)
+        preflight(job.model_id, job.model_config, required=True)  # the model is readable here, its overrides fit it
         prepared = job.prepare()  # checks columns and labels before any training starts
         hyperparameters = prepared.with_data_hyperparameters(plan.hyperparameters)
         plan = replace(plan, job_name=run_dir.name, hyperparameters=MappingProxyType(hyperparameters),
-                       labels=tuple(prepared.label_map.names_), problem_type=prepared.label_map.problem_type)
+                       labels=tuple(prepared.label_map.names_), problem_type=prepared.label_map.problem_type,
+                       notes=plan.notes + tuple(n for n in prepared.notes if n not in plan.notes))
+        for note in prepared.notes:
+            warnings.warn(note, stacklevel=3)
 
         _check_same_job(run_dir, hyperparameters, prepared.fingerprint)
         channels = prepared.write(run_dir / "input" / "data")
@@ -124,11 +128,26 @@ class LocalBackend:
         bar.close()
         if code != 0:
             reason = next((t for t in reversed(tail) if t and not t.startswith(" ")), f"exit code {code}")
+            resumable = any((run_dir / "checkpoints").glob("checkpoint-*"))
+            fix = (f"read the log; once mended, run again with run_dir={str(run_dir)!r} to resume from its checkpoint"
+                   if resumable else "read the log for the cause")
             raise TrainingError(
                 f"local training run {name} failed (exit code {code}): {reason}\n--- last lines of {log_path} ---\n"
-                + "\n".join(list(tail)[-15:]) + f"\nFix: read the log; run again with run_dir={str(run_dir)!r} to resume.",
+                + "\n".join(list(tail)[-15:]) + f"\nFix: {fix}.",
                 job_name=name, reason=reason, log_path=str(log_path),
             )
+
+
+def _run_folder(run_dir: str | Path | None, job_name: str) -> Path:
+    from ..plan import launch_name
+
+    if not isinstance(run_dir, (str, Path, type(None))) or run_dir == "":
+        raise ConfigError(f"run_dir must be a folder path; got {run_dir!r}. Fix: run_dir='sft-runs/my-run'.")
+    folder = Path(run_dir) if run_dir is not None else Path("sft-runs") / launch_name(job_name)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"run_dir={str(run_dir)!r} is a file, not a folder. Fix: pass a folder path (a new one "
+                          "starts a run; an existing run folder resumes it).")
+    return folder.resolve()
 
 
 def _check_same_job(run_dir: Path, hyperparameters: dict[str, str], fingerprint: str) -> None:
