@@ -125,7 +125,8 @@ class Dataset:
             from .errors import did_you_mean
 
             raise ConfigError(
-                f"unknown example dataset {name!r}{did_you_mean(name, list(EXAMPLES))} Choose one of {sorted(EXAMPLES)}."
+                f"unknown example dataset {name!r}{did_you_mean(name, list(EXAMPLES))} "
+                f"Fix: one of {sorted(EXAMPLES)}."
             )
         return cls(Source("example", (name,)))
 
@@ -138,7 +139,7 @@ class Dataset:
         """Name the text, label and (for sentence pairs) second-text columns."""
         for arg, value in (("text", text), ("label", label), ("text_pair", text_pair)):
             if value is not None and (not isinstance(value, str) or not value):
-                raise ConfigError(f"columns({arg}=...) needs a column name; got {value!r}.")
+                raise ConfigError(f"columns({arg}=...) needs a column name; got {value!r}. Fix: .columns({arg}='review').")
         return dataclasses.replace(
             self,
             text=text or self.text,
@@ -151,7 +152,7 @@ class Dataset:
         spec = {"train": train, "test": test, "validation": validation}
         for split, n in spec.items():
             if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-                raise ConfigError(f"sample({split}=...) needs a positive row count; got {n!r}.")
+                raise ConfigError(f"sample({split}=...) needs a positive row count; got {n!r}. Fix: .sample({split}=1000).")
         _check_seed(seed, "sample")
         kept = tuple((k, v) for k, v in spec.items() if v is not None) + (("seed", seed),)
         return dataclasses.replace(self, sample_spec=kept)
@@ -170,7 +171,8 @@ class Dataset:
                 continue
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
             if not ok or (isinstance(value, float) and value >= 1):
-                raise ConfigError(f"split({arg}=...) needs a fraction in (0, 1) or a row count; got {value!r}.")
+                raise ConfigError(f"split({arg}=...) needs a fraction in (0, 1) or a row count; got {value!r}. "
+                                  f"Fix: .split({arg}=0.1) or .split({arg}=500).")
         _check_seed(seed, "split")
         spec = (("test", test), ("validation", validation), ("stratify", bool(stratify)), ("seed", seed))
         return dataclasses.replace(self, split_spec=spec)
@@ -178,7 +180,8 @@ class Dataset:
     def filter(self, predicate: Callable[[dict[str, Any]], bool]) -> Dataset:
         """Keep the rows for which ``predicate(row)`` is true (applied on load, before splitting)."""
         if not callable(predicate):
-            raise ConfigError(f"filter needs a function row -> bool; got {predicate!r}.")
+            raise ConfigError(f"filter needs a function row -> bool; got {predicate!r}. "
+                              "Fix: .filter(lambda row: len(row['text']) > 10).")
         return dataclasses.replace(self, filters=self.filters + (predicate,))
 
     # ---- loading -----------------------------------------------------------------------------------
@@ -344,4 +347,4 @@ def _check_str(value: Any, where: str, example: str) -> None:
 
 def _check_seed(seed: Any, where: str) -> None:
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(f"{where}(seed=...) needs an int; got {seed!r}.")
+        raise ConfigError(f"{where}(seed=...) needs an int; got {seed!r}. Fix: {where}(..., seed=42).")

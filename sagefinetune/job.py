@@ -34,7 +34,7 @@ DEFAULT_HYPERPARAMETERS: Mapping[str, Any] = MappingProxyType({"epochs": 3, "bat
 def _check_hyperparameter(name: str, value: Any) -> None:
     if name not in USER_HYPERPARAMETERS:
         raise ConfigError(f"unknown hyperparameter {name!r}{did_you_mean(name, USER_HYPERPARAMETERS)} "
-                          f"Known: {', '.join(USER_HYPERPARAMETERS)}.")
+                          f"Fix: one of {', '.join(USER_HYPERPARAMETERS)} (see the hyperparameters page).")
     param = HYPERPARAMETERS[name]
     wrong_type = isinstance(value, str) and param.parse is not parse_str
     try:

@@ -156,7 +156,8 @@ def make_plan(job: Job, *, instance: str = "local", nodes: int = 1, **options: A
     if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
         raise ConfigError(f"nodes must be a whole number >= 1; got nodes={nodes!r}. Fix: .fit(..., nodes=1).")
     if not isinstance(instance, str) or not instance:
-        raise ConfigError(f"instance must be 'local' or a SageMaker instance type; got {instance!r}.")
+        raise ConfigError(f"instance must be 'local' or a SageMaker instance type; got {instance!r}. "
+                          "Fix: instance='local' or instance='ml.g5.xlarge'.")
     hyperparameters = render_hyperparameters(job, remote=instance != "local")
     name = check_job_name(options.pop("job_name", None) or job_name(job))
     common: dict[str, Any] = dict(

@@ -211,7 +211,7 @@ def check_options(options: Mapping[str, Any]) -> None:
         if name in USER_HYPERPARAMETERS:
             raise ConfigError(f"{name} is a hyperparameter, not an option of fit()/plan(); got {name}={options[name]!r}. "
                               f"Fix: job.hyperparameters({name}={options[name]!r}).fit(...).")
-        raise ConfigError(f"unknown option {name!r}{did_you_mean(name, OPTIONS)} Known: {', '.join(OPTIONS)}.")
+        raise ConfigError(f"unknown option {name!r}{did_you_mean(name, OPTIONS)} Fix: one of {', '.join(OPTIONS)}.")
 
 
 def check_driver_round_trip(hyperparameters: Mapping[str, str]) -> None:

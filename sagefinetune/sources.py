@@ -58,7 +58,8 @@ def file_list(kind: str, files: Any) -> tuple[Any, ...]:
 def _paths(kind: str, value: Any) -> list[str]:
     items = [value] if isinstance(value, (str, Path)) else value
     if not isinstance(items, Sequence) or not items or not all(isinstance(v, (str, Path)) for v in items):
-        raise ConfigError(f"from_{kind} expects a path, a list of paths or {{split: path}}; got {value!r}.")
+        raise ConfigError(f"from_{kind} expects a path, a list of paths or {{split: path}}; got {value!r}. "
+                          f"Fix: from_{kind}('data.{kind}') or from_{kind}({{'train': ..., 'test': ...}}).")
     out = []
     for item in map(str, items):
         if glob.has_magic(item):
@@ -76,7 +77,8 @@ def _paths(kind: str, value: Any) -> list[str]:
 
 def check_frame(split: str, frame: Any) -> None:
     if not hasattr(frame, "columns") or not hasattr(frame, "to_dict"):
-        raise ConfigError(f"from_pandas needs DataFrames; split {split!r} is a {type(frame).__name__}.")
+        raise ConfigError(f"from_pandas needs DataFrames; split {split!r} is a {type(frame).__name__}. "
+                          "Fix: from_pandas(df) or from_pandas({'train': df_train, 'test': df_test}).")
     duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
     if duplicated:
         raise ConfigError(f"the DataFrame of split {split!r} has duplicated columns {duplicated}; a column name must "
@@ -177,7 +179,7 @@ def _check_reader_options(kind: str, kwargs: Mapping[str, Any]) -> None:
         from .errors import did_you_mean
 
         raise ConfigError(f"from_{kind}: unknown reader option {unknown[0]!r}{did_you_mean(unknown[0], known)} "
-                          f"The {kind} reader takes: {', '.join(known)}.")
+                          f"Fix: use one of the {kind} reader's options: {', '.join(known)}.")
 
 
 def _load_hub(source: Source, splits: Mapping[str, str] | None) -> hf_datasets.DatasetDict:

@@ -156,3 +156,45 @@ def test_empty_texts_stop_the_job_before_training():
     df = pd.DataFrame({"text": ["good", "", "bad", None, "fine", "meh"] * 5, "label": [1, 0] * 15})
     with pytest.raises(DataError, match=r"row\(s\) of the (train|test) split have an empty text.*Fix:"):
         Job.from_dataset(Dataset.from_pandas(df)).prepare()
+
+
+def test_the_default_split_of_a_tiny_dataset_keeps_every_class_in_test():
+    import pandas as pd
+
+    df = pd.DataFrame({"text": [f"text {i}" for i in range(20)], "label": [i % 4 for i in range(20)]})
+    dd = Dataset.from_pandas(df).load()  # 10% would be 2 rows: the default grows to one row per class
+    assert sorted(dd["test"]["label"]) == [0, 1, 2, 3] and sorted(set(dd["train"]["label"])) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("rows, test", [(50, 0.1), (37, 0.2), (103, 0.15), (12, 0.5)])
+def test_stratified_splits_put_every_class_on_both_sides(rows, test):
+    import pandas as pd
+
+    labels = [0] * (rows - 4) + [1, 1, 2, 2]  # two rare classes of two rows each
+    df = pd.DataFrame({"text": [f"t{i}" for i in range(rows)], "label": labels})
+    dd = Dataset.from_pandas(df).split(test=test, seed=3).load()
+    assert set(dd["test"]["label"]) == {0, 1, 2} == set(dd["train"]["label"])
+    assert len(dd["test"]) == max(3, round(test * rows))
+
+
+def test_samples_larger_than_the_data_are_noted_not_silent():
+    import pandas as pd
+
+    df = pd.DataFrame({"text": [f"t{i}" for i in range(20)], "label": [i % 2 for i in range(20)]})
+    ds = Dataset.from_pandas(df).sample(train=10**6, validation=5)
+    assert any("no validation split" in n for n in ds.notes())  # said in the plan, before reading
+    _, notes = ds.load_with_rows()
+    assert any("sample(train=1000000): the train split has only 18 rows" in n for n in notes)
+    assert any("sample(validation=5): there is no validation split" in n for n in notes)
+
+
+def test_empty_text_is_reported_at_its_row_in_the_users_data():
+    import pandas as pd
+
+    from sagefinetune import Job
+
+    texts = [f"text {i}" for i in range(40)]
+    texts[27] = "   "
+    df = pd.DataFrame({"text": texts, "label": [i % 2 for i in range(40)]})
+    with pytest.raises(DataError, match="the first is row 27 of that split as loaded"):
+        Job.from_dataset(Dataset.from_pandas(df)).prepare()
