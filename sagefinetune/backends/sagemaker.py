@@ -18,6 +18,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -174,6 +175,7 @@ class SageMakerBackend:
             prepared = job.prepare()  # reads the rows, checks columns and labels: before any upload
             for note in prepared.notes:
                 warnings.warn(note, stacklevel=3)
+            plan = replace(plan, notes=plan.notes + tuple(n for n in prepared.notes if n not in plan.notes))
             hyperparameters = prepared.with_data_hyperparameters(hyperparameters)
             bucket = self._bucket(spec.bucket, sm_session)
             data_hash = prepared.fingerprint
