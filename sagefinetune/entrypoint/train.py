@@ -390,8 +390,9 @@ def write_outputs(trainer: Any, final: Any, names: list[str], multi: bool, thres
                                    output_dict=True, zero_division=0)
     with open(os.path.join(where.output_dir, "classification_report.json"), "w") as fh:
         json.dump(report, fh, indent=2)
-    with open(os.path.join(where.output_dir, "confusion_matrix.json"), "w") as fh:
-        json.dump(confusion, fh, indent=2)
+    for folder in (where.output_dir, where.model_dir):  # the model dir's copy travels in model.tar.gz (Hub card)
+        with open(os.path.join(folder, "confusion_matrix.json"), "w") as fh:
+            json.dump(confusion, fh, indent=2)
 
 
 if __name__ == "__main__":
