@@ -298,6 +298,34 @@ def test_token_never_reaches_files_card_output_logs_or_errors(hub, tiny_run, cap
     assert HUB_TOKEN not in model_card(tiny_run, "alice/tiny-secret").content
 
 
+def test_the_login_token_never_reaches_a_sagemaker_job(hub, moto):
+    """HF_TOKEN is set (the hub fixture logs in through it): the CreateTrainingJob request as sent carries none of it."""
+    import aws
+
+    assert os.environ["HF_TOKEN"] == HUB_TOKEN
+    job = sft.Job.from_dataset(sft.Dataset.example("bbc_news").sample(train=60, test=20, seed=1)).hyperparameters(epochs=1)
+    assert HUB_TOKEN not in json.dumps(job.plan(instance="ml.g5.xlarge").to_dict())
+    job.fit(instance="ml.g5.xlarge", role=aws.ROLE, bucket=aws.BUCKET, boto_session=moto.session(), progress=False)
+    sent = json.dumps(moto.sent, default=str)
+    assert "CreateTrainingJob" in moto.sent and HUB_TOKEN not in sent
+
+
+def test_multi_label_card_tells_the_threshold_and_draws_per_label_outcomes():
+    from sagefinetune.modelcard import RunFacts, card_from_facts, confusion_png
+
+    confusion = {"labels": ["toxic", "insult"], "per_label_confusion": {"toxic": [[50, 3], [4, 43]],
+                                                                       "insult": [[70, 2], [5, 23]]}}
+    facts = RunFacts(name="sft-multi", base_model="sentence-transformers/all-MiniLM-L6-v2", dataset="Dataset<...>",
+                     dataset_id=None, labels=["toxic", "insult"], problem_type="multi_label_classification",
+                     metrics={"eval_f1_micro": 0.91, "eval_f1_macro": 0.9}, confusion=confusion, max_length=128,
+                     threshold=0.35)
+    card = card_from_facts(facts, "alice/multi")
+    assert "multi-label: every label whose probability is at least 0.35" in card.text
+    assert 'function_to_apply="sigmoid"' in card.text and "the saved threshold" in card.text
+    assert {(m.metric_type, m.metric_config) for m in card.data.eval_results} == {("f1", "micro"), ("f1", "macro")}
+    assert confusion_png(confusion).startswith(b"\x89PNG")
+
+
 def test_sagemaker_run_card_names_instance_nodes_cost_and_raw_labels(hub, tiny_model_dir, tmp_path):
     """A SageMaker run has no run folder: its facts come from the job description, the matrix from model.tar.gz."""
     model_dir = tmp_path / "model"
