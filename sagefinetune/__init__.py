@@ -32,12 +32,14 @@ _EXPORTS = {
     "CredentialsError": "errors",
     "ImageError": "errors",
     "AWSError": "errors",
+    "HubError": "errors",
+    "HubPush": "hub",
 }
 
 __all__ = [
     "AWSError", "ColumnError", "ConfigError", "Cost", "CredentialsError", "DataError", "Dataset",
-    "DatasetUnavailableError", "ImageError", "Job", "LabelError", "LabelMap", "MissingDependencyError", "Predictor",
-    "SagefinetuneError", "TrainingError", "TrainingPlan", "TrainingRun",
+    "DatasetUnavailableError", "HubError", "HubPush", "ImageError", "Job", "LabelError", "LabelMap",
+    "MissingDependencyError", "Predictor", "SagefinetuneError", "TrainingError", "TrainingPlan", "TrainingRun",
 ]
 
 if TYPE_CHECKING:
@@ -49,12 +51,14 @@ if TYPE_CHECKING:
         CredentialsError,
         DataError,
         DatasetUnavailableError,
+        HubError,
         ImageError,
         LabelError,
         MissingDependencyError,
         SagefinetuneError,
         TrainingError,
     )
+    from .hub import HubPush
     from .job import Job
     from .labels import LabelMap
     from .plan import TrainingPlan

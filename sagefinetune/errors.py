@@ -13,7 +13,8 @@ Every error derives from :class:`SagefinetuneError` and also from the built-in i
     │   └── DatasetUnavailableError          the source (e.g. a withdrawn Hub dataset) cannot be loaded
     ├── MissingDependencyError (ImportError) an optional package is not installed; names the extra
     ├── TrainingError (RuntimeError)         a training job failed or was stopped; carries the reason and log path
-    └── AWSError (RuntimeError)              an AWS call failed; the botocore error is ``__cause__``
+    ├── AWSError (RuntimeError)              an AWS call failed; the botocore error is ``__cause__``
+    └── HubError (RuntimeError)              a Hugging Face Hub call failed; the huggingface_hub error is ``__cause__``
 
 Messages say what was wrong, echo the value found, and say the fix.
 """
@@ -32,6 +33,7 @@ __all__ = [
     "MissingDependencyError",
     "TrainingError",
     "AWSError",
+    "HubError",
 ]
 
 
@@ -48,7 +50,7 @@ class ImageError(ConfigError):
 
 
 class CredentialsError(ConfigError):
-    """AWS credentials or the SageMaker execution role are missing."""
+    """AWS credentials, the SageMaker execution role or a Hugging Face Hub token are missing."""
 
 
 class DataError(SagefinetuneError, ValueError):
@@ -118,6 +120,32 @@ class AWSError(SagefinetuneError, RuntimeError):
         self.operation = operation
         self.code = code
         self.request_id = request_id
+
+
+class HubError(SagefinetuneError, RuntimeError):
+    """A Hugging Face Hub call failed. The huggingface_hub exception is kept as ``__cause__``.
+
+    Attributes:
+        status_code: the HTTP status, e.g. ``401``; ``None`` when the Hub could not be reached.
+        repo_id: the repository, e.g. ``me/imdb-minilm``.
+        endpoint: the Hub's address (``HF_ENDPOINT``, by default ``https://huggingface.co``).
+        server_message: what the Hub said, when it said something.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        repo_id: str | None = None,
+        endpoint: str | None = None,
+        server_message: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.repo_id = repo_id
+        self.endpoint = endpoint
+        self.server_message = server_message
 
 
 def did_you_mean(value: str, choices: list[str] | tuple[str, ...]) -> str:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError
 
 if TYPE_CHECKING:
+    from .hub import HubPush
     from .plan import TrainingPlan
     from .predict import Predictor
 
@@ -83,6 +84,21 @@ class TrainingRun:
         from .predict import Predictor
 
         return Predictor(self.model_dir, batch_size=batch_size, device=device)
+
+    def push_to_hub(self, repo_id: str, *, private: bool | None = None, token: str | None = None,
+                    commit_message: str | None = None, revision: str | None = None) -> HubPush:
+        """Publish the model, tokenizer, config, settings, metrics and a model card on the Hugging Face Hub.
+
+        See :func:`sagefinetune.hub.push_to_hub`; the token comes from ``token=`` or ``hf auth login``.
+
+        Example:
+            >>> run.push_to_hub("me/imdb-minilm", private=True).url  # doctest: +SKIP
+            'https://huggingface.co/me/imdb-minilm'
+        """
+        from .hub import push_to_hub
+
+        return push_to_hub(self, repo_id, private=private, token=token, commit_message=commit_message,
+                           revision=revision)
 
     def download(self, path: str | Path | None = None) -> Path:
         """Download and unpack the model artifact of a SageMaker run; returns the folder."""

@@ -95,8 +95,11 @@ def write_model(trainer: Any, where: contract.Paths, settings: dict[str, Any], m
         json.dump(metrics, fh, indent=2, sort_keys=True)
 
 
-def write_reports(final: Any, names: list[str], multi: bool, threshold: float, output_dir: str) -> None:
-    """The classification report and the confusion matrix of the final evaluation."""
+def write_reports(final: Any, names: list[str], multi: bool, threshold: float, output_dir: str, model_dir: str) -> None:
+    """The classification report and the confusion matrix of the final evaluation.
+
+    The confusion matrix is also written into the model dir, so that it travels in model.tar.gz (the Hub card draws it).
+    """
     import numpy as np
     from sklearn.metrics import classification_report, confusion_matrix, multilabel_confusion_matrix
 
@@ -114,5 +117,6 @@ def write_reports(final: Any, names: list[str], multi: bool, threshold: float, o
                                    output_dict=True, zero_division=0)
     with open(os.path.join(output_dir, "classification_report.json"), "w") as fh:
         json.dump(report, fh, indent=2)
-    with open(os.path.join(output_dir, "confusion_matrix.json"), "w") as fh:
-        json.dump(confusion, fh, indent=2)
+    for folder in (output_dir, model_dir):
+        with open(os.path.join(folder, "confusion_matrix.json"), "w") as fh:
+            json.dump(confusion, fh, indent=2)

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                     "max_length": max_length, "text_pair": bool(hp["text_pair_column"])}
         outputs.write_model(trainer, where, settings, metrics)
         if final is not None:
-            outputs.write_reports(final, names, multi, scorer.threshold, where.output_dir)
+            outputs.write_reports(final, names, multi, scorer.threshold, where.output_dir, where.model_dir)
     log(f"done in {time.time() - started:.1f}s; model in {where.model_dir}")
     return metrics
 
