@@ -10,6 +10,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if "SFT_CACHE_DIR" not in os.environ:  # the tests' caches (prepared data, speed probes) stay out of ~/.cache
+    import tempfile
+
+    os.environ["SFT_CACHE_DIR"] = tempfile.mkdtemp(prefix="sft-test-cache-")
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 

@@ -19,7 +19,7 @@ from typing import Any
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 CHANNELS = ("train", "validation", "test")
-DATA_FILE = "data.jsonl"
+DATA_FILE = "data.parquet"  # how the library writes channels; the entry point also reads JSON Lines and CSV
 SETTINGS_FILE = "sagefinetune.json"  # written into the model dir: labels, problem type, threshold, max length
 
 
