@@ -21,6 +21,8 @@ _EXPORTS = {
     "TrainingRun": "run",
     "Cost": "run",
     "Predictor": "predict",
+    "Endpoint": "endpoint",
+    "BatchResult": "batch",
     "SagefinetuneError": "errors",
     "ConfigError": "errors",
     "DataError": "errors",
@@ -32,16 +34,19 @@ _EXPORTS = {
     "CredentialsError": "errors",
     "ImageError": "errors",
     "AWSError": "errors",
+    "ServingError": "errors",
 }
 
 __all__ = [
-    "AWSError", "ColumnError", "ConfigError", "Cost", "CredentialsError", "DataError", "Dataset",
-    "DatasetUnavailableError", "ImageError", "Job", "LabelError", "LabelMap", "MissingDependencyError", "Predictor",
-    "SagefinetuneError", "TrainingError", "TrainingPlan", "TrainingRun",
+    "AWSError", "BatchResult", "ColumnError", "ConfigError", "Cost", "CredentialsError", "DataError", "Dataset",
+    "DatasetUnavailableError", "Endpoint", "ImageError", "Job", "LabelError", "LabelMap", "MissingDependencyError",
+    "Predictor", "SagefinetuneError", "ServingError", "TrainingError", "TrainingPlan", "TrainingRun",
 ]
 
 if TYPE_CHECKING:
+    from .batch import BatchResult
     from .dataset import Dataset
+    from .endpoint import Endpoint
     from .errors import (
         AWSError,
         ColumnError,
@@ -53,6 +58,7 @@ if TYPE_CHECKING:
         LabelError,
         MissingDependencyError,
         SagefinetuneError,
+        ServingError,
         TrainingError,
     )
     from .job import Job
