@@ -84,6 +84,6 @@ def lookup_hosting(name: object) -> HostingInstance:
 def serverless_line(memory_mb: int) -> str:
     """What a serverless endpoint of this size costs, in words."""
     per_second = SERVERLESS_PRICE_PER_GB_SECOND * memory_mb / 1024
-    return (f"serverless {memory_mb} MB: ${SERVERLESS_PRICE_PER_GB_SECOND:.7f} per GB-second x {memory_mb / 1024:g} GB "
+    return (f"${SERVERLESS_PRICE_PER_GB_SECOND:.7f} per GB-second x {memory_mb / 1024:g} GB "
             f"= ${per_second:.7f} per second of request time, plus ${DATA_PRICE_PER_GB}/GB of data in and out; "
             f"billed per request, nothing while idle [us-east-1 on-demand, recorded {PRICES_AS_OF}]")

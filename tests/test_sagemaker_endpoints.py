@@ -124,7 +124,8 @@ def test_serverless_endpoint_request_and_price(moto, capsys):
     assert ep.kind == "serverless" and ep.hourly_cost is None and ep.memory_mb == 4096
     err = capsys.readouterr().err
     assert "$0.0000200 per GB-second x 4 GB = $0.0000800 per second of request time" in err
-    assert "nothing while idle" in err and "serverless 4096 MB" in repr(ep)
+    assert f"creating serverless endpoint {ep.name} (serverless 4096 MB)" in err
+    assert "nothing while idle" in err and "per GB-second" in repr(ep)
     ep.delete()
 
 
@@ -295,6 +296,21 @@ def test_from_model_deploys_an_s3_archive_a_folder_and_a_hub_id(moto, tmp_path):
     assert remaining(moto) == {"endpoints": [], "configs": [], "models": []}
 
 
+def test_a_local_run_is_packed_uploaded_once_and_tagged_with_the_run(moto, tmp_path):
+    folder = tmp_path / "bbc" / "model"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text('{"id2label": {"0": "business", "1": "sports"}}')
+    (folder / "model.safetensors").write_bytes(b"\1" * 2000)
+    run = sft.TrainingRun(name="sft-local-bbc", backend="local", run_dir=folder.parent, _model_dir=folder)
+    options = {"role": aws.ROLE, "bucket": aws.BUCKET, "boto_session": moto.session(), "progress": False}
+    with deploy_run(run, instance="ml.c5.xlarge", **options) as ep:
+        model = sent(moto, "CreateModel")
+        assert tags_of(model)["sagefinetune:run"] == "sft-local-bbc" and ep.name.startswith("sft-local-bbc-ep-")
+        assert "/model-archives/" in model["PrimaryContainer"]["ModelDataUrl"] and ep.hourly_cost == pytest.approx(0.204)
+        assert "-transformers5.5.3-cpu-py312" in model["PrimaryContainer"]["Image"]  # the newest serving image
+    assert len([p for p in moto.sent["PutObject"] if p["Key"].endswith("model.tar.gz")]) == 1
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("sagefinetune.serving") is None,
                     reason="the local endpoint (sagefinetune.serving) lands with the serving branch")
@@ -362,7 +378,9 @@ def test_batch_transform_reads_s3_input_where_it_is(moto):
         batch_transform_run(run, csv, progress=False)
     assert not [c for c in moto.calls() if c.startswith("Create")]
 
-    batch_transform_run(run, ["one text", ("a premise", "a hypothesis")], progress=False)
+    pending = batch_transform_run(run, ["one text", ("a premise", "a hypothesis")], wait=False, progress=False)
+    assert pending.status == "InProgress" and remaining(moto)["models"] == [pending.job_name]
+    assert pending.wait().status == "Completed" and remaining(moto)["models"] == []
     lines = [json.loads(line) for line in s3.get_object(Bucket=aws.BUCKET, Key=[
         p["Key"] for p in moto.sent["PutObject"] if "/batch-input/" in p["Key"]][0])["Body"].read().splitlines()]
     assert lines == [{"inputs": ["one text"]}, {"inputs": [["a premise", "a hypothesis"]]}]

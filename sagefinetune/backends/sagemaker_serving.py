@@ -300,12 +300,22 @@ class ServingBackend:
         for summary in (s for page in pages for s in page.get("Endpoints", [])):
             tags = self._tags(summary["EndpointArn"])
             if KIND_TAG in tags:  # ours: describe it (the summary does not name its config)
-                with aws_errors("DescribeEndpoint"):
-                    d = self.client("sagemaker").describe_endpoint(EndpointName=summary["EndpointName"])
-                rows.append(list_row(d, self._config(d.get("EndpointConfigName")), tags, now))
+                d = self._describe(summary["EndpointName"])
+                if d is not None:
+                    rows.append(list_row(d, self._config(d.get("EndpointConfigName")), tags, now))
         if not rows:
             return pd.DataFrame({c: pd.Series(dtype="object") for c in LIST_COLUMNS})
         return pd.DataFrame(rows, columns=LIST_COLUMNS).sort_values("created_at", ignore_index=True)
+
+    def _describe(self, name: str) -> dict[str, Any] | None:
+        """DescribeEndpoint, or None when it was deleted meanwhile."""
+        try:
+            with aws_errors("DescribeEndpoint"):
+                return dict(self.client("sagemaker").describe_endpoint(EndpointName=name))
+        except AWSError as exc:
+            if exc.code in ("ValidationError", "ValidationException"):
+                return None
+            raise
 
     def _config(self, name: str | None) -> dict[str, Any]:
         if not name:
