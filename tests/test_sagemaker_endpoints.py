@@ -464,3 +464,13 @@ def test_a_missing_artifact_is_found_before_anything_is_created(moto):
     with pytest.raises(sft.AWSError, match="cannot be read.*Fix: wait for the training job"):
         deploy_run(run)
     assert not [c for c in moto.calls() if c.startswith("Create")]
+
+
+def test_endpoint_and_deploy_modules_import_no_sdk():
+    import subprocess
+    import sys
+
+    code = ("import sys, sagefinetune as sft, sagefinetune.deploy, sagefinetune.deploy_plan; sft.Endpoint; "
+            "print([m for m in ('sagemaker', 'boto3', 'torch', 'transformers', 'datasets', 'pandas') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
