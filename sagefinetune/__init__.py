@@ -21,6 +21,8 @@ _EXPORTS = {
     "TrainingRun": "run",
     "Cost": "run",
     "Predictor": "predict",
+    "Endpoint": "endpoint",
+    "BatchResult": "batch",
     "SagefinetuneError": "errors",
     "ConfigError": "errors",
     "DataError": "errors",
@@ -34,16 +36,20 @@ _EXPORTS = {
     "AWSError": "errors",
     "HubError": "errors",
     "HubPush": "hub",
+    "ServingError": "errors",
 }
 
 __all__ = [
-    "AWSError", "ColumnError", "ConfigError", "Cost", "CredentialsError", "DataError", "Dataset",
-    "DatasetUnavailableError", "HubError", "HubPush", "ImageError", "Job", "LabelError", "LabelMap",
-    "MissingDependencyError", "Predictor", "SagefinetuneError", "TrainingError", "TrainingPlan", "TrainingRun",
+    "AWSError", "BatchResult", "ColumnError", "ConfigError", "Cost", "CredentialsError", "DataError", "Dataset",
+    "DatasetUnavailableError", "Endpoint", "HubError", "HubPush", "ImageError", "Job", "LabelError", "LabelMap",
+    "MissingDependencyError", "Predictor", "SagefinetuneError", "ServingError", "TrainingError", "TrainingPlan",
+    "TrainingRun",
 ]
 
 if TYPE_CHECKING:
+    from .batch import BatchResult
     from .dataset import Dataset
+    from .endpoint import Endpoint
     from .errors import (
         AWSError,
         ColumnError,
@@ -56,6 +62,7 @@ if TYPE_CHECKING:
         LabelError,
         MissingDependencyError,
         SagefinetuneError,
+        ServingError,
         TrainingError,
     )
     from .hub import HubPush

@@ -14,6 +14,8 @@ Every error derives from :class:`SagefinetuneError` and also from the built-in i
     ├── MissingDependencyError (ImportError) an optional package is not installed; names the extra
     ├── TrainingError (RuntimeError)         a training job failed or was stopped; carries the reason and log path
     ├── AWSError (RuntimeError)              an AWS call failed; the botocore error is ``__cause__``
+    │   └── ServingError                     an endpoint answered with an error, or an endpoint or batch
+    │                                        transform job failed; carries its name and the reason
     └── HubError (RuntimeError)              a Hugging Face Hub call failed; the huggingface_hub error is ``__cause__``
 
 Messages say what was wrong, echo the value found, and say the fix.
@@ -34,6 +36,7 @@ __all__ = [
     "TrainingError",
     "AWSError",
     "HubError",
+    "ServingError",
 ]
 
 
@@ -146,6 +149,21 @@ class HubError(SagefinetuneError, RuntimeError):
         self.repo_id = repo_id
         self.endpoint = endpoint
         self.server_message = server_message
+class ServingError(AWSError):
+    """An endpoint answered with an error, or a SageMaker endpoint or batch transform job failed.
+
+    Attributes:
+        name: the endpoint's or the transform job's name.
+        reason: SageMaker's failure reason, or the container's own message.
+        status: the HTTP status the model container answered with, when it answered.
+    """
+
+    def __init__(self, message: str, *, name: str | None = None, reason: str | None = None, status: int | None = None,
+                 operation: str | None = None, code: str | None = None, request_id: str | None = None) -> None:
+        super().__init__(message, operation=operation, code=code, request_id=request_id)
+        self.name = name
+        self.reason = reason
+        self.status = status
 
 
 def did_you_mean(value: str, choices: list[str] | tuple[str, ...]) -> str:
