@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     import transformers
     from transformers import AutoTokenizer
 
-    transformers.logging.set_verbosity_warning()
+    training.quiet_other_ranks()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     cuda = torch.cuda.is_available()
     precision = training.choose_precision(hp["precision"], cuda, cuda and torch.cuda.is_bf16_supported())
