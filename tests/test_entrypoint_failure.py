@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from sagefinetune.entrypoint import channels, outputs
+from sagefinetune.entrypoint import channels, contract, outputs
 
 ENTRYPOINT = os.path.join(os.path.dirname(outputs.__file__), "train.py")
 
@@ -21,8 +21,9 @@ def failure(tmp_path, monkeypatch):
     return path
 
 
-def test_docstring_examples():
-    result = doctest.testmod(outputs)
+@pytest.mark.parametrize("module", [outputs, contract])
+def test_docstring_examples(module):
+    result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
 
 
