@@ -1,4 +1,5 @@
-"""Scoring and what a run leaves behind: metrics, the model folder, the classification report and confusion matrix."""
+"""Scoring and what a run leaves behind: metrics, the model folder, the classification report and confusion matrix,
+and, when it fails, the failure file that SageMaker shows as the job's FailureReason."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ else:  # run as a script: contract.py sits beside this file
 HERE = os.path.dirname(os.path.abspath(__file__))
 METRICS_MODULE = os.path.join(HERE, "metrics", "classification.py")
 STRAY_FILES = ("training_args.bin",)
+FAILURE_LIMIT = 1024  # SageMaker keeps this many characters of the failure file as the job's FailureReason
 
 
 def logits_of(predictions: Any) -> Any:
@@ -120,3 +122,53 @@ def write_reports(final: Any, names: list[str], multi: bool, threshold: float, o
     for folder in (output_dir, model_dir):
         with open(os.path.join(folder, "confusion_matrix.json"), "w") as fh:
             json.dump(confusion, fh, indent=2)
+
+
+# ---- when the run fails ---------------------------------------------------------------------------------------
+def failure_path() -> str:
+    """SageMaker's failure file: SM_OUTPUT_FAILURE (set by its driver), else beside the output data folder."""
+    return os.environ.get("SM_OUTPUT_FAILURE") or os.path.join(os.path.dirname(contract.paths().output_dir), "failure")
+
+
+def failure_reason(exc: BaseException) -> str | None:
+    """What the job's FailureReason should say about ``exc``; None for a clean exit or Ctrl-C.
+
+    >>> failure_reason(SystemExit("no train channel"))
+    'no train channel'
+    >>> failure_reason(ValueError("label value 3 is not in the label map"))
+    'ValueError: label value 3 is not in the label map'
+    >>> failure_reason(SystemExit(0)) is None
+    True
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        return None
+    if isinstance(exc, SystemExit):
+        if not exc.code:
+            return None
+        return f"the entry point exited with status {exc.code}" if isinstance(exc.code, int) else str(exc.code)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def clear_failure() -> None:
+    """Remove a failure file left by an earlier attempt in the same folder (a resumed local run)."""
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0 and os.path.isfile(failure_path()):
+        os.remove(failure_path())
+
+
+def write_failure(exc: BaseException) -> None:
+    """Write the reason for ``exc`` into the failure file, so the job says why it failed.
+
+    Without it, SageMaker's driver writes its own traceback there: the command it ran (every hyperparameter) and
+    "returned non-zero exit status 1", with the cause only in the log. The first failing process writes; the
+    driver does not overwrite an existing file.
+    """
+    reason = failure_reason(exc)
+    if reason is None:
+        return
+    path = failure_path()
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "x", encoding="utf-8") as fh:
+            fh.write(reason[:FAILURE_LIMIT])
+    except OSError:  # another process wrote it first, or the folder is read-only: the log still has the traceback
+        pass
