@@ -13,6 +13,7 @@ Every error derives from :class:`SagefinetuneError` and also from the built-in i
     │   └── DatasetUnavailableError          the source (e.g. a withdrawn Hub dataset) cannot be loaded
     ├── MissingDependencyError (ImportError) an optional package is not installed; names the extra
     ├── TrainingError (RuntimeError)         a training job failed or was stopped; carries the reason and log path
+    ├── EndpointError (RuntimeError)         an endpoint refused a request or is not answering; carries the status
     └── AWSError (RuntimeError)              an AWS call failed; the botocore error is ``__cause__``
 
 Messages say what was wrong, echo the value found, and say the fix.
@@ -31,6 +32,7 @@ __all__ = [
     "DatasetUnavailableError",
     "MissingDependencyError",
     "TrainingError",
+    "EndpointError",
     "AWSError",
 ]
 
@@ -95,6 +97,21 @@ class TrainingError(SagefinetuneError, RuntimeError):
         self.job_name = job_name
         self.reason = reason
         self.log_path = log_path
+
+
+class EndpointError(SagefinetuneError, RuntimeError):
+    """An endpoint answered a request with an error, or is not answering.
+
+    Attributes:
+        endpoint: the endpoint's name.
+        status: the HTTP status it answered (400 bad input, 413 body too large, 415 content type, 5xx server);
+            None when it did not answer.
+    """
+
+    def __init__(self, message: str, *, endpoint: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.status = status
 
 
 class AWSError(SagefinetuneError, RuntimeError):
