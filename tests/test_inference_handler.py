@@ -175,3 +175,12 @@ def test_pair_models_take_pairs_and_refuse_single_texts(tmp_path):
     assert [a["label"] for a in csv_answers] == [a["label"] for a in answers]
     with pytest.raises(handler.RequestError, match=r"trained on sentence pairs.*input 0 is 'one text'"):
         handler.predict_fn(handler.input_fn('{"inputs": ["one text"]}', "application/json"), model)
+
+
+def test_the_batcher_docstring_example_runs():
+    import doctest
+
+    from sagefinetune.serving import batcher
+
+    result = doctest.testmod(batcher)
+    assert result.attempted > 0 and result.failed == 0

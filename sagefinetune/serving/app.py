@@ -33,9 +33,10 @@ BATCH_HEADER = "X-Sft-Batch-Inputs"
 
 
 def build_app(classifier: handler.Classifier, *, max_batch_size: int = 32, max_wait_ms: float = 5.0,
-              max_body_bytes: int = 6 * 2**20) -> Starlette:
+              max_body_bytes: int = 6 * 2**20, workers: int = 1) -> Starlette:
     """The app serving ``classifier`` (from ``handler.model_fn``), with its dynamic batcher."""
-    batcher = DynamicBatcher(classifier.probabilities, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms)
+    batcher = DynamicBatcher(classifier.probabilities, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
+                             workers=workers)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

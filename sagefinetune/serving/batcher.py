@@ -1,10 +1,12 @@
 """Dynamic batching: the inputs of concurrent requests go through the model in one forward pass.
 
-One asyncio task collects requests and hands each batch to a single worker thread (torch releases the GIL while it
-computes, so the event loop keeps reading and parsing requests meanwhile). A batch starts with the oldest waiting
-request and takes every request that is already queued; while other requests are still in flight (being read or
-parsed) it waits for them up to ``max_wait_ms``, and never past ``max_batch_size`` inputs. A lone client therefore
-never waits for the window, and under load the requests that arrive during a forward pass form the next batch.
+One asyncio task collects requests and hands each batch to a worker thread (torch releases the GIL while it computes,
+so the event loop keeps reading and parsing requests meanwhile). A batch is collected only once a worker is free; it
+starts with the oldest waiting request and takes every request that is already queued; while other requests are still
+in flight (being read or parsed) it waits for them up to ``max_wait_ms``, and never past ``max_batch_size`` inputs.
+A lone client therefore never waits for the window, and under load the requests that arrive during a forward pass
+form the next batch. ``workers`` > 1 runs that many forward passes at once (each with fewer torch threads), which
+keeps every core busy where one pass cannot.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class DynamicBatcher:
         forward: runs in the worker thread; returns an indexable of one row per item (a numpy array).
         max_batch_size: most inputs in one forward pass (a single larger request still runs, alone).
         max_wait_ms: how long a batch waits for requests that are in flight but not queued yet.
+        workers: forward passes that may run at once, each in its own thread.
 
     Example:
         >>> async def demo():
@@ -45,10 +48,12 @@ class DynamicBatcher:
         ([2, 3], 2)
     """
 
-    def __init__(self, forward: Callable[[list[Any]], Any], *, max_batch_size: int = 32, max_wait_ms: float = 5.0) -> None:
+    def __init__(self, forward: Callable[[list[Any]], Any], *, max_batch_size: int = 32, max_wait_ms: float = 5.0,
+                 workers: int = 1) -> None:
         self.forward = forward
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000
+        self.workers = workers
         self.in_flight = 0
         self.batches = 0
         self.inputs = 0
@@ -56,10 +61,13 @@ class DynamicBatcher:
         self._changed: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._free: asyncio.Semaphore | None = None
+        self._running: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._queue, self._changed = asyncio.Queue(), asyncio.Event()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="sft-forward")
+        self._free = asyncio.Semaphore(self.workers)
+        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="sft-forward")
         self._task = asyncio.create_task(self._run(), name="sft-batcher")
 
     async def stop(self) -> None:
@@ -67,6 +75,8 @@ class DynamicBatcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._running:
+            await asyncio.wait(set(self._running))
         while self._queue is not None and not self._queue.empty():
             self._fail([self._queue.get_nowait()], RuntimeError("the server is shutting down"))
         if self._executor is not None:
@@ -96,23 +106,36 @@ class DynamicBatcher:
             self._changed.set()
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+        assert self._free is not None
         while True:
-            batch = await self._collect()
-            items = [item for pending in batch for item in pending.items]
+            await self._free.acquire()  # collect the next batch only when a worker can take it
             try:
-                rows = await loop.run_in_executor(self._executor, self.forward, items)
-            except Exception as exc:  # noqa: BLE001 - every request of the batch gets the error
-                self._fail(batch, exc)
-                continue
-            self.batches += 1
-            self.inputs += len(items)
-            start = 0
-            for pending in batch:
-                end = start + len(pending.items)
-                if not pending.future.done():  # the client may have gone away
-                    pending.future.set_result((rows[start:end], len(items)))
-                start = end
+                batch = await self._collect()
+            except BaseException:
+                self._free.release()
+                raise
+            task = asyncio.create_task(self._forward(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _forward(self, batch: list[_Pending]) -> None:
+        assert self._free is not None
+        items = [item for pending in batch for item in pending.items]
+        try:
+            rows = await asyncio.get_running_loop().run_in_executor(self._executor, self.forward, items)
+        except Exception as exc:  # noqa: BLE001 - every request of the batch gets the error
+            self._fail(batch, exc)
+            return
+        finally:
+            self._free.release()
+        self.batches += 1
+        self.inputs += len(items)
+        start = 0
+        for pending in batch:
+            end = start + len(pending.items)
+            if not pending.future.done():  # the client may have gone away
+                pending.future.set_result((rows[start:end], len(items)))
+            start = end
 
     async def _collect(self) -> list[_Pending]:
         assert self._queue is not None and self._changed is not None

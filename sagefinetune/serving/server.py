@@ -31,6 +31,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for requests in flight")
     parser.add_argument("--max-body-mb", type=float, default=6.0, help="largest request body, in MiB (413 above)")
     parser.add_argument("--grace", type=float, default=30.0, help="seconds to finish requests in flight on SIGTERM")
+    parser.add_argument("--threads", type=int, help="torch threads for the forward pass (default: one per core)")
+    parser.add_argument("--workers", type=int, default=1, help="forward passes that may run at once")
     parser.add_argument("--port-file", help="write {'port', 'pid'} here once bound (for the parent)")
     parser.add_argument("--parent-pid", type=int, help="shut down when this process is gone")
     return parser.parse_args(argv)
@@ -62,6 +64,12 @@ def watch_parent(parent_pid: int, server: object) -> None:
     threading.Thread(target=loop, name="sft-parent-watch", daemon=True).start()
 
 
+def torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     import uvicorn
@@ -75,9 +83,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.port_file:
         write_port_file(args.port_file, port)
     started = time.time()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     classifier = handler.model_fn(args.model_dir)
     app = build_app(classifier, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-                    max_body_bytes=int(args.max_body_mb * 2**20))
+                    max_body_bytes=int(args.max_body_mb * 2**20), workers=args.workers)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
                             timeout_graceful_shutdown=int(args.grace))
     server = uvicorn.Server(config)
@@ -85,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
         watch_parent(args.parent_pid, server)
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"[sagefinetune] serving {args.model_dir} at http://{host}:{port} ({classifier.device}; labels "
-          f"{classifier.labels}; max batch {args.max_batch_size}, wait {args.max_wait_ms:g} ms; "
+          f"{classifier.labels}; max batch {args.max_batch_size}, wait {args.max_wait_ms:g} ms, {args.workers} worker(s), "
+          f"{torch_threads()} torch thread(s); "
           f"loaded in {time.time() - started:.1f}s)", flush=True)
     # uvicorn handles SIGTERM/SIGINT (graceful shutdown), then re-raises the signal to the handlers found before it:
     # make those a note, so that a clean stop exits 0
