@@ -21,6 +21,7 @@ _EXPORTS = {
     "TrainingRun": "run",
     "Cost": "run",
     "Predictor": "predict",
+    "Endpoint": "endpoint",
     "SagefinetuneError": "errors",
     "ConfigError": "errors",
     "DataError": "errors",
@@ -29,6 +30,7 @@ _EXPORTS = {
     "DatasetUnavailableError": "errors",
     "MissingDependencyError": "errors",
     "TrainingError": "errors",
+    "EndpointError": "errors",
     "CredentialsError": "errors",
     "ImageError": "errors",
     "AWSError": "errors",
@@ -36,12 +38,13 @@ _EXPORTS = {
 
 __all__ = [
     "AWSError", "ColumnError", "ConfigError", "Cost", "CredentialsError", "DataError", "Dataset",
-    "DatasetUnavailableError", "ImageError", "Job", "LabelError", "LabelMap", "MissingDependencyError", "Predictor",
+    "DatasetUnavailableError", "Endpoint", "EndpointError", "ImageError", "Job", "LabelError", "LabelMap", "MissingDependencyError", "Predictor",
     "SagefinetuneError", "TrainingError", "TrainingPlan", "TrainingRun",
 ]
 
 if TYPE_CHECKING:
     from .dataset import Dataset
+    from .endpoint import Endpoint
     from .errors import (
         AWSError,
         ColumnError,
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
         CredentialsError,
         DataError,
         DatasetUnavailableError,
+        EndpointError,
         ImageError,
         LabelError,
         MissingDependencyError,

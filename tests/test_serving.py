@@ -127,23 +127,25 @@ def test_16_concurrent_clients_are_batched_and_a_bad_request_fails_alone(endpoin
 
 
 def test_sigterm_finishes_the_requests_in_flight(trained_run, texts):
-    ep = deploy_local(trained_run.model_dir, max_batch_size=8)
+    ep = deploy_local(trained_run.model_dir, max_batch_size=8, grace=120)
     done = []
 
-    def send(i):
-        status, _, body = http(f"{ep.url}/invocations", json.dumps({"inputs": texts[i * 3:i * 3 + 3] * 4}))
+    def send():  # 12 texts: a request larger than max_batch_size runs alone, so the 16 run one after another
+        status, _, body = http(f"{ep.url}/invocations", json.dumps({"inputs": texts[:12]}))
         done.append((time.monotonic(), status, len(body)))
 
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(16)]
+    threads = [threading.Thread(target=send) for _ in range(16)]
     for t in threads:
         t.start()
-    time.sleep(0.5)  # the requests are read and queued: 16 x 12 texts take seconds in batches of 8
+    deadline = time.monotonic() + 300
+    while not done and time.monotonic() < deadline:  # the server is working through them
+        time.sleep(0.01)
     stopped_at = time.monotonic()
     os.kill(ep.pid, signal.SIGTERM)
     for t in threads:
-        t.join(120)
+        t.join(300)
     assert sorted(s for _, s, _ in done) == [200] * 16 and all(n == 12 for _, _, n in done)
-    assert any(at > stopped_at for at, _, _ in done)  # answered after the signal: they were in flight
+    assert sum(at > stopped_at for at, _, _ in done) >= 10  # answered after the signal: they were in flight
     assert ep._process.wait(60) == 0
     with pytest.raises(EndpointError, match="did not answer"):
         ep.predict(SPORT)

@@ -5,7 +5,7 @@
     GET  /execution-parameters   what a batch transform asks a container for
 
 Every error is JSON, ``{"code": 415, "message": "..."}``, and leaves the server serving: 400 bad input, 406 Accept,
-413 body over the limit, 415 content type, 500 a failure in the model.
+413 body over the limit, 415 content type, 500 a failure in the model, 503 stopped before the request ran.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..entrypoint import inference as handler
-from .batcher import DynamicBatcher
+from .batcher import DynamicBatcher, ShuttingDown
 
 __all__ = ["build_app", "BATCH_HEADER"]
 
@@ -63,6 +63,9 @@ def build_app(classifier: handler.Classifier, *, max_batch_size: int = 32, max_w
                 text = handler.output_fn(predictions, answer_type)
             except handler.RequestError as exc:
                 return error(exc.status, str(exc))
+            except ShuttingDown:
+                return error(503, "the server stopped before this request ran (its grace period was over). Fix: "
+                                  "send it again to a running endpoint.")
             except Exception as exc:  # noqa: BLE001 - the server keeps serving; the log has the traceback
                 log.exception("prediction failed")
                 return error(500, f"prediction failed: {type(exc).__name__}: {exc}")

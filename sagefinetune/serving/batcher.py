@@ -18,7 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DynamicBatcher"]
+__all__ = ["DynamicBatcher", "ShuttingDown"]
+
+
+class ShuttingDown(RuntimeError):
+    """The server stopped before this request's forward pass ran (its grace period was over)."""
 
 
 @dataclass
@@ -78,7 +82,7 @@ class DynamicBatcher:
         if self._running:
             await asyncio.wait(set(self._running))
         while self._queue is not None and not self._queue.empty():
-            self._fail([self._queue.get_nowait()], RuntimeError("the server is shutting down"))
+            self._fail([self._queue.get_nowait()], ShuttingDown("the server is shutting down"))
         if self._executor is not None:
             self._executor.shutdown(wait=True)
 

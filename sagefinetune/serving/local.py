@@ -30,7 +30,7 @@ __all__ = ["LocalEndpoint", "deploy_local", "LOCAL_OPTIONS"]
 #: Options of a local endpoint, with their defaults.
 LOCAL_OPTIONS: dict[str, Any] = {
     "max_batch_size": 32, "max_wait_ms": 5.0, "max_body_mb": 6.0, "grace": 30.0, "startup_timeout": 300.0,
-    "timeout": 120.0, "workers": 1, "threads": None, "python": None, "log_path": None,
+    "timeout": 120.0, "workers": None, "threads": None, "python": None, "log_path": None,
 }
 PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent.parent)
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never send 127.0.0.1 through a proxy
@@ -104,9 +104,8 @@ def deploy_local(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1
         **options: ``max_batch_size`` (32: most inputs per forward pass), ``max_wait_ms`` (5: how long a batch
             waits for requests in flight), ``max_body_mb`` (6, SageMaker's limit: larger bodies get 413), ``grace``
             (30 s to finish requests in flight on delete), ``startup_timeout`` (300 s), ``timeout`` (120 s per
-            request), ``workers`` (1: forward passes at once) and ``threads`` (torch threads per pass; default one
-            per core: on a machine shared with other busy processes, ``workers=2, threads=1`` can do better),
-            ``python`` (the interpreter that runs the server), ``log_path`` (the server's log file).
+            request), ``workers`` (forward passes at once: 2, or 1 on one core) and ``threads`` (torch threads per
+            pass: the cores / workers), ``python`` (the interpreter that runs the server), ``log_path`` (the server's log file).
 
     Example:
         >>> with deploy_local(run.model_dir) as ep:  # doctest: +SKIP
@@ -127,9 +126,9 @@ def deploy_local(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1
                "--port", str(port), "--port-file", str(port_file), "--parent-pid", str(os.getpid()),
                "--max-batch-size", str(settings["max_batch_size"]), "--max-wait-ms", str(settings["max_wait_ms"]),
                "--max-body-mb", str(settings["max_body_mb"]), "--grace", str(settings["grace"])]
-    command += ["--workers", str(settings["workers"])]
-    if settings["threads"]:
-        command += ["--threads", str(settings["threads"])]
+    for name in ("workers", "threads"):
+        if settings[name]:
+            command += [f"--{name}", str(settings[name])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (PACKAGE_PARENT, os.environ.get("PYTHONPATH")) if p),
            "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
     with open(log_path, "ab") as log:
