@@ -172,7 +172,7 @@ def test_the_endpoint_object_owns_the_server(trained_run, tmp_path):
 
 
 def test_local_options_are_checked_before_anything_starts(trained_run, tmp_path):
-    with pytest.raises(sft.ConfigError, match=r"\['memory_mb'\] is not option\(s\) of a local endpoint.*serverless"):
+    with pytest.raises(sft.ConfigError, match=r"memory_mb is not an option of a local endpoint.*serverless"):
         trained_run.deploy(memory_mb=2048)
     with pytest.raises(sft.ConfigError, match="port must be"):
         deploy_local(trained_run.model_dir, port=70000)

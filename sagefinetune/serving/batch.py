@@ -120,7 +120,8 @@ def _input(item: Any, i: int) -> Any:
 def _check_options(options: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(options) - set(BATCH_OPTIONS))
     if unknown:
-        raise ConfigError(f"{unknown} are not options of local batch predictions{did_you_mean(unknown[0], list(BATCH_OPTIONS))} "
+        what = f"{unknown[0]} is not an option" if len(unknown) == 1 else f"{', '.join(unknown)} are not options"
+        raise ConfigError(f"{what} of local batch predictions{did_you_mean(unknown[0], list(BATCH_OPTIONS)) or '.'} "
                           f"Local options: {', '.join(BATCH_OPTIONS)}. Fix: drop them, or run a SageMaker batch "
                           "transform with instance='ml.m5.xlarge'.")
     settings = {**BATCH_OPTIONS, **options}

@@ -32,6 +32,9 @@ LOCAL_OPTIONS: dict[str, Any] = {
     "max_batch_size": 32, "max_wait_ms": 5.0, "max_body_mb": 6.0, "grace": 30.0, "startup_timeout": 300.0,
     "timeout": 120.0, "workers": None, "threads": None, "python": None, "log_path": None,
 }
+#: Options that only a SageMaker endpoint takes (no "did you mean" among the local ones for these).
+SAGEMAKER_OPTIONS = {"serverless", "memory_mb", "max_concurrency", "instance_count", "role", "bucket", "region",
+                     "tags", "endpoint_name", "wait", "boto_session", "environment", "transformers_version"}
 PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent.parent)
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never send 127.0.0.1 through a proxy
 
@@ -122,13 +125,7 @@ def deploy_local(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1
     work = Path(tempfile.mkdtemp(prefix="sft-serve-"))
     log_path = Path(settings["log_path"] or work / "server.log")
     port_file = work / "port.json"
-    command = [settings["python"] or sys.executable, "-m", "sagefinetune.serving", str(folder), "--host", host,
-               "--port", str(port), "--port-file", str(port_file), "--parent-pid", str(os.getpid()),
-               "--max-batch-size", str(settings["max_batch_size"]), "--max-wait-ms", str(settings["max_wait_ms"]),
-               "--max-body-mb", str(settings["max_body_mb"]), "--grace", str(settings["grace"])]
-    for name in ("workers", "threads"):
-        if settings[name]:
-            command += [f"--{name}", str(settings[name])]
+    command = _server_command(folder, host, port, port_file, settings)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (PACKAGE_PARENT, os.environ.get("PYTHONPATH")) if p),
            "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
     with open(log_path, "ab") as log:
@@ -147,11 +144,21 @@ def deploy_local(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1
     return endpoint
 
 
+def _server_command(folder: Path, host: str, port: int, port_file: Path, settings: dict[str, Any]) -> list[str]:
+    command = [settings["python"] or sys.executable, "-m", "sagefinetune.serving", str(folder), "--host", host,
+               "--port", str(port), "--port-file", str(port_file), "--parent-pid", str(os.getpid())]
+    for name in ("max_batch_size", "max_wait_ms", "max_body_mb", "grace", "workers", "threads"):
+        if settings[name] is not None:
+            command += [f"--{name.replace('_', '-')}", str(settings[name])]
+    return command
+
+
 def _check_options(options: dict[str, Any], port: Any, host: Any) -> dict[str, Any]:
     unknown = sorted(set(options) - set(LOCAL_OPTIONS))
     if unknown:
-        hint = did_you_mean(unknown[0], list(LOCAL_OPTIONS))
-        raise ConfigError(f"{unknown} {'is' if len(unknown) == 1 else 'are'} not option(s) of a local endpoint{hint} "
+        hint = "" if set(unknown) & SAGEMAKER_OPTIONS else did_you_mean(unknown[0], list(LOCAL_OPTIONS))
+        what = f"{unknown[0]} is not an option" if len(unknown) == 1 else f"{', '.join(unknown)} are not options"
+        raise ConfigError(f"{what} of a local endpoint{hint or '.'} "
                           f"Local options: port, host, {', '.join(LOCAL_OPTIONS)}. Fix: drop them, or deploy on "
                           "SageMaker (instance='ml.m5.xlarge' or serverless=True), where instance and memory options apply.")
     settings = {**LOCAL_OPTIONS, **options}
