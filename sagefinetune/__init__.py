@@ -31,6 +31,7 @@ _EXPORTS = {
     "DatasetUnavailableError": "errors",
     "MissingDependencyError": "errors",
     "TrainingError": "errors",
+    "EndpointError": "errors",
     "CredentialsError": "errors",
     "ImageError": "errors",
     "AWSError": "errors",
@@ -41,9 +42,9 @@ _EXPORTS = {
 
 __all__ = [
     "AWSError", "BatchResult", "ColumnError", "ConfigError", "Cost", "CredentialsError", "DataError", "Dataset",
-    "DatasetUnavailableError", "Endpoint", "HubError", "HubPush", "ImageError", "Job", "LabelError", "LabelMap",
-    "MissingDependencyError", "Predictor", "SagefinetuneError", "ServingError", "TrainingError", "TrainingPlan",
-    "TrainingRun",
+    "DatasetUnavailableError", "Endpoint", "EndpointError", "HubError", "HubPush", "ImageError", "Job", "LabelError",
+    "LabelMap", "MissingDependencyError", "Predictor", "SagefinetuneError", "ServingError", "TrainingError",
+    "TrainingPlan", "TrainingRun",
 ]
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
         CredentialsError,
         DataError,
         DatasetUnavailableError,
+        EndpointError,
         HubError,
         ImageError,
         LabelError,
