@@ -21,6 +21,14 @@ _EXPORTS = {
     "TrainingRun": "run",
     "Cost": "run",
     "Predictor": "predict",
+    "LogUniform": "space",
+    "Uniform": "space",
+    "IntRange": "space",
+    "Choice": "space",
+    "TuningPlan": "tuning_result",
+    "TuningResult": "tuning_result",
+    "Finding": "diagnose",
+    "Diagnosis": "diagnose",
     "SagefinetuneError": "errors",
     "ConfigError": "errors",
     "DataError": "errors",
@@ -35,13 +43,15 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "AWSError", "ColumnError", "ConfigError", "Cost", "CredentialsError", "DataError", "Dataset",
-    "DatasetUnavailableError", "ImageError", "Job", "LabelError", "LabelMap", "MissingDependencyError", "Predictor",
-    "SagefinetuneError", "TrainingError", "TrainingPlan", "TrainingRun",
+    "AWSError", "Choice", "ColumnError", "ConfigError", "Cost", "CredentialsError", "DataError", "Dataset",
+    "DatasetUnavailableError", "Diagnosis", "Finding", "ImageError", "IntRange", "Job", "LabelError", "LabelMap",
+    "LogUniform", "MissingDependencyError", "Predictor", "SagefinetuneError", "TrainingError", "TrainingPlan",
+    "TrainingRun", "TuningPlan", "TuningResult", "Uniform",
 ]
 
 if TYPE_CHECKING:
     from .dataset import Dataset
+    from .diagnose import Diagnosis, Finding
     from .errors import (
         AWSError,
         ColumnError,
@@ -60,6 +70,8 @@ if TYPE_CHECKING:
     from .plan import TrainingPlan
     from .predict import Predictor
     from .run import Cost, TrainingRun
+    from .space import Choice, IntRange, LogUniform, Uniform
+    from .tuning_result import TuningPlan, TuningResult
 
 
 def __getattr__(name: str) -> Any:
