@@ -154,7 +154,8 @@ class Job:
                 ``environment``, ``checkpoint_s3``, ``transformers_version``, ``price_per_hour``, ``job_name``.
 
         Returns:
-            A :class:`~sagefinetune.TrainingRun` with the final metrics and the model.
+            A :class:`~sagefinetune.TrainingRun` with the final metrics and the model. When it has finished (and
+            ``progress``), its diagnosis (:meth:`TrainingRun.diagnose`) is printed.
         """
         plan = self.plan(instance=instance, nodes=nodes, **options)
         if plan.backend == "local":

@@ -151,6 +151,9 @@ def make_tuning_plan(job: Job, space: Mapping[str, Range], *, objective: str = "
                               "told to do. Fix: baseline=False (fit the job once to compare).")
         notes.append("trial 0 runs the job's own " + ", ".join(f"{k}={v!r}" for k, v in _baseline_values(job, checked).items()))
     parallel = min(parallel, trials)
+    if trial_plan.backend == "sagemaker" and trial_plan.world_size > 1:
+        notes.append(f"{trial_plan.world_size} processes per trial: a tuning job's trials start through the container's "
+                     "own launcher, which this library has not verified for torchrun; one GPU per trial is the tested way")
     threads = None
     if trial_plan.backend == "local":
         cores = os.cpu_count() or 1

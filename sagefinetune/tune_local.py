@@ -310,6 +310,8 @@ class Runner:
             return Outcome("failed", note=str(exc).splitlines()[0])
         except SagefinetuneError as exc:
             return Outcome("failed", note=str(exc).splitlines()[0])
+        except Exception as exc:  # one trial's surprise must not leave the study's other trials running unrecorded
+            return Outcome("failed", note=f"{type(exc).__name__}: {exc}")
         value = run.metrics.get(self.plan.objective)
         if value is None:
             return Outcome("failed", note=f"the run reported no {self.plan.objective}; it reported {sorted(run.metrics)}")
@@ -376,10 +378,22 @@ def run_study(job: Job, plan: TuningPlan, *, run_dir: str | Path | None, progres
     folder = study_folder(run_dir, plan)
     with _lock(folder), _quiet_optuna():
         check_same_study(folder, job, plan)
+        check_before_trials(job, plan)
         study = open_study(folder, plan, pruner)
         prepare_study(study, job, plan)
         Runner(job, plan, study, folder, progress).run()
         return result(job, plan, study, folder)
+
+
+def check_before_trials(job: Job, plan: TuningPlan) -> None:
+    """Once, here, before any trial: the model and its overrides, the rows and labels, and the objective against the
+    problem type the labels make (a multi-label job reports eval_f1_micro, not eval_f1). It also imports in this
+    thread what the trials' threads would otherwise import at once (transformers' lazy modules are not thread-safe)."""
+    from .models import preflight
+    from .tune import check_objective
+
+    preflight(job.model_id, job.model_config, required=True)
+    check_objective(plan.objective, plan.direction, job.prepare().label_map.problem_type)
 
 
 def result(job: Job, plan: TuningPlan, study: optuna.Study, folder: Path) -> TuningResult:

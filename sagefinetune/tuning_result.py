@@ -191,8 +191,8 @@ class TuningResult:
     def _best_text(self) -> str:
         if self.best_value is None or (isinstance(self.best_value, float) and math.isnan(self.best_value)):
             return "-"
-        return f"{self.best_value:.4g} at " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                                                      for k, v in self.best_hyperparameters.items())
+        values = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.best_hyperparameters.items())
+        return f"{self.best_value:.4g}" + (f" at {values}" if values else "")
 
     def __repr__(self) -> str:
         return f"<TuningResult {self.name} {self.plan.backend} {self.status} best {self.plan.objective}={self._best_text()}>"

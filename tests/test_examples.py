@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -14,3 +16,16 @@ def test_sagemaker_example_prints_the_plan_without_credentials(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "examples" / "train_on_sagemaker.py")], env=env, cwd=tmp_path,
                          capture_output=True, text=True, timeout=120, check=True).stdout
     assert "2 node(s) x 4 process(es)" in out and "spot         on" in out and "not launched" in out
+
+
+@pytest.mark.slow
+def test_tune_and_diagnose_example_runs_a_study_and_reads_it_back(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "SAGEMAKER_ROLE"}
+    env.update(AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_CONFIG_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true")
+    script = [sys.executable, str(ROOT / "examples" / "tune_and_diagnose.py"), str(tmp_path / "out")]
+    out = subprocess.run(script, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900, check=True).stdout
+    assert "best eval_f1" in out and "diagnosis of trial-" in out and "not launched" in out
+    assert "SageMaker hyperparameter tuning job on ml.g5.xlarge" in out and "total cost" in out
+    assert (tmp_path / "out" / "tuning.png").exists() and (tmp_path / "out" / "best-curves.png").exists()
+    again = subprocess.run(script, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=True)
+    assert again.stdout.split("best eval_f1")[1].splitlines()[0] == out.split("best eval_f1")[1].splitlines()[0]

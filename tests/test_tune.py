@@ -21,9 +21,13 @@ from sagefinetune.entrypoint import checkpoints, contract
 
 
 def tiny_job(**hp):
-    """A study-sized fine-tune: 120 BBC News rows, 2 of MiniLM's layers, 32 tokens, 2 epochs (16 steps)."""
-    settings = {"epochs": 2, "batch_size": 16, "learning_rate": 2e-4, "max_length": 32, **hp}
-    return (sft.Job.from_dataset(sft.Dataset.example("bbc_news").sample(train=120, test=60, seed=1))
+    """A study-sized fine-tune: 160 BBC News rows, 2 of MiniLM's layers, 48 tokens, 2 epochs of 20 steps.
+
+    Measured (2 cores, loaded): learning rate 1e-6 and 1e-4 stay at chance (eval_f1 0.07), 3e-4 reaches 0.32,
+    8e-4 reaches 0.91; after the first epoch 8e-4 is at 0.61 and 1e-6 at 0.07.
+    """
+    settings = {"epochs": 2, "batch_size": 8, "learning_rate": 8e-4, "max_length": 48, **hp}
+    return (sft.Job.from_dataset(sft.Dataset.example("bbc_news").sample(train=160, test=80, seed=1))
             .model(MODEL, num_hidden_layers=2).hyperparameters(**settings))
 
 
@@ -125,8 +129,9 @@ def test_a_tuning_trial_reads_the_hyperparameters_sagemaker_wrote(tmp_path, monk
 def study(tmp_path_factory):
     """4 trials, 2 at once; trial 0 is the job's own, deliberately bad, learning rate (1e-6)."""
     folder = tmp_path_factory.mktemp("study") / "lr"
-    tuned = tiny_job(learning_rate=1e-6).tune({"learning_rate": sft.LogUniform(1e-6, 1e-3)}, objective="eval_f1",
-                                               trials=4, parallel=2, strategy="random", seed=0, baseline=True,
+    # seed 6 draws 8.9e-4, 1.2e-5 and 5.1e-4 after the baseline
+    tuned = tiny_job(learning_rate=1e-6).tune({"learning_rate": sft.LogUniform(1e-6, 2e-3)}, objective="eval_f1",
+                                               trials=4, parallel=2, strategy="random", seed=6, baseline=True,
                                                run_dir=folder, progress=False)
     return tuned
 
@@ -138,7 +143,7 @@ def test_a_study_finds_a_better_learning_rate_than_a_bad_one(study, tmp_path):
     baseline = table[table["trial"] == 0].iloc[0]
     assert baseline["learning_rate"] == 1e-6
     best_lr = study.best_hyperparameters["learning_rate"]
-    assert best_lr > 1e-5 and study.best_value > baseline["eval_f1"] + 0.2, table
+    assert best_lr > 1e-4 and study.best_value > baseline["eval_f1"] + 0.3, table
     assert study.best_value == table["eval_f1"].max()
     assert study.best_run.metrics["eval_f1"] == study.best_value  # the final evaluation, as the run reported it
     assert study.best_job.hyperparameters_["learning_rate"] == best_lr
@@ -157,22 +162,23 @@ def test_the_bad_learning_rate_is_diagnosed(study):
 
 
 @pytest.mark.slow
-def test_a_finished_study_is_not_run_again_and_can_be_extended(study):
+def test_a_finished_study_is_read_back_not_run_again(study):
     logs = {p: p.stat().st_mtime for p in study.folder.glob("trial-*/train.log")}
-    again = tiny_job(learning_rate=1e-6).tune({"learning_rate": sft.LogUniform(1e-6, 1e-3)}, trials=4, parallel=2,
-                                              strategy="random", seed=0, baseline=True, run_dir=study.folder,
+    again = tiny_job(learning_rate=1e-6).tune({"learning_rate": sft.LogUniform(1e-6, 2e-3)}, trials=4, parallel=2,
+                                              strategy="random", seed=6, baseline=True, run_dir=study.folder,
                                               progress=False)
     assert again.best_value == study.best_value and len(again.table) == 4
     assert {p: p.stat().st_mtime for p in study.folder.glob("trial-*/train.log")} == logs
-    with pytest.raises(sft.ConfigError, match="holds another study \\(changed: space\\)"):
-        tiny_job(learning_rate=1e-6).tune({"learning_rate": sft.LogUniform(1e-6, 1e-2)}, run_dir=study.folder)
+    with pytest.raises(sft.ConfigError, match=r"holds another study \(changed: space\)"):
+        tiny_job(learning_rate=1e-6).tune({"learning_rate": sft.LogUniform(1e-6, 1e-2)}, run_dir=study.folder, seed=6,
+                                          strategy="random", baseline=True)
 
 
 @pytest.mark.slow
 def test_a_poor_trial_is_pruned_after_its_first_epoch(tmp_path):
     import optuna
 
-    tuned = tiny_job().tune({"learning_rate": sft.Choice([3e-4, 1e-6])}, strategy="grid", parallel=1,
+    tuned = tiny_job().tune({"learning_rate": sft.Choice([8e-4, 1e-6])}, strategy="grid", parallel=1,
                             pruner=optuna.pruners.MedianPruner(n_startup_trials=1), run_dir=tmp_path / "s",
                             progress=False)
     table = tuned.table
@@ -189,7 +195,7 @@ def test_a_poor_trial_is_pruned_after_its_first_epoch(tmp_path):
 @pytest.mark.slow
 def test_an_interrupted_study_resumes_without_running_finished_trials_again(tmp_path):
     folder = tmp_path / "study"
-    args = "{'learning_rate': sft.Choice([3e-4, 2e-4])}, strategy='grid', parallel=1, run_dir=%r, progress=False" % str(folder)
+    args = "{'learning_rate': sft.Choice([8e-4, 6e-4])}, strategy='grid', parallel=1, run_dir=%r, progress=False" % str(folder)
     code = (f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r})\n"
             "import sagefinetune as sft\nfrom test_tune import tiny_job\n"
             f"tiny_job(save_steps=4).tune({args})\n")
@@ -205,7 +211,7 @@ def test_an_interrupted_study_resumes_without_running_finished_trials_again(tmp_
     first_log = (folder / "trial-000" / "train.log").stat().st_mtime
     assert not (folder / "trial-001" / "model" / "metrics.json").exists()
 
-    tuned = tiny_job(save_steps=4).tune({"learning_rate": sft.Choice([3e-4, 2e-4])}, strategy="grid", parallel=1,
+    tuned = tiny_job(save_steps=4).tune({"learning_rate": sft.Choice([8e-4, 6e-4])}, strategy="grid", parallel=1,
                                         run_dir=folder, progress=False)
     table = tuned.table
     assert list(table["state"]) == ["complete", "interrupted", "complete"], table
@@ -213,7 +219,7 @@ def test_an_interrupted_study_resumes_without_running_finished_trials_again(tmp_
     assert (folder / "trial-000" / "train.log").stat().st_mtime == first_log  # the finished trial was not run again
     log = (folder / "trial-001" / "train.log").read_text()
     assert "[sagefinetune] stopped: interrupted" in log and "resuming from" in log
-    assert json.loads((folder / "trial-001" / "model" / "metrics.json").read_text())["train_global_step"] == 16
+    assert json.loads((folder / "trial-001" / "model" / "metrics.json").read_text())["train_global_step"] == 40
 
 
 # ---- SageMaker: the tuning job's request, against moto ------------------------------------------------------------

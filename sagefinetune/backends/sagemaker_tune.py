@@ -91,6 +91,9 @@ def launch_tuning(backend: SageMakerBackend, job: Job, plan: TuningPlan, *, prog
     """Check, upload, create the tuning job; follow it when ``wait``; return what it found so far."""
     trial_plan = plan.trial_plan
     launch = backend.prepare_launch(job, trial_plan, progress=progress)
+    from ..tune import check_objective
+
+    check_objective(plan.objective, plan.direction, launch.hyperparameters.get("problem_type"))  # the labels' type
     name = tuning_job_name(trial_plan.job_name)
     checkpoint = launch.checkpoint.rstrip("/") + f"/{name}/"  # each trial keeps to <checkpoint>/<its job name>/
     trial_plan = replace(trial_plan, job_name=name)
