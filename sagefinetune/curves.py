@@ -160,13 +160,15 @@ def plot_curves(curves: Curves, path: str | Path | None = None, *, title: str = 
         _series(metric_ax, curves, name, name, color)
     metric_ax.set_ylabel("evaluation metric")
     for ax in (loss_ax, metric_ax):
+        first = ax is loss_ax  # the markers are the same on both: their legend once
         for i, step in enumerate(curves.epoch_ends()):
-            ax.axvline(step, color="0.75", linestyle=":", label="epoch end" if i == 0 else None)
+            ax.axvline(step, color="0.75", linestyle=":", label="epoch end" if i == 0 and first else None)
         if curves.last_step:
-            ax.axvline(curves.last_step, color="0.3", linewidth=1, label=f"model saved (step {curves.last_step})")
+            ax.axvline(curves.last_step, color="0.3", linewidth=1,
+                       label=f"model saved (step {curves.last_step})" if first else None)
         if checkpoints:
             ax.plot(list(checkpoints), [0] * len(checkpoints), "^", color="0.3", transform=ax.get_xaxis_transform(),
-                    clip_on=False, label="checkpoints kept")
+                    clip_on=False, label="checkpoints kept" if first else None)
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)
         if ax.has_data():

@@ -149,6 +149,7 @@ class TuningResult:
         against each searched hyperparameter. Returns the matplotlib Figure (saved to ``path`` when given)."""
         require("matplotlib", "plot the study")
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
 
         table, objective = self.table, self.plan.objective
         names = list(self.plan.space)
@@ -165,6 +166,7 @@ class TuningResult:
             best = ordered[objective].cummax() if self.plan.direction == "maximize" else ordered[objective].cummin()
             ax.step(ordered["trial"], best, where="post", color="0.4", label="best so far")
         ax.set_xlabel("trial")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(objective)
         ax.set_title(f"{self.plan.direction} {objective}")
         for ax, name in zip(axes[1:], names):
