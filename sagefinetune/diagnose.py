@@ -186,8 +186,9 @@ def check_majority_baseline(c: Curves, multi_label: bool) -> Finding | None:
                    f"{split} split): the model has not learned to tell the classes apart.",
                    {"eval_accuracy": _r(accuracy), "majority_class": majority, "majority_share": _r(share),
                     "split": split, "macro_f1": _r(c.final.get("eval_f1", float("nan")))},
-                   ("see the other findings (a flat or diverged loss explains it)", "a learning rate near 2e-5..1e-4",
-                    "more epochs", "if the classes are imbalanced: balance the training rows, and tune on eval_f1"))
+                   ("see the other findings (a flat or diverged loss explains it)",
+                    "more epochs or more rows, or another learning rate (job.tune(...) finds one)",
+                    "if the classes are imbalanced: balance the training rows, and tune on eval_f1"))
 
 
 def check_imbalance(c: Curves) -> Finding | None:

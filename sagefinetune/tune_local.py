@@ -26,11 +26,10 @@ from ._deps import require
 from .entrypoint import contract
 from .errors import ConfigError, SagefinetuneError, TrainingError
 from .space import Choice, IntRange, LogUniform, Range
-from .tuning_result import TuningPlan, TuningResult
+from .tuning_result import TuningPlan, TuningResult, trials_table
 
 if TYPE_CHECKING:
     import optuna
-    import pandas as pd
 
     from .job import Job
 
@@ -349,29 +348,6 @@ class Runner:
 
 
 # ---- the result -------------------------------------------------------------------------------------------------
-STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
-
-
-def table(study: optuna.Study, plan: TuningPlan) -> pd.DataFrame:
-    """One row per trial: number, state, objective (a pruned trial's last evaluation), values, epochs, seconds."""
-    import pandas as pd
-
-    gone = interrupted_numbers(study)
-    rows = []
-    for t in study.trials:
-        state = "interrupted" if t.number in gone else STATES.get(t.state.name, t.state.name.lower())
-        value = t.value if t.value is not None else (t.intermediate_values[max(t.intermediate_values)]
-                                                     if t.intermediate_values else None)
-        seconds = ((t.datetime_complete - t.datetime_start).total_seconds()
-                   if t.datetime_complete and t.datetime_start else None)
-        rows.append({"trial": t.number, "state": state, plan.objective: value,
-                     **{n: t.params.get(n) for n in plan.space},
-                     "epochs": max(t.intermediate_values, default=None), "seconds": seconds,
-                     **{k: v for k, v in t.user_attrs.get("metrics", {}).items() if k != plan.objective},
-                     "note": t.user_attrs.get("note", ""), "run_dir": t.user_attrs.get("run_dir")})
-    return pd.DataFrame(rows)
-
-
 def run_study(job: Job, plan: TuningPlan, *, run_dir: str | Path | None, progress: bool, pruner: Any) -> TuningResult:
     """Run (or resume) a local study and return what it found."""
     require("optuna", "tune on this machine")
@@ -403,7 +379,7 @@ def result(job: Job, plan: TuningPlan, study: optuna.Study, folder: Path) -> Tun
     best = study.best_trial if complete else None
     status = "Completed" if finished(study) >= plan.trials else "Incomplete"
     best_dir = Path(best.user_attrs["run_dir"]) if best is not None else None
-    frame = table(study, plan)
+    frame = trials_table(study, plan, interrupted_numbers(study))
     return TuningResult(
         name=folder.name, plan=plan, job=job, status=status, best_value=best.value if best else None,
         best_hyperparameters={k: best.params[k] for k in plan.space} if best else {}, folder=folder,

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .plan import TrainingPlan
     from .run import TrainingRun
 
-__all__ = ["TuningPlan", "TuningResult"]
+__all__ = ["TuningPlan", "TuningResult", "trials_table"]
 
 
 @dataclass(frozen=True)
@@ -177,6 +177,7 @@ class TuningResult:
                     ax.plot(xs, part[objective], style, color="tab:blue" if style == "o" else "tab:red")
             if isinstance(rng, Choice):
                 ax.set_xticks(range(len(rng.values)), [str(v) for v in rng.values])
+                ax.set_xlim(-0.5, len(rng.values) - 0.5)
             if isinstance(rng, LogUniform):
                 ax.set_xscale("log")
             ax.set_xlabel(name)
@@ -198,3 +199,27 @@ class TuningResult:
 
     def __repr__(self) -> str:
         return f"<TuningResult {self.name} {self.plan.backend} {self.status} best {self.plan.objective}={self._best_text()}>"
+
+
+# ---- a local study's table (from Optuna's trials) --------------------------------------------------------------
+STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
+
+
+def trials_table(study: Any, plan: TuningPlan, gone: set[int]) -> pd.DataFrame:
+    """An Optuna study's trials, one row each: number, state (``interrupted`` for those in ``gone``), objective (a
+    pruned trial's last evaluation), the values, epochs run, seconds, the final metrics, the run folder."""
+    import pandas as pd
+
+    rows = []
+    for t in study.trials:
+        state = "interrupted" if t.number in gone else STATES.get(t.state.name, t.state.name.lower())
+        value = t.value if t.value is not None else (t.intermediate_values[max(t.intermediate_values)]
+                                                     if t.intermediate_values else None)
+        seconds = ((t.datetime_complete - t.datetime_start).total_seconds()
+                   if t.datetime_complete and t.datetime_start else None)
+        rows.append({"trial": t.number, "state": state, plan.objective: value,
+                     **{n: t.params.get(n) for n in plan.space},
+                     "epochs": max(t.intermediate_values, default=None), "seconds": seconds,
+                     **{k: v for k, v in t.user_attrs.get("metrics", {}).items() if k != plan.objective},
+                     "note": t.user_attrs.get("note", ""), "run_dir": t.user_attrs.get("run_dir")})
+    return pd.DataFrame(rows)
