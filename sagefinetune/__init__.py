@@ -32,12 +32,18 @@ _EXPORTS = {
     "CredentialsError": "errors",
     "ImageError": "errors",
     "AWSError": "errors",
+    "Estimate": "estimate",
+    "LocalSpeed": "localspeed",
+    "measure_speed": "localspeed",
+    "Grid": "grid",
+    "GridResult": "grid_result",
 }
 
 __all__ = [
     "AWSError", "ColumnError", "ConfigError", "Cost", "CredentialsError", "DataError", "Dataset",
-    "DatasetUnavailableError", "ImageError", "Job", "LabelError", "LabelMap", "MissingDependencyError", "Predictor",
-    "SagefinetuneError", "TrainingError", "TrainingPlan", "TrainingRun",
+    "DatasetUnavailableError", "Estimate", "Grid", "GridResult", "ImageError", "Job", "LabelError", "LabelMap",
+    "LocalSpeed", "MissingDependencyError", "Predictor", "SagefinetuneError", "TrainingError", "TrainingPlan",
+    "TrainingRun", "measure_speed",
 ]
 
 if TYPE_CHECKING:
@@ -55,8 +61,12 @@ if TYPE_CHECKING:
         SagefinetuneError,
         TrainingError,
     )
+    from .estimate import Estimate
+    from .grid import Grid
+    from .grid_result import GridResult
     from .job import Job
     from .labels import LabelMap
+    from .localspeed import LocalSpeed, measure_speed
     from .plan import TrainingPlan
     from .predict import Predictor
     from .run import Cost, TrainingRun

@@ -17,7 +17,9 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
@@ -76,10 +78,12 @@ class LocalBackend:
     Args:
         python: the interpreter that runs the entry point (default: this one). Another environment's Python runs
             the same script on that environment's packages, e.g. the transformers version of a SageMaker image.
+        on_line: called with (seconds since the entry point started, line) for each line it prints.
     """
 
-    def __init__(self, python: str = sys.executable) -> None:
+    def __init__(self, python: str = sys.executable, on_line: Callable[[float, str], None] | None = None) -> None:
         self.python = python
+        self.on_line = on_line
 
     def fit(self, job: Job, plan: TrainingPlan, *, run_dir: str | Path | None = None, progress: bool = True) -> TrainingRun:
         from ..plan import launch_name
@@ -92,14 +96,20 @@ class LocalBackend:
         plan = replace(plan, job_name=run_dir.name, hyperparameters=MappingProxyType(hyperparameters),
                        labels=tuple(prepared.label_map.names_), problem_type=prepared.label_map.problem_type)
 
+        from ..measure import refine_at_fit
+
+        plan = refine_at_fit(job, plan, prepared)  # the estimate, with the rows as read
         _check_same_job(run_dir, hyperparameters, prepared.fingerprint)
         channels = prepared.write(run_dir / "input" / "data")
         (run_dir / "input" / "config").mkdir(parents=True, exist_ok=True)
         (run_dir / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2))
         record = {**plan.to_dict(), "data_fingerprint": prepared.fingerprint}
         (run_dir / "plan.json").write_text(json.dumps(record, indent=2, default=str))
+        started = time.monotonic()
         self._run(command(plan, self.python), environment(run_dir, channels, plan), run_dir, plan.job_name, progress)
-        return TrainingRun.from_run_dir(run_dir, plan)
+        run = TrainingRun.from_run_dir(run_dir, plan)
+        run.training_seconds = time.monotonic() - started  # the entry point's run time, as SageMaker counts it
+        return run
 
     def _run(self, cmd: list[str], env: dict[str, str], run_dir: Path, name: str, progress: bool) -> None:
         log_path = run_dir / "train.log"
@@ -108,9 +118,12 @@ class LocalBackend:
         with open(log_path, "a", encoding="utf-8") as log:
             proc = subprocess.Popen(cmd, env=env, cwd=run_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     text=True, bufsize=1, start_new_session=True)
+            started = time.monotonic()
             try:
                 assert proc.stdout is not None
                 for line in proc.stdout:
+                    if self.on_line is not None:
+                        self.on_line(time.monotonic() - started, line)
                     log.write(line)
                     tail.append(line.rstrip())
                     bar.feed(line)

@@ -170,6 +170,9 @@ class SageMakerBackend:
         else:
             prepared = job.prepare()  # reads the rows, checks columns and labels: before any upload
             hyperparameters = prepared.with_data_hyperparameters(hyperparameters)
+            from ..measure import refine_at_fit
+
+            plan = refine_at_fit(job, plan, prepared)  # the estimate, with the rows as read
             bucket = spec.bucket or sm_session.default_bucket()
             self.check_bucket(bucket)
             data_hash = prepared.fingerprint

@@ -258,13 +258,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     fields = {f.name for f in dataclasses.fields(TrainingArguments)}
     steps_per_epoch = math.ceil(len(train_ds) / (hp["batch_size"] * max(1, world) * hp["gradient_accumulation_steps"]))
-    total_steps = max(1, math.ceil(steps_per_epoch * hp["epochs"]))
+    total_steps = hp["max_steps"] or max(1, math.ceil(steps_per_epoch * hp["epochs"]))
     save_kwargs = (
         {"save_strategy": "steps", "save_steps": hp["save_steps"]} if hp["save_steps"] else {"save_strategy": "epoch"}
     )
     args = TrainingArguments(
         output_dir=where.checkpoint_dir,  # checkpoints only here; the model dir gets the final model alone
         num_train_epochs=hp["epochs"],
+        max_steps=hp["max_steps"] or -1,  # a fixed number of steps overrides the epochs (both transformers 4.56 and 5.x)
         per_device_train_batch_size=hp["batch_size"],
         per_device_eval_batch_size=hp["eval_batch_size"],
         gradient_accumulation_steps=hp["gradient_accumulation_steps"],
