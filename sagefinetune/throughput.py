@@ -171,8 +171,12 @@ def padded_tokens_per_row(lengths: Sequence[float] | None, max_length: int, batc
     (sorted within groups of 50 batches, as the Trainer does); otherwise the batch's longest of ``batch`` random rows.
 
     Example:
-        >>> padded_tokens_per_row([10, 10, 100, 100], 64, 2, pad_to_max=False, group_by_length=True)
-        37.0
+        >>> padded_tokens_per_row([20, 30, 40], 512, 8, pad_to_max=True, group_by_length=True)
+        512.0
+        >>> round(padded_tokens_per_row([20, 30, 40], 512, 8, pad_to_max=False, group_by_length=True))
+        30
+        >>> round(padded_tokens_per_row([20, 30, 40], 512, 8, pad_to_max=False, group_by_length=False))
+        38
     """
     if pad_to_max or not lengths:
         return float(max_length)

@@ -254,3 +254,13 @@ def test_planning_imports_nothing_heavy():
             "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'sagemaker', 'scipy', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
     assert float(out[0]) > 0 and out[1] == "[]"
+
+
+@pytest.mark.parametrize("module", ["throughput", "estimate", "grid"])
+def test_docstring_examples_of_the_estimate_modules(module):
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(f"sagefinetune.{module}")
+    result = doctest.testmod(mod, extraglobs={"sft": sft, "Dataset": sft.Dataset, "Job": sft.Job})
+    assert result.attempted > 0 and result.failed == 0
