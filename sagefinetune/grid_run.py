@@ -5,8 +5,9 @@
       results.csv      GridResult.table
       <cell name>/     a local cell's run folder (a SageMaker cell's job.json)
 
-A cell recorded ``Completed`` is never run again; a SageMaker cell recorded ``Running`` is followed, not relaunched;
-a local cell interrupted mid-run resumes from its checkpoints; a ``Failed`` cell keeps its reason (``retry_failed``).
+A cell recorded ``Completed`` is never run again; a SageMaker cell recorded ``Running`` is followed, not relaunched
+(Ctrl-C stops following, not the jobs); a local cell interrupted mid-run resumes from its checkpoints; a ``Failed``
+cell keeps its reason unless ``retry_failed``.
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ def _record(cell: Cell, run: TrainingRun, folder: Path, state: GridState) -> Non
 
 def _run_sagemaker(cells: list[Cell], folder: Path, state: GridState, bar: Progress, options: dict[str, Any],
                    parallel: int, retry_failed: bool, boto_session: Any, poll_seconds: float) -> dict[str, TrainingRun]:
-    from .backends.sagemaker import SageMakerBackend
+    from .backends.sagemaker import SageMakerBackend, aws_errors
 
     backend = SageMakerBackend(boto_session, region=options.get("region"))
     todo = _todo(cells, state, retry_failed)
@@ -187,8 +188,10 @@ def _run_sagemaker(cells: list[Cell], folder: Path, state: GridState, bar: Progr
                 running[cell.key] = (cell, launched.name)
             bar.show(state, cells)
         for key, (cell, name) in list(running.items()):
-            run = backend.describe(name)
-            if run.status in TERMINAL:
+            with aws_errors("DescribeTrainingJob"):
+                description = backend.client("sagemaker").describe_training_job(TrainingJobName=name)
+            if description["TrainingJobStatus"] in TERMINAL:
+                run = backend.describe(name, description=description)  # metrics from the logs, cost: once, at the end
                 _record(cell, run, folder, state)
                 runs[key] = run
                 del running[key]

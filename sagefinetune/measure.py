@@ -19,7 +19,8 @@ SAMPLE_ROWS = 2000
 
 
 def token_lengths(job: Job, prepared: Prepared) -> tuple[list[float], str]:
-    """Token lengths of up to 2,000 train rows with the model's own tokenizer; characters / 4 when it cannot load."""
+    """Token lengths of up to 2,000 train rows with the model's own tokenizer when it is on this machine (no download
+    for an estimate); characters / 4 otherwise."""
     train = prepared.splits["train"]
     picked = sorted(random.Random(0).sample(range(len(train)), min(SAMPLE_ROWS, len(train))))
     rows = train.select(picked)
@@ -30,12 +31,12 @@ def token_lengths(job: Job, prepared: Prepared) -> tuple[list[float], str]:
 
         from .entrypoint.train import resolve_model
 
-        tokenizer = AutoTokenizer.from_pretrained(resolve_model(job.model_id, None))
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model(job.model_id, None), local_files_only=True)
         ids = tokenizer(texts, pairs, truncation=False)["input_ids"]
         return [float(len(i)) for i in ids], f"{len(ids)} rows tokenized at fit"
     except Exception:  # no tokenizer offline, or an s3:// model: characters are the next best measure
         lengths = [(len(t) + len(p)) / CHARS_PER_TOKEN + 2 for t, p in zip(texts, pairs or [""] * len(texts))]
-        return lengths, f"{len(lengths)} rows at fit (tokens: characters / 4; the tokenizer did not load)"
+        return lengths, f"{len(lengths)} rows at fit (tokens: characters / 4; the tokenizer is not on this machine)"
 
 
 def refine_at_fit(job: Job, plan: TrainingPlan, prepared: Prepared) -> TrainingPlan:

@@ -230,6 +230,8 @@ def test_real_local_grid_records_predicted_next_to_actual(local_grid):
     speeds = json.loads((root / "cache" / "speeds.json").read_text())["speeds"]
     assert sorted(s["settings"]["processes"] for s in speeds.values()) == [1, 2]  # one probe per process count
     assert "predicted vs actual: median |error|" in stdout
+    record = json.loads((root / "grid" / table["cell"][0] / "plan.json").read_text())
+    assert record["estimate"]["kind"] == "measured here" and record["estimate"]["seconds"] > 0  # recorded in the run
 
 
 @pytest.mark.slow
