@@ -198,7 +198,7 @@ def plot_table(table: pd.DataFrame, path: str | Path | None = None, *, group: Se
     return fig
 
 
-@dataclass
+@dataclass(frozen=True)
 class GridResult:
     """What a grid run gives: ``table`` (one row per cell, also in ``path/results.csv``) and the runs.
 

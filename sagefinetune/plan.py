@@ -151,9 +151,6 @@ def metric_definitions() -> tuple[MetricDefinition, ...]:
     return tuple(MetricDefinition(name, metric_regex(name)) for name in METRICS)
 
 
-ESTIMATE_OPTIONS = ("train_rows", "scale_lr", "local_speed")
-
-
 def _estimate_options(options: dict[str, Any]) -> tuple[int | None, bool, LocalSpeed | None]:
     """Pop and check the options that shape the estimate (they apply locally and on SageMaker)."""
     train_rows = options.pop("train_rows", None)
@@ -202,7 +199,8 @@ def make_plan(job: Job, *, instance: str = "local", nodes: int = 1, **options: A
 
 def _make_plan(job: Job, instance: str, nodes: int, scale_lr: bool, options: dict[str, Any]) -> TrainingPlan:
     hyperparameters = render_hyperparameters(job)
-    scaled = (_scale_learning_rate(hyperparameters, _world(instance, nodes)),) if scale_lr and _world(instance, nodes) > 1 else ()
+    world = _world(instance, nodes) if scale_lr else 1
+    scaled = (_scale_learning_rate(hyperparameters, world),) if world > 1 else ()
     name = check_job_name(options.pop("job_name", None) or job_name(job))
     common: dict[str, Any] = dict(
         job_name=name,

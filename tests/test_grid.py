@@ -139,10 +139,13 @@ def test_sagemaker_cells_launch_as_planned_within_the_concurrency_limit(moto, tm
     assert "CreateTrainingJob" not in moto.sent and list(again.table["status"]) == ["Completed"] * 4
 
 
-def test_a_failed_cell_is_recorded_and_the_grid_goes_on(moto, tmp_path):
+def test_a_failed_cell_is_recorded_and_the_grid_goes_on(moto, tmp_path, capsys):
     grid = sft.Grid(job()).over(instance=["ml.g5.xlarge"], nodes=[1, 2], train_size=[3, 60])
     hold = Hold(moto, fail=[grid.cells()[3].key[:8]])  # the last cell's job fails on SageMaker
-    result = run_grid(moto, grid, tmp_path, hold)
+    result = grid.run(tmp_path / "grid", role=aws.ROLE, bucket=aws.BUCKET, boto_session=hold.session,
+                      poll_seconds=0.01)
+    bar = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]  # the progress bar's last state
+    assert "4/4" in bar and "done=4" in bar and "failed=3" in bar and f"spent=${result.spent:.2f}" in bar
     table = result.table.set_index("train_size")
     failed = result.failed
     assert list(result.table["status"]) == ["Failed", "Completed", "Failed", "Completed"][:2] + ["Failed", "Failed"]
