@@ -46,14 +46,19 @@ _EXPORTS = {
     "HubError": "errors",
     "HubPush": "hub",
     "ServingError": "errors",
+    "Estimate": "estimate",
+    "LocalSpeed": "localspeed",
+    "measure_speed": "localspeed",
+    "Grid": "grid",
+    "GridResult": "grid_result",
 }
 
 __all__ = [
     "AWSError", "BatchResult", "Choice", "ColumnError", "ConfigError", "Cost", "CredentialsError", "DataError",
-    "Dataset", "DatasetUnavailableError", "Diagnosis", "Endpoint", "EndpointError", "Finding", "HubError", "HubPush",
-    "ImageError", "IntRange", "Job", "LabelError", "LabelMap", "LogUniform", "MissingDependencyError", "Predictor",
-    "SagefinetuneError", "ServingError", "TrainingError", "TrainingPlan", "TrainingRun", "TuningPlan", "TuningResult",
-    "Uniform",
+    "Dataset", "DatasetUnavailableError", "Diagnosis", "Endpoint", "EndpointError", "Estimate", "Finding", "Grid",
+    "GridResult", "HubError", "HubPush", "ImageError", "IntRange", "Job", "LabelError", "LabelMap", "LocalSpeed",
+    "LogUniform", "MissingDependencyError", "Predictor", "SagefinetuneError", "ServingError", "TrainingError",
+    "TrainingPlan", "TrainingRun", "TuningPlan", "TuningResult", "Uniform", "measure_speed",
 ]
 
 if TYPE_CHECKING:
@@ -77,9 +82,13 @@ if TYPE_CHECKING:
         ServingError,
         TrainingError,
     )
+    from .estimate import Estimate
+    from .grid import Grid
+    from .grid_result import GridResult
     from .hub import HubPush
     from .job import Job
     from .labels import LabelMap
+    from .localspeed import LocalSpeed, measure_speed
     from .plan import TrainingPlan
     from .predict import Predictor
     from .run import Cost, TrainingRun

@@ -124,7 +124,12 @@ class Job:
 
     # ---- planning and running ------------------------------------------------------------------------
     def plan(self, instance: str = "local", nodes: int = 1, **options: Any) -> TrainingPlan:
-        """What will run, where, with what: pure, no I/O. See :class:`~sagefinetune.plan.TrainingPlan`."""
+        """What will run, where, with what: pure, no I/O. See :class:`~sagefinetune.plan.TrainingPlan`.
+
+        ``plan.estimate`` predicts time and cost (see :doc:`/benchmark-grid`); ``train_rows=N`` gives the row count of
+        data not read before launch, ``scale_lr=True`` raises the learning rate with the square root of the global
+        batch, ``local_speed=`` (from :func:`~sagefinetune.measure_speed`) times a local plan.
+        """
         from .plan import make_plan
 
         return make_plan(self, instance=instance, nodes=nodes, **options)
@@ -151,7 +156,8 @@ class Job:
             **options: SageMaker options, see :doc:`/sagemaker`: ``spot``, ``max_run``, ``max_wait``, ``role``,
                 ``bucket``, ``region``, ``tags``, ``volume_size``, ``subnets``, ``security_groups``,
                 ``network_isolation``, ``volume_kms_key``, ``output_kms_key``, ``encrypt_inter_node``,
-                ``environment``, ``checkpoint_s3``, ``transformers_version``, ``price_per_hour``, ``job_name``.
+                ``environment``, ``checkpoint_s3``, ``transformers_version``, ``price_per_hour``, ``job_name``; and
+                ``scale_lr`` (see :meth:`plan`), locally too.
 
         Returns:
             A :class:`~sagefinetune.TrainingRun` with the final metrics and the model. When it has finished (and

@@ -108,6 +108,9 @@ class LocalBackend:
         for note in prepared.notes:
             warnings.warn(note, stacklevel=3)
 
+        from ..measure import refine_at_fit
+
+        plan = refine_at_fit(job, plan, prepared)  # the estimate, with the rows as read
         _check_same_job(run_dir, hyperparameters, prepared.fingerprint)
         channels = prepared.write(run_dir / "input" / "data")
         (run_dir / "input" / "config").mkdir(parents=True, exist_ok=True)
@@ -115,8 +118,11 @@ class LocalBackend:
         record = {**plan.to_dict(), "data_fingerprint": prepared.fingerprint}
         (run_dir / "plan.json").write_text(json.dumps(record, indent=2, default=str))
         env = environment(run_dir, channels, plan, self.threads)
+        started = time.monotonic()
         self._run(command(plan, self.python), env, run_dir, plan.job_name, progress)
-        return TrainingRun.from_run_dir(run_dir, plan)
+        run = TrainingRun.from_run_dir(run_dir, plan)
+        run.training_seconds = time.monotonic() - started  # the entry point's run time, as SageMaker counts it
+        return run
 
     def _run(self, cmd: list[str], env: dict[str, str], run_dir: Path, name: str, progress: bool) -> None:
         log_path = run_dir / "train.log"
@@ -130,6 +136,8 @@ class LocalBackend:
             try:
                 assert proc.stdout is not None
                 for line in proc.stdout:
+                    if self.on_line is not None:
+                        self.on_line(time.monotonic() - started, line)
                     log.write(line)
                     tail.append(line.rstrip())
                     bar.feed(line)

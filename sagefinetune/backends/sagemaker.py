@@ -51,7 +51,7 @@ class Launch:
     bucket: str
     checkpoint: str
     inputs: list[Any]
-    notes: tuple[str, ...] = ()  # what preparing the rows did differently from what was asked
+    plan: TrainingPlan  # with the estimate refined on the rows as read, and what preparing them noted
 
 
 @contextmanager
@@ -169,7 +169,7 @@ class SageMakerBackend:
     # ---- fit --------------------------------------------------------------------------------------------
     def fit(self, job: Job, plan: TrainingPlan, *, progress: bool = True, wait: bool = True, logs: bool = False) -> TrainingRun:
         launch = self.prepare_launch(job, plan, progress=progress)
-        plan = replace(plan, notes=plan.notes + tuple(n for n in launch.notes if n not in plan.notes))
+        plan = launch.plan
         with tempfile.TemporaryDirectory(prefix="sagefinetune-src-") as source_dir:
             trainer = self._model_trainer(plan, launch.session, launch.role, launch.hyperparameters, launch.bucket,
                                           launch.checkpoint, source_dir)
@@ -211,6 +211,9 @@ class SageMakerBackend:
             for note in notes:
                 warnings.warn(note, stacklevel=4)
             hyperparameters = prepared.with_data_hyperparameters(hyperparameters)
+            from ..measure import refine_at_fit
+
+            plan = refine_at_fit(job, plan, prepared)  # the estimate, with the rows as read
             bucket = self._bucket(spec.bucket, sm_session)
             data_hash = prepared.fingerprint
             channels = self.upload_channels(prepared, bucket, spec.prefix, progress=progress)
@@ -224,7 +227,8 @@ class SageMakerBackend:
         from sagemaker.core.training.configs import InputData
 
         inputs = [InputData(channel_name=name, data_source=uri) for name, uri in channels.items()]
-        return Launch(sm_session, role, hyperparameters, bucket, checkpoint, inputs, notes)
+        plan = replace(plan, notes=plan.notes + tuple(n for n in notes if n not in plan.notes))
+        return Launch(sm_session, role, hyperparameters, bucket, checkpoint, inputs, plan)
 
     def _bucket(self, bucket: str | None, sm_session: Any) -> str:
         """The bucket given, else the SDK's default bucket (created by the SDK if missing); checked either way."""

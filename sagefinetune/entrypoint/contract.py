@@ -150,6 +150,8 @@ HYPERPARAMETERS: dict[str, Param] = {
     "text_pair_column": Param(parse_str, "", "the second text column for sentence pairs ('' for none)"),
     "label_column": Param(parse_str, "label", "the label column in the channel files"),
     "epochs": Param(parse_float, 3.0, "training epochs", lambda v: 0 < v <= 10_000, "in (0, 10000]"),
+    "max_steps": Param(parse_int, 0, "stop after this many optimizer steps, whatever the data size (0: epochs decide)",
+                       lambda v: v >= 0, ">= 0"),
     "batch_size": Param(parse_int, 32, "per-device training batch size", lambda v: v >= 1, ">= 1"),
     "eval_batch_size": Param(parse_int, 64, "per-device evaluation batch size", lambda v: v >= 1, ">= 1"),
     "learning_rate": Param(parse_float, 5e-5, "peak learning rate", lambda v: 0 < v < 1, "in (0, 1)"),
