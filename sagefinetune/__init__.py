@@ -32,12 +32,19 @@ _EXPORTS = {
     "CredentialsError": "errors",
     "ImageError": "errors",
     "AWSError": "errors",
+    "PipelineError": "errors",
+    "Pipeline": "pipeline",
+    "PipelineExecution": "pipeline",
+    "PipelineRun": "pipeline",
+    "Registry": "registry",
+    "ModelVersion": "registry",
 }
 
 __all__ = [
     "AWSError", "ColumnError", "ConfigError", "Cost", "CredentialsError", "DataError", "Dataset",
-    "DatasetUnavailableError", "ImageError", "Job", "LabelError", "LabelMap", "MissingDependencyError", "Predictor",
-    "SagefinetuneError", "TrainingError", "TrainingPlan", "TrainingRun",
+    "DatasetUnavailableError", "ImageError", "Job", "LabelError", "LabelMap", "MissingDependencyError", "ModelVersion",
+    "Pipeline", "PipelineError", "PipelineExecution", "PipelineRun", "Predictor", "Registry", "SagefinetuneError",
+    "TrainingError", "TrainingPlan", "TrainingRun",
 ]
 
 if TYPE_CHECKING:
@@ -52,13 +59,16 @@ if TYPE_CHECKING:
         ImageError,
         LabelError,
         MissingDependencyError,
+        PipelineError,
         SagefinetuneError,
         TrainingError,
     )
     from .job import Job
     from .labels import LabelMap
+    from .pipeline import Pipeline, PipelineExecution, PipelineRun
     from .plan import TrainingPlan
     from .predict import Predictor
+    from .registry import ModelVersion, Registry
     from .run import Cost, TrainingRun
 
 
