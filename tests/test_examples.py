@@ -14,3 +14,14 @@ def test_sagemaker_example_prints_the_plan_without_credentials(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "examples" / "train_on_sagemaker.py")], env=env, cwd=tmp_path,
                          capture_output=True, text=True, timeout=120, check=True).stdout
     assert "2 node(s) x 4 process(es)" in out and "spot         on" in out and "not launched" in out
+
+
+def test_pipeline_example_prints_the_sagemaker_pipeline_without_an_account(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "SAGEMAKER_ROLE"}
+    env.update(AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_CONFIG_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true")
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "pipeline.py"), "--no-local"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300, check=True).stdout
+    for piece in ("Train             Training", "Evaluate          Processing", "Register          RegisterModel",
+                  "Fail              Fail", "parameter MinEvalF1", "default 0.6", "eval_f1 >= 0.6"):
+        assert piece in out, piece
+    assert (tmp_path / "moderation-pipeline.json").stat().st_size > 10_000
