@@ -140,6 +140,19 @@ def test_spot_and_checkpoints_reach_the_training_step(definition):
     assert train["ResourceConfig"]["InstanceType"] == {"Get": "Parameters.InstanceType"}
 
 
+def test_the_training_step_is_the_training_job_fit_launches(moto, definition):
+    options = dict(spot=True, max_run="2h", bucket=aws.BUCKET, role=aws.ROLE)
+    job().fit(instance="ml.g5.xlarge", boto_session=moto.session(), progress=False, **options)
+    fitted = moto.sent["CreateTrainingJob"][-1]
+    step = resolve(steps_by_name(definition)["Train"]["Arguments"], {
+        "Parameters.InstanceType": "ml.g5.xlarge", "Parameters.DataLocation": "unused", "Execution.PipelineExecutionId": "x"})
+    for key in ("AlgorithmSpecification", "HyperParameters", "ResourceConfig", "StoppingCondition", "RoleArn", "Tags",
+                "OutputDataConfig", "EnableManagedSpotTraining", "Environment"):
+        assert step.get(key) == fitted.get(key), key
+    assert step["CheckpointConfig"]["S3Uri"] == fitted["CheckpointConfig"]["S3Uri"] + "x/"
+    assert [c["ChannelName"] for c in step["InputDataConfig"]] == [c["ChannelName"] for c in fitted["InputDataConfig"]]
+
+
 def test_definition_needs_no_network_and_no_account(monkeypatch):
     for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
                 "AWS_REGION", "SAGEMAKER_ROLE"):
