@@ -336,7 +336,9 @@ def test_registry_deploys_an_approved_version_through_the_endpoint_machinery(mot
         1, "ml.m5.xlarge", role=aws.ROLE, progress=False)
     try:
         assert endpoint.kind == "realtime"
-        assert moto.sent["CreateModel"][-1]["PrimaryContainer"]["ModelDataUrl"] == f"s3://{aws.BUCKET}/out/model.tar.gz"
+        container = moto.sent["CreateModel"][-1]["PrimaryContainer"]
+        assert container["ModelDataUrl"] == f"s3://{aws.BUCKET}/out/model.tar.gz"
+        assert container["Image"].endswith("huggingface-pytorch-inference:2.6.0-transformers5.5.3-cpu-py312-ubuntu22.04")
     finally:
         endpoint.delete()
 
