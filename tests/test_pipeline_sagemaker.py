@@ -348,7 +348,8 @@ def test_from_s3_data_gets_a_check_step_and_a_parameter_per_channel():
     data = sft.Dataset.from_s3(train="s3://corp-data/reviews/train/", test="s3://corp-data/reviews/test/").columns(
         text="body", label="stars")
     p = (sft.Job.from_dataset(data).map_labels({1: "negative", 2: "negative", 4: "positive", 5: "positive"})
-         .pipeline("reviews", instance="ml.g5.xlarge", condition={"accuracy": 0.9}, bucket=aws.BUCKET))
+         .pipeline("reviews", instance="ml.g5.xlarge", condition={"accuracy": 0.9}, bucket=aws.BUCKET,
+                   subnets=["subnet-1"], security_groups=["sg-1"]))
     assert p.parameter_names == ("TrainData", "TestData", "InstanceType", "MinEvalAccuracy", "ModelApprovalStatus")
     definition = json.loads(p.definition(role=aws.ROLE))
     steps = steps_by_name(definition)
@@ -363,5 +364,8 @@ def test_from_s3_data_gets_a_check_step_and_a_parameter_per_channel():
     assert hp["text_column"] == "body" and hp["labels"] == ["negative", "positive"]
     inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in check["ProcessingInputs"]}
     assert inputs["train"] == {"Get": "Parameters.TrainData"} and inputs["test"] == {"Get": "Parameters.TestData"}
+    for name in ("CheckData", "Evaluate"):  # processing runs in the training job's VPC
+        assert steps[name]["Arguments"]["NetworkConfig"]["VpcConfig"] == {"SecurityGroupIds": ["sg-1"], "Subnets": ["subnet-1"]}
+    assert steps["Train"]["Arguments"]["VpcConfig"] == {"SecurityGroupIds": ["sg-1"], "Subnets": ["subnet-1"]}
     evaluate_args = steps["Evaluate"]["Arguments"]["AppSpecification"]["ContainerArguments"]
     assert "--label_mapping" in evaluate_args and "body" in evaluate_args  # evaluation reads the raw files the same way

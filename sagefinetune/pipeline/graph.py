@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
+from sagemaker.core.network import NetworkConfig
 from sagemaker.core.processing import Processor
 from sagemaker.core.shapes import ProcessingInput, ProcessingOutput, ProcessingS3Input, ProcessingS3Output
 from sagemaker.core.training.configs import InputData
@@ -105,12 +106,16 @@ def build(pipe: Pipeline, session: Any, role: str, staged: StagedInputs, backend
 def _processor(session: Any, role: str, staged: StagedInputs, params: Parameters, script: str, name: str) -> Processor:
     spec = staged.plan.sagemaker
     assert spec is not None
+    network = None  # the processing jobs run where the training job runs: the same VPC, the same isolation
+    if spec.subnets or spec.network_isolation:
+        network = NetworkConfig(enable_network_isolation=spec.network_isolation,
+                                security_group_ids=list(spec.security_groups) or None, subnets=list(spec.subnets) or None)
     return Processor(role=role, image_uri=spec.training_image, instance_count=1, instance_type=params.instance,
                      entrypoint=["python3", f"{PROCESSING}/input/code/{script}"], volume_size_in_gb=spec.volume_size,
                      volume_kms_key=spec.volume_kms_key, output_kms_key=spec.output_kms_key,
                      max_runtime_in_seconds=spec.max_run, base_job_name=f"{staged.plan.job_name}-{name}",
                      sagemaker_session=session, env=dict(spec.environment),
-                     tags=[{"Key": k, "Value": v} for k, v in spec.tags.items()])
+                     tags=[{"Key": k, "Value": v} for k, v in spec.tags.items()], network_config=network)
 
 
 def _input(name: str, source: Any, target: str) -> ProcessingInput:
