@@ -22,6 +22,6 @@ def test_pipeline_example_prints_the_sagemaker_pipeline_without_an_account(tmp_p
     out = subprocess.run([sys.executable, str(ROOT / "examples" / "pipeline.py"), "--no-local"], env=env, cwd=tmp_path,
                          capture_output=True, text=True, timeout=300, check=True).stdout
     for piece in ("Train             Training", "Evaluate          Processing", "Register          RegisterModel",
-                  "Fail              Fail", "parameter MinEvalF1", "default 0.6", "eval_f1 >= 0.6"):
+                  "Fail              Fail", "parameter MinEvalF1", "default 0.85", "eval_f1 >= 0.85"):
         assert piece in out, piece
     assert (tmp_path / "moderation-pipeline.json").stat().st_size > 10_000

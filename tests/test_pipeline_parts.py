@@ -25,7 +25,7 @@ def test_conditions_say_which_metric_missed_and_by_how_much():
 
 def test_multi_label_jobs_gate_on_multi_label_metrics():
     assert Condition.parse({"f1_micro": 0.6}, "multi_label_classification")[0].parameter == "MinEvalF1Micro"
-    with pytest.raises(sft.ConfigError, match="the evaluation step reports eval_f1_micro"):
+    with pytest.raises(sft.ConfigError, match="the evaluation step of a multi-label job reports eval_f1_micro"):
         Condition.parse({"eval_accuracy": 0.6}, "multi_label_classification")
 
 

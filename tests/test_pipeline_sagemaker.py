@@ -187,6 +187,18 @@ def test_bad_pipelines_are_refused_where_they_are_made(kwargs, message):
         pipe(**kwargs)
 
 
+def test_a_condition_the_data_cannot_meet_is_refused_once_the_data_is_read():
+    import pandas as pd
+
+    rows = [("the match and the vote", ["sport", "politics"]), ("a late goal", ["sport"]), ("the budget", ["politics"])]
+    frame = pd.DataFrame({"text": [t for t, _ in rows] * 10, "label": [labels for _, labels in rows] * 10})
+    tags = sft.Job.from_dataset(sft.Dataset.from_pandas({"train": frame, "test": frame}))
+    p = tags.pipeline("tags", instance="ml.g5.xlarge", condition={"eval_f1": 0.8}, bucket=aws.BUCKET)  # labels unknown yet
+    with pytest.raises(sft.ConfigError, match="step of a multi-label job reports eval_f1_micro.*Fix: condition="
+                                              "\\{'eval_f1_micro': 0.85\\}"):
+        p.definition()
+
+
 def test_a_local_only_pipeline_says_so_when_asked_for_a_definition():
     local = job().pipeline("news", condition={"eval_f1": 0.8})
     with pytest.raises(sft.ConfigError, match="trains with instance='local'.*Fix: job.pipeline\\(..., instance='ml.g5"):

@@ -75,8 +75,10 @@ class Condition:
         for name, threshold in condition.items():
             metric = name if not isinstance(name, str) or name.startswith("eval_") else f"eval_{name}"
             if metric not in known:
-                raise ConfigError(f"condition on {name!r}: the evaluation step reports {', '.join(known)}"
-                                  f"{did_you_mean(str(metric), known)} Fix: condition={{'eval_f1': 0.85}}.")
+                kind = {"multi_label_classification": " of a multi-label job"}.get(problem_type or "", "")
+                example = "eval_f1_micro" if known is MULTI_LABEL else "eval_f1"
+                raise ConfigError(f"condition on {name!r}: the evaluation step{kind} reports {', '.join(known)}"
+                                  f"{did_you_mean(str(metric), known)} Fix: condition={{{example!r}: 0.85}}.")
             if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
                 raise ConfigError(f"the threshold for {metric} must be a number; got {threshold!r}. "
                                   f"Fix: condition={{{metric!r}: 0.85}}.")
@@ -87,3 +89,8 @@ class Condition:
                                   f"(or always is). Fix: a fraction, e.g. condition={{{metric!r}: 0.85}}.")
             out.append(Condition(metric, float(threshold)))
         return tuple(out)
+
+
+def recheck(conditions: tuple[Condition, ...], problem_type: str | None) -> None:
+    """Once the data is read and the problem type known: every condition names a metric the evaluation reports."""
+    Condition.parse({c.metric: c.threshold for c in conditions}, problem_type)

@@ -36,6 +36,7 @@ from sagemaker.serve.model_builder import ModelBuilder
 
 from ..entrypoint.evaluation import READ_HYPERPARAMETERS
 from ..entrypoint.evaluation import REPORT as EVALUATION_FILE
+from .conditions import recheck
 from .local import inference_image
 from .spec import APPROVAL, DATA, DATA_LOCATION, INSTANCE
 
@@ -78,6 +79,7 @@ def parameters(pipe: Pipeline, staged: StagedInputs) -> Parameters:
 def build(pipe: Pipeline, session: Any, role: str, staged: StagedInputs, backend: SageMakerBackend,
           scratch: str) -> Any:
     """The SDK Pipeline: (CheckData) -> Train -> Evaluate -> Condition -> [Register (-> deploy when approved)] | Fail."""
+    recheck(pipe.conditions, staged.hyperparameters.get("problem_type"))
     params = parameters(pipe, staged)
     spec = staged.plan.sagemaker
     assert spec is not None

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, PipelineError
+from .conditions import recheck
 from .spec import APPROVAL
 
 if TYPE_CHECKING:
@@ -108,6 +109,7 @@ def _run_steps(pipe: Pipeline, run: PipelineRun, root: Path, registry: str | Pat
     from ..entrypoint.evaluation import READ_HYPERPARAMETERS
 
     prepared = pipe.job.prepare()  # the rows' content hash is the train step's main input
+    recheck(pipe.conditions, prepared.label_map.problem_type)
     hyperparameters = prepared.with_data_hyperparameters(pipe.job.plan().hyperparameters)
     train_inputs = {"data": prepared.fingerprint, "hyperparameters": hyperparameters, "code": _code_hash(source_files())}
     train = step(run, root, "train", train_inputs, cache, lambda d: _train(pipe, d, progress))
