@@ -508,6 +508,9 @@ def stable_source_dir(install_requirements: bool) -> str:
     for path in source_files():
         digest.update(path.relative_to(ENTRYPOINT_DIR).as_posix().encode() + b"\0" + path.read_bytes())
     final = Path(tempfile.gettempdir()) / "sagefinetune-code" / digest.hexdigest()[:16]
+    expected = [final / p.relative_to(ENTRYPOINT_DIR) for p in source_files()]
+    if final.is_dir() and not all(p.is_file() for p in expected):  # a temp-folder cleaner took some of it
+        shutil.rmtree(final, ignore_errors=True)
     if not final.is_dir():
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = tempfile.mkdtemp(prefix=".staging-", dir=final.parent)
