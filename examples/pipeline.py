@@ -81,7 +81,8 @@ def main() -> None:
     print(run)
     print(f"macro F1 {run.metrics['eval_f1']:.3f}, accuracy {run.metrics['eval_accuracy']:.3f}; "
           f"registered as version {run.version.version} ({run.version.status}) in {run.version.model}")
-    print(sft.Registry("moderation-models").table()[["version", "status", "created", "eval_f1", "eval_accuracy"]])
+    table = sft.Registry("moderation-models").table()
+    print(table[["version", "status", "created", "eval_f1", "eval_accuracy"]].to_string(index=False))
 
 
 if __name__ == "__main__":
