@@ -67,3 +67,18 @@ def validate(step: dict[str, Any], values: dict[str, Any]) -> tuple[str, dict[st
     model = botocore.session.get_session().get_service_model("sagemaker").operation_model(operation)
     validate_parameters(request, model.input_shape)
     return operation, request
+
+
+def needs(module: str, reason: str) -> None:
+    """Skip unless ``module`` is part of the sagefinetune under test (an editable install elsewhere can lend its own)."""
+    import importlib.util
+    from pathlib import Path
+
+    import pytest
+
+    import sagefinetune
+
+    spec = importlib.util.find_spec(module)
+    home = Path(sagefinetune.__file__).resolve().parent
+    if spec is None or spec.origin is None or not Path(spec.origin).resolve().is_relative_to(home):
+        pytest.skip(reason)

@@ -10,6 +10,7 @@ import json
 
 import pytest
 from conftest import small_job
+from pipeline_defs import needs
 
 import sagefinetune as sft
 from sagefinetune.pipeline import local
@@ -100,7 +101,7 @@ def test_registry_approves_and_lists(runs, tmp_path):
 
 
 def test_registry_deploys_a_version_locally(runs):
-    pytest.importorskip("sagefinetune.serving", reason="local endpoints (issue 7) are not merged into this branch yet")
+    needs("sagefinetune.serving", "local endpoints (issue 7) are not merged into this branch yet")
     registry = sft.Registry("news-models", path=runs["registry"])
     registry.approve(1)
     with registry.deploy(1) as endpoint:
@@ -109,7 +110,7 @@ def test_registry_deploys_a_version_locally(runs):
 
 
 def test_an_approved_run_deploys_a_local_endpoint(runs):
-    pytest.importorskip("sagefinetune.serving", reason="local endpoints (issue 7) are not merged into this branch yet")
+    needs("sagefinetune.serving", "local endpoints (issue 7) are not merged into this branch yet")
     pipe = small_job().pipeline("news", condition={"eval_f1": 0.5}, register="news-models", deploy={"instance": "local"})
     run = pipe.run_local(runs["folder"], registry=runs["registry"], parameters={"ModelApprovalStatus": "Approved"},
                          progress=False)

@@ -8,7 +8,7 @@ import socket
 
 import aws
 import pytest
-from pipeline_defs import all_steps, references, resolve, validate
+from pipeline_defs import all_steps, needs, references, resolve, validate
 
 import sagefinetune as sft
 from sagefinetune.entrypoint import contract
@@ -331,8 +331,7 @@ def test_a_missing_model_group_is_named(moto):
 
 
 def test_registry_deploys_an_approved_version_through_the_endpoint_machinery(moto):
-    pytest.importorskip("sagefinetune.backends.sagemaker_serving",
-                        reason="SageMaker endpoints (issue 7) are not merged into this branch yet")
+    needs("sagefinetune.backends.sagemaker_serving", "SageMaker endpoints (issue 7) are not merged into this branch yet")
     session = moto.session()
     client = session.client("sagemaker")
     client.create_model_package_group(ModelPackageGroupName="news-models")
