@@ -36,3 +36,19 @@ def _hyperparameter_table() -> None:
 
 
 _hyperparameter_table()
+
+
+def _hosting_table() -> None:
+    """docs/_generated/hosting-prices.rst from sagefinetune.hosting's dated table."""
+    from sagefinetune.hosting import HOSTING, PRICE_SOURCE
+
+    rows = [f"   * - ``{i.name}``\n     - {i.gpus} x {i.gpu}" if i.gpus else f"   * - ``{i.name}``\n     - CPU"
+            for i in HOSTING.values()]
+    rows = [f"{row}\n     - ${i.price_per_hour:.3f}" for row, i in zip(rows, HOSTING.values())]
+    with open(os.path.join(os.path.dirname(__file__), "_generated", "hosting-prices.rst"), "w") as fh:
+        fh.write(f".. list-table:: {PRICE_SOURCE}\n   :header-rows: 1\n   :widths: 30 30 40\n\n"
+                 "   * - instance\n     - GPUs\n     - USD per instance-hour\n")
+        fh.write("\n".join(rows) + "\n")
+
+
+_hosting_table()

@@ -21,6 +21,8 @@ _EXPORTS = {
     "TrainingRun": "run",
     "Cost": "run",
     "Predictor": "predict",
+    "Endpoint": "endpoint",
+    "BatchResult": "batch",
     "SagefinetuneError": "errors",
     "ConfigError": "errors",
     "DataError": "errors",
@@ -29,9 +31,13 @@ _EXPORTS = {
     "DatasetUnavailableError": "errors",
     "MissingDependencyError": "errors",
     "TrainingError": "errors",
+    "EndpointError": "errors",
     "CredentialsError": "errors",
     "ImageError": "errors",
     "AWSError": "errors",
+    "HubError": "errors",
+    "HubPush": "hub",
+    "ServingError": "errors",
     "PipelineError": "errors",
     "Pipeline": "pipeline",
     "PipelineExecution": "pipeline",
@@ -41,14 +47,16 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "AWSError", "ColumnError", "ConfigError", "Cost", "CredentialsError", "DataError", "Dataset",
-    "DatasetUnavailableError", "ImageError", "Job", "LabelError", "LabelMap", "MissingDependencyError", "ModelVersion",
-    "Pipeline", "PipelineError", "PipelineExecution", "PipelineRun", "Predictor", "Registry", "SagefinetuneError",
-    "TrainingError", "TrainingPlan", "TrainingRun",
+    "AWSError", "BatchResult", "ColumnError", "ConfigError", "Cost", "CredentialsError", "DataError", "Dataset",
+    "DatasetUnavailableError", "Endpoint", "EndpointError", "HubError", "HubPush", "ImageError", "Job", "LabelError",
+    "LabelMap", "MissingDependencyError", "ModelVersion", "Pipeline", "PipelineError", "PipelineExecution", "PipelineRun",
+    "Predictor", "Registry", "SagefinetuneError", "ServingError", "TrainingError", "TrainingPlan", "TrainingRun",
 ]
 
 if TYPE_CHECKING:
+    from .batch import BatchResult
     from .dataset import Dataset
+    from .endpoint import Endpoint
     from .errors import (
         AWSError,
         ColumnError,
@@ -56,13 +64,17 @@ if TYPE_CHECKING:
         CredentialsError,
         DataError,
         DatasetUnavailableError,
+        EndpointError,
+        HubError,
         ImageError,
         LabelError,
         MissingDependencyError,
         PipelineError,
         SagefinetuneError,
+        ServingError,
         TrainingError,
     )
+    from .hub import HubPush
     from .job import Job
     from .labels import LabelMap
     from .pipeline import Pipeline, PipelineExecution, PipelineRun

@@ -237,6 +237,7 @@ class Dataset:
 
     def _select_columns(self, dd: hf_datasets.DatasetDict) -> hf_datasets.DatasetDict:
         import datasets
+        import numpy as np
 
         wanted = {TEXT: self.text, LABEL: self.label}
         if self.text_pair:
@@ -259,7 +260,8 @@ class Dataset:
             # rename through temporary names so that swaps (text <-> label) work
             part = part.rename_columns({col: f"__sft_{role}" for role, col in wanted.items()})
             part = part.rename_columns({f"__sft_{role}": role for role in wanted})
-            out[split] = part.add_column(ROW, list(range(len(part))))
+            rows = np.arange(len(part), dtype=np.int64)  # an array: datasets hashes a list row by row
+            out[split] = part.add_column(ROW, rows, new_fingerprint=f"{part._fingerprint}-rows")
         return datasets.DatasetDict(out)
 
     # ---- looking at it --------------------------------------------------------------------------------

@@ -21,9 +21,13 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Endpoint", "request_body", "parse_response"]
 
@@ -120,3 +124,59 @@ class Endpoint:
         cost = f" ${self.hourly_cost:.3f}/h" if self.hourly_cost else (f" {self.cost_note}" if self.cost_note else "")
         state = " deleted" if self.deleted else ""
         return f"<Endpoint {self.name} {self.kind} {self.url}{cost}{state}>"
+
+    # ---- SageMaker: deploy a model, reconnect, find what is running -----------------------------------------------
+    @classmethod
+    def from_model(cls, model: str | Path, *, instance: str | None = None, serverless: bool = False,
+                   **options: Any) -> Endpoint:
+        """Serve a model that did not come from a run.
+
+        Args:
+            model: an ``s3://.../model.tar.gz``; a local model folder (packed and uploaded once per content, with
+                sagefinetune's handler added as ``code/inference.py`` when it has none); or a Hub id (the container
+                downloads it: ``HF_MODEL_ID``).
+            instance: a hosting instance type (default ``"ml.m5.xlarge"``), or ``"local"`` for a server on this
+                machine (:mod:`sagefinetune.serving`).
+            serverless: a serverless endpoint instead (``memory_mb`` 1024..6144 in steps of 1024, default 3072;
+                ``max_concurrency`` 1..200, default 5).
+            **options: ``instance_count``, ``name`` (default ``<model>-ep-<UTC time>``), ``role`` (default:
+                ``$SAGEMAKER_ROLE``), ``region``, ``boto_session``, ``tags`` (added to sagefinetune's own
+                ``sagefinetune:*`` tags), ``bucket`` and ``prefix`` (where a folder is uploaded), ``image`` (another
+                inference image), ``environment`` (more container variables; no secrets), ``price_per_hour``,
+                ``wait`` (default True: until InService), ``timeout``, ``progress``.
+
+        Example:
+            >>> ep = Endpoint.from_model("s3://my-bucket/models/model.tar.gz", instance="ml.g4dn.xlarge")  # doctest: +SKIP
+            >>> ep.hourly_cost  # doctest: +SKIP
+            0.736
+        """
+        from .deploy import deploy_model
+
+        return deploy_model(model, instance=instance, serverless=serverless, **options)
+
+    @classmethod
+    def attach(cls, name: str, *, region: str | None = None, boto_session: Any = None) -> Endpoint:
+        """Reconnect to a SageMaker endpoint by name (to predict with it, or to delete it).
+
+        Example:
+            >>> Endpoint.attach("sft-all-minilm-l6-v2-ep-20261122-101500").delete()  # doctest: +SKIP
+        """
+        from .backends.sagemaker_serving import ServingBackend
+
+        return ServingBackend(boto_session, region).attach(name)
+
+    @classmethod
+    def list(cls, *, region: str | None = None, boto_session: Any = None) -> pd.DataFrame:
+        """Every SageMaker endpoint sagefinetune made in the region (found by its tags), oldest first.
+
+        Columns: ``name``, ``kind``, ``status``, ``instance``, ``instance_count``, ``memory_mb``, ``max_concurrency``,
+        ``created_at``, ``age_hours``, ``price_per_hour``, ``cost_so_far`` (hourly price x instances x age: an
+        estimate; NaN for serverless, which bills per request), ``billing``, ``model``, ``run``.
+
+        Example:
+            >>> forgotten = Endpoint.list()  # doctest: +SKIP
+            >>> for name in forgotten.name: Endpoint.attach(name).delete()  # doctest: +SKIP
+        """
+        from .backends.sagemaker_serving import ServingBackend
+
+        return ServingBackend(boto_session, region).list()

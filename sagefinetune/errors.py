@@ -14,7 +14,11 @@ Every error derives from :class:`SagefinetuneError` and also from the built-in i
     ├── MissingDependencyError (ImportError) an optional package is not installed; names the extra
     ├── TrainingError (RuntimeError)         a training job failed or was stopped; carries the reason and log path
     ├── PipelineError (RuntimeError)         a pipeline's condition was not met, or a step or execution failed
-    └── AWSError (RuntimeError)              an AWS call failed; the botocore error is ``__cause__``
+    ├── EndpointError (RuntimeError)         an endpoint refused a request or is not answering; carries the status
+    ├── AWSError (RuntimeError)              an AWS call failed; the botocore error is ``__cause__``
+    │   └── ServingError (EndpointError)     a SageMaker endpoint answered with an error, or an endpoint or batch
+    │                                        transform job failed; carries its name and the reason
+    └── HubError (RuntimeError)              a Hugging Face Hub call failed; the huggingface_hub error is ``__cause__``
 
 Messages say what was wrong, echo the value found, and say the fix.
 """
@@ -33,7 +37,10 @@ __all__ = [
     "MissingDependencyError",
     "TrainingError",
     "PipelineError",
+    "EndpointError",
     "AWSError",
+    "HubError",
+    "ServingError",
 ]
 
 
@@ -50,7 +57,7 @@ class ImageError(ConfigError):
 
 
 class CredentialsError(ConfigError):
-    """AWS credentials or the SageMaker execution role are missing."""
+    """AWS credentials, the SageMaker execution role or a Hugging Face Hub token are missing."""
 
 
 class DataError(SagefinetuneError, ValueError):
@@ -113,6 +120,21 @@ class PipelineError(SagefinetuneError, RuntimeError):
         self.run = run
 
 
+class EndpointError(SagefinetuneError, RuntimeError):
+    """An endpoint answered a request with an error, or is not answering.
+
+    Attributes:
+        endpoint: the endpoint's name.
+        status: the HTTP status it answered (400 bad input, 413 body too large, 415 content type, 5xx server);
+            None when it did not answer.
+    """
+
+    def __init__(self, message: str, *, endpoint: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.status = status
+
+
 class AWSError(SagefinetuneError, RuntimeError):
     """An AWS call failed. The botocore exception is kept as ``__cause__``.
 
@@ -134,6 +156,49 @@ class AWSError(SagefinetuneError, RuntimeError):
         self.operation = operation
         self.code = code
         self.request_id = request_id
+
+
+class HubError(SagefinetuneError, RuntimeError):
+    """A Hugging Face Hub call failed. The huggingface_hub exception is kept as ``__cause__``.
+
+    Attributes:
+        status_code: the HTTP status, e.g. ``401``; ``None`` when the Hub could not be reached.
+        repo_id: the repository, e.g. ``me/imdb-minilm``.
+        endpoint: the Hub's address (``HF_ENDPOINT``, by default ``https://huggingface.co``).
+        server_message: what the Hub said, when it said something.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        repo_id: str | None = None,
+        endpoint: str | None = None,
+        server_message: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.repo_id = repo_id
+        self.endpoint = endpoint
+        self.server_message = server_message
+class ServingError(AWSError, EndpointError):
+    """A SageMaker endpoint answered with an error, or a SageMaker endpoint or batch transform job failed.
+
+    Also an :class:`EndpointError`, so ``except EndpointError`` catches local and SageMaker endpoints alike.
+
+    Attributes:
+        name: the endpoint's or the transform job's name (also ``endpoint``).
+        reason: SageMaker's failure reason, or the container's own message.
+        status: the HTTP status the model container answered with, when it answered.
+    """
+
+    def __init__(self, message: str, *, name: str | None = None, reason: str | None = None, status: int | None = None,
+                 operation: str | None = None, code: str | None = None, request_id: str | None = None) -> None:
+        super().__init__(message, operation=operation, code=code, request_id=request_id)
+        self.name = self.endpoint = name
+        self.reason = reason
+        self.status = status
 
 
 def did_you_mean(value: str, choices: list[str] | tuple[str, ...]) -> str:

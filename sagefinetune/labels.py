@@ -219,6 +219,31 @@ class LabelMap:
             raise LabelError(f"label value {value!r} is not in the label map {self._short()}.")
         return self.label2id[name]
 
+    # Arrow columns: a lookup per distinct value, then vectorised ------------------------------------------------
+    def ids_of(self, distinct: Iterable[Any]) -> list[int | None]:
+        """The class id of each distinct raw value (None for values the map does not cover)."""
+        return [None if (name := self._lookup(v)) is None else self.label2id[name] for v in distinct]
+
+    def encode_arrow(self, column: Any) -> Any:
+        """Class ids of an Arrow label column (int64), or lists of ids for multi-label list columns.
+
+        Only the distinct values go through Python, so a million rows take milliseconds.
+        Raises :class:`LabelError` for values the map does not cover.
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        is_list = pa.types.is_list(column.type) or pa.types.is_large_list(column.type)
+        flat = pc.list_flatten(column) if is_list else column
+        distinct = pc.unique(flat)
+        ids = pc.take(pa.array(self.ids_of(distinct.to_pylist()), pa.int64()), pc.index_in(flat, value_set=distinct))
+        if ids.null_count:
+            self.check_arrow({"data": column})  # raises with every uncovered value and its row count
+        if not is_list:
+            return ids
+        return pa.ListArray.from_arrays(pc.subtract(column.offsets, column.offsets[0]), ids)
+
     def uncovered(self, values: Iterable[Any]) -> Counter[Any]:
         """The values the map does not cover, with their row counts."""
         missing: Counter[Any] = Counter()
@@ -235,19 +260,37 @@ class LabelMap:
 
     def check_splits(self, splits: Mapping[str, Iterable[Any]]) -> None:
         """Like :meth:`check`, for several splits at once: the error counts every split that has such values."""
-        problems, rows = [], 0
+        counts = {}
         for split, values in splits.items():
             values = list(values)
-            lists = self.rows_with_lists(values)
-            if lists and not self.is_multi_label:
-                raise LabelError(
-                    f"{lists} row(s) of the {split} split hold lists of labels (multi-label data), but the label map "
-                    f"{self._short()} is single-label. Fix: .map_labels(LabelMap.multi_label([...names...])).")
-            missing = self.uncovered(values)
-            if missing:
-                problems.append(f"the {split} split: {_format_values(missing)}")
-                rows += sum(missing.values())
+            self._check_shape(split, self.rows_with_lists(values))
+            counts[split] = self.uncovered(values)
+        self._raise_uncovered(counts)
+
+    def check_arrow(self, columns: Mapping[str, Any]) -> None:
+        """:meth:`check_splits` for Arrow label columns: value counts are computed by Arrow, not row by row."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        counts = {}
+        for split, column in columns.items():
+            is_list = pa.types.is_list(column.type) or pa.types.is_large_list(column.type)
+            self._check_shape(split, len(column) - column.null_count if is_list else 0)
+            flat = pc.list_flatten(column) if is_list else column
+            tally = pc.value_counts(flat).to_pylist()
+            counts[split] = Counter({t["values"]: t["counts"] for t in tally if self._lookup(t["values"]) is None})
+        self._raise_uncovered(counts)
+
+    def _check_shape(self, split: str, lists: int) -> None:
+        if lists and not self.is_multi_label:
+            raise LabelError(
+                f"{lists} row(s) of the {split} split hold lists of labels (multi-label data), but the label map "
+                f"{self._short()} is single-label. Fix: .map_labels(LabelMap.multi_label([...names...])).")
+
+    def _raise_uncovered(self, counts: Mapping[str, Counter[Any]]) -> None:
+        problems = [f"the {split} split: {_format_values(missing)}" for split, missing in counts.items() if missing]
         if problems:
+            rows = sum(sum(m.values()) for m in counts.values())
             raise LabelError(
                 f"label values are not in the label map {self._short()}: {'; '.join(problems)}; "
                 f"{rows} row{'s' if rows != 1 else ''} in all. "

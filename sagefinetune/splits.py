@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import random
-from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, DataError
@@ -19,6 +17,7 @@ DEFAULT_SPLIT = {"test": 0.1, "stratify": True, "seed": 42}
 def apply_split(dd: hf_datasets.DatasetDict, spec: dict[str, Any], describe: str) -> hf_datasets.DatasetDict:
     """Carve ``test`` (and ``validation``) out of ``train`` as ``spec`` says; the default split when there is no test."""
     import datasets
+    import numpy as np
 
     if spec and "test" in dd and spec.get("test"):
         raise ConfigError(
@@ -34,55 +33,66 @@ def apply_split(dd: hf_datasets.DatasetDict, spec: dict[str, Any], describe: str
     if not spec:
         return dd
     train = dd["train"]
-    labels = train[LABEL]
-    stratify = spec.get("stratify", True) and not any(isinstance(v, list) for v in labels[:100])
-    rest = list(range(len(train)))
+    codes = group_codes(train, stratify=bool(spec.get("stratify", True)))
+    rest = np.arange(len(train))
     out = {k: v for k, v in dd.items() if k != "train"}
     for name in ("test", "validation"):
         amount = spec.get(name)
         if not amount:
             continue
-        taken, rest = carve(rest, [labels[i] for i in rest], amount, stratify, spec.get("seed", 42),
-                            split=name, default=default)
-        out[name] = train.select(taken)
+        taken, kept = carve(codes[rest], amount, spec.get("seed", 42), split=name, default=default)
+        out[name] = train.select(rest[taken])
+        rest = rest[kept]
     out["train"] = train.select(rest)
     return datasets.DatasetDict(out)
 
 
-def carve(indices: list[int], labels: list[Any], amount: float | int, stratify: bool, seed: int, *,
-          split: str = "test", default: bool = False) -> tuple[list[int], list[int]]:
-    """Split ``indices`` into (taken, rest); ``amount`` is a fraction or a count.
+def group_codes(part: Any, stratify: bool) -> Any:
+    """One integer per row naming its label's group (all 0 when not stratified, or for multi-label rows)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-    Stratified, every class with two or more rows lands in both parts (largest-remainder rounding, then at least one
-    row each way). When ``amount`` is too small to hold one row per class, the default split grows to fit; a split
-    the user asked for is an error that says so.
+    column = part.with_format("arrow")[LABEL] if stratify else None
+    if column is None or pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+        return np.zeros(len(part), dtype=np.int64)
+    codes = pc.index_in(column, value_set=pc.unique(column).drop_null())
+    return np.asarray(pc.fill_null(codes, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def carve(codes: Any, amount: float | int, seed: int, *, split: str = "test", default: bool = False) -> tuple[Any, Any]:
+    """Positions (taken, rest) of a split of ``len(codes)`` rows; ``amount`` is a fraction or a count.
+
+    Rows are stratified by ``codes``: every group with two or more rows lands in both parts (largest-remainder
+    rounding, then at least one row each way). When ``amount`` is too small to hold one row per group, the default
+    split grows to fit; a split the user asked for is an error that says so. Vectorised: a million rows take
+    milliseconds.
     """
-    rng = random.Random(seed)
-    n = len(indices)
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n = len(codes)
     want = round(amount * n) if isinstance(amount, float) else int(amount)
-    groups: dict[Any, list[int]] = defaultdict(list)
-    for idx, lab in zip(indices, labels):
-        groups[repr(lab) if stratify else None].append(idx)
-    shared = [k for k, members in groups.items() if len(members) >= 2] if stratify else []
-    if stratify and want < len(shared):
+    groups, inverse, sizes = np.unique(codes, return_inverse=True, return_counts=True)
+    stratified = len(groups) > 1
+    shared = {int(g) for g, size in enumerate(sizes) if size >= 2} if stratified else set()
+    if stratified and want < len(shared):
         if not default:
             raise DataError(f"a stratified {split} split of {want} row(s) cannot hold one row of each of the "
                             f"{len(shared)} classes. Fix: .split({split}={len(shared)}) or more, more rows, or "
                             ".split(..., stratify=False).")
         want = len(shared)
-    if not 0 < want < n or (stratify and n - want < len(shared)):
+    if not 0 < want < n or (stratified and n - want < len(shared)):
         raise DataError(f"{n} rows cannot be split into a {split} split of {want} and a train split that both hold "
                         f"every class. Fix: use more rows, or a smaller {split} split.")
-    quotas = _quotas({k: len(v) for k, v in groups.items()}, want, set(shared))
-    taken: list[int] = []
-    for key in sorted(groups, key=str):
-        members = groups[key]
-        rng.shuffle(members)
-        taken.extend(members[:quotas[key]])
-    taken_set = set(taken)
-    rest = [i for i in indices if i not in taken_set]
-    rng.shuffle(rest)
-    return sorted(taken), rest
+    quotas = _quotas({g: int(size) for g, size in enumerate(sizes)}, want, shared)
+    order = np.argsort(inverse, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    taken = [rng.permutation(order[starts[g]:starts[g + 1]])[:quotas[g]] for g in range(len(groups))]
+    taken_idx = np.sort(np.concatenate(taken)) if taken else np.array([], dtype=np.int64)
+    mask = np.ones(n, dtype=bool)
+    mask[taken_idx] = False
+    return taken_idx, rng.permutation(np.flatnonzero(mask))
 
 
 def _quotas(sizes: dict[Any, int], want: int, shared: set[Any]) -> dict[Any, int]:

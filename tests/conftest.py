@@ -10,6 +10,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if "SFT_CACHE_DIR" not in os.environ:  # the tests' caches (prepared data, speed probes) stay out of ~/.cache
+    import tempfile
+
+    os.environ["SFT_CACHE_DIR"] = tempfile.mkdtemp(prefix="sft-test-cache-")
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -33,6 +37,20 @@ def trained_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tf456_run(tmp_path_factory):
+    """The same fine-tune by the entry point on the V100 image's transformers (4.56.2): CI's .venv-tf456, named by
+    SFT_COMPAT_PYTHON (skipped where it is not set)."""
+    python = os.environ.get("SFT_COMPAT_PYTHON")
+    if not python:
+        pytest.skip("SFT_COMPAT_PYTHON is not set (CI sets it)")
+    from sagefinetune.backends.local import LocalBackend
+
+    job = small_job()
+    return LocalBackend(python=python).fit(job, job.plan(), run_dir=tmp_path_factory.mktemp("runs") / "tf456",
+                                           progress=False)
+
+
+@pytest.fixture(scope="session")
 def moto_server():
     import aws
 
@@ -53,3 +71,47 @@ def moto(moto_server, monkeypatch):
     moto_server.session().client("s3").create_bucket(Bucket=aws.BUCKET)
     moto_server.sent.clear()
     return moto_server
+
+
+# ---- a local Hugging Face Hub (tests/hub_server.py) -------------------------------------------------------------
+HUB_TOKEN = "hf_sftTestWrite0a1b2c3d4e5f6a7b8c9d"  # alice, write
+HUB_READ_TOKEN = "hf_sftTestRead9f8e7d6c5b4a39281706"  # alice, read-only
+HUB_OTHER_TOKEN = "hf_sftTestBob00112233445566778899aa"  # bob, write
+
+
+@pytest.fixture(scope="session")
+def hub_server():
+    """The Hub's write and read API on 127.0.0.1 (uvicorn + starlette in a thread), repos in a temporary folder."""
+    import hub_server
+
+    hub, server = hub_server.start({HUB_TOKEN: ("alice", "write"), HUB_READ_TOKEN: ("alice", "read"),
+                                    HUB_OTHER_TOKEN: ("bob", "write")})
+    yield hub
+    server.should_exit = True
+
+
+@pytest.fixture
+def hub(hub_server, monkeypatch, tmp_path):
+    """huggingface_hub in this process pointed at the local Hub, logged in as alice (HF_TOKEN); undone after the test.
+
+    huggingface_hub copies HF_ENDPOINT and HF_HUB_OFFLINE into ``huggingface_hub.constants`` when it is first imported,
+    and the tests import it with HF_HUB_OFFLINE=1. Every request it makes reads ``constants.ENDPOINT``,
+    ``constants.HUGGINGFACE_CO_URL_TEMPLATE`` and ``constants.is_offline_mode()`` at call time, so patching those
+    module attributes (not the environment alone) points this process at the server; HF_ENDPOINT is set too, because
+    push_to_hub reads it when it pushes. Xet is switched off (the server speaks the git-LFS batch API). The token
+    file path is moved to an empty folder so no login of the machine's user can leak in. Code that must see the
+    server exactly as a user's fresh process does (loading a pushed model back) runs in a subprocess with HF_ENDPOINT
+    set instead; see tests/test_hub.py.
+    """
+    from huggingface_hub import constants
+
+    url = hub_server.url
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    monkeypatch.setenv("HF_TOKEN", HUB_TOKEN)
+    monkeypatch.setattr(constants, "ENDPOINT", url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf-login" / "token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "hf-login" / "stored_tokens"))
+    return hub_server

@@ -5,11 +5,12 @@ import doctest
 import pytest
 
 import sagefinetune.dataset
+import sagefinetune.hub
 import sagefinetune.job
 import sagefinetune.labels
 
 
-@pytest.mark.parametrize("module", [sagefinetune.labels, sagefinetune.dataset, sagefinetune.job])
+@pytest.mark.parametrize("module", [sagefinetune.labels, sagefinetune.dataset, sagefinetune.job, sagefinetune.hub])
 def test_docstring_examples(module):
     result = doctest.testmod(module, extraglobs={"Dataset": sagefinetune.Dataset, "Job": sagefinetune.Job,
                                                   "LabelMap": sagefinetune.LabelMap})

@@ -90,7 +90,8 @@ def evaluate(paths: dict[str, str], hp: dict[str, Any]) -> dict[str, Any]:
     metrics = {k: float(v) for k, v in (final.metrics or {}).items() if isinstance(v, (int, float))
                and not k.endswith(("_runtime", "_per_second", "_preparation_time"))}
     os.makedirs(paths["output_dir"], exist_ok=True)
-    outputs.write_reports(final, names, multi, scorer.threshold, paths["output_dir"])
+    # the model folder is an input here: it stays as training left it (its hash addresses this step)
+    outputs.write_reports(final, names, multi, scorer.threshold, paths["output_dir"], paths["output_dir"])
     report = {"metrics": metrics, "labels": names, "problem_type": settings["problem_type"], "rows": len(test),
               "threshold": scorer.threshold if multi else None}
     with open(os.path.join(paths["output_dir"], REPORT), "w") as fh:

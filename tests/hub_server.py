@@ -1,0 +1,427 @@
+"""A small Hugging Face Hub on 127.0.0.1: the write and read API that huggingface_hub's real client uses.
+
+Starlette routes served by uvicorn in a thread. Repositories live in a temporary folder: content-addressed blobs
+(``objects/<sha256>``) and one JSON record per repository (visibility, branches, commits, each commit's file table).
+
+What it implements, as the Hub answers it:
+
+- ``GET /api/whoami-v2``; ``POST /api/repos/create`` (409 with the url when it exists); ``POST /api/validate-yaml``
+  (the model card's metadata: YAML, ``model-index`` shape, ``base_model`` ids, ``pipeline_tag``).
+- ``POST /api/models/{id}/preupload/{rev}`` (binary or large files go to LFS, the rest inline), the git-LFS batch API
+  (``/{id}.git/info/lfs/objects/batch``, a PUT upload and a verify), ``POST /api/models/{id}/commit/{rev}``
+  (NDJSON: header, file (base64), lfsFile, deletedFile, deletedFolder; a README.md with bad metadata is refused),
+  ``POST /api/models/{id}/branch/{branch}``.
+- ``GET /api/models/{id}[/revision/{rev}]``, ``GET /api/models/{id}/tree/{rev}[/{path}]``,
+  ``GET/HEAD /{id}/resolve/{rev}/{path}`` with ETag, X-Repo-Commit, Content-Length, and X-Linked-Etag /
+  X-Linked-Size for LFS files; errors carry X-Error-Code (RepoNotFound, RevisionNotFound, EntryNotFound).
+- Auth: ``Authorization: Bearer <token>`` from :attr:`HubServer.tokens`. A wrong token gets 401 "Invalid credentials
+  in Authorization header"; no token on a write gets 401; a read token or another namespace gets 403. Private repos
+  are invisible (401/404 RepoNotFound) to anyone but their owner.
+
+Every request is recorded in :attr:`HubServer.requests` (method, path, whether it carried a valid token).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+import yaml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+GITATTRIBUTES = b"*.bin filter=lfs diff=lfs merge=lfs -text\n*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
+LFS_SIZE = 10 * 1024 * 1024
+REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+PIPELINE_TAGS = {"text-classification", "token-classification", "fill-mask", "feature-extraction", "zero-shot-classification"}
+
+
+def git_oid(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+class HubError(Exception):
+    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
+
+    def response(self) -> JSONResponse:
+        headers = {"X-Error-Message": self.message.splitlines()[0]}
+        if self.code:
+            headers["X-Error-Code"] = self.code
+        return JSONResponse({"error": self.message}, status_code=self.status, headers=headers)
+
+
+def validate_card(content: str) -> list[str]:
+    """The metadata errors the Hub reports for a README.md (empty: valid)."""
+    match = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", content, re.S)
+    if not match:
+        return []
+    try:
+        meta = yaml.safe_load(match.group(1)) or {}
+    except yaml.YAMLError as exc:
+        return [f"YAML: {exc}"]
+    if not isinstance(meta, dict):
+        return ["metadata must be a YAML mapping"]
+    errors = []
+    bases = meta.get("base_model")
+    for base in [bases] if isinstance(bases, str) else (bases or []):
+        if not isinstance(base, str) or not re.fullmatch(r"[\w.-]+/[\w.-]+|[\w.-]+", base):
+            errors.append(f'"base_model" must be a Hub model id; got {base!r}')
+    if meta.get("pipeline_tag") is not None and meta["pipeline_tag"] not in PIPELINE_TAGS:
+        errors.append(f'"pipeline_tag" {meta["pipeline_tag"]!r} is not a known task')
+    for key in ("tags", "datasets", "metrics"):
+        if key in meta and not (isinstance(meta[key], list) and all(isinstance(v, str) for v in meta[key])):
+            errors.append(f'"{key}" must be a list of strings')
+    errors += _model_index_errors(meta.get("model-index"))
+    return errors
+
+
+def _model_index_errors(index: Any) -> list[str]:
+    if index is None:
+        return []
+    if not isinstance(index, list):
+        return ['"model-index" must be a list']
+    errors = []
+    for entry in index:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            errors.append('"model-index[].name" is required')
+            continue
+        for result in entry.get("results") or []:
+            task, dataset = result.get("task") or {}, result.get("dataset") or {}
+            if not isinstance(task.get("type"), str):
+                errors.append('"model-index[].results[].task.type" is required')
+            if not isinstance(dataset.get("type"), str) or not isinstance(dataset.get("name"), str):
+                errors.append('"model-index[].results[].dataset" needs "type" and "name"')
+            for metric in result.get("metrics") or []:
+                if not isinstance(metric.get("type"), str) or not isinstance(metric.get("value"), (int, float, str)):
+                    errors.append(f'"model-index[].results[].metrics[]" needs "type" and a "value"; got {metric!r}')
+    return errors
+
+
+@dataclass
+class HubServer:
+    """The server's state and its handlers. :meth:`start` serves it; :attr:`url` is the endpoint."""
+
+    root: Path
+    tokens: dict[str, tuple[str, str]] = field(default_factory=dict)  # token -> (user, "read" | "write")
+    requests: list[tuple[str, str, bool]] = field(default_factory=list)
+    url: str = ""
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    # ---- storage --------------------------------------------------------------------------------------
+    def _record_path(self, repo_id: str) -> Path:
+        return self.root / "repos" / "models" / f"{repo_id}.json"
+
+    def record(self, repo_id: str) -> dict[str, Any] | None:
+        path = self._record_path(repo_id)
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def _save(self, repo_id: str, record: dict[str, Any]) -> None:
+        path = self._record_path(repo_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1))
+
+    def _put_blob(self, data: bytes) -> str:
+        sha = hashlib.sha256(data).hexdigest()
+        path = self.root / "objects" / sha
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        return sha
+
+    def blob(self, sha: str) -> bytes:
+        return (self.root / "objects" / sha).read_bytes()
+
+    def files(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
+        """Every file of a repository at a revision, for assertions."""
+        record = self.record(repo_id)
+        assert record is not None, f"no repo {repo_id}"
+        commit = record["commits"][record["branches"].get(revision, revision)]
+        return {path: self.blob(f["sha256"]) for path, f in commit["files"].items()}
+
+    def commits(self, repo_id: str, revision: str = "main") -> list[dict[str, Any]]:
+        """The commits on a branch, newest first."""
+        record = self.record(repo_id) or {}
+        out, oid = [], record["branches"][revision]
+        while oid:
+            out.append({"oid": oid, **record["commits"][oid]})
+            oid = record["commits"][oid]["parent"]
+        return out
+
+    # ---- auth -----------------------------------------------------------------------------------------
+    def _user(self, request: Request) -> tuple[str, str] | None:
+        auth = request.headers.get("authorization", "")
+        if not auth:
+            return None
+        token = auth.removeprefix("Bearer ").strip()
+        if token not in self.tokens:
+            raise HubError(401, "Invalid credentials in Authorization header")
+        return self.tokens[token]
+
+    def _writer(self, request: Request, namespace: str) -> str:
+        user = self._user(request)
+        if user is None:
+            raise HubError(401, "You must be authenticated to write to the Hub")
+        name, role = user
+        if role != "write":
+            raise HubError(403, f"You don't have the rights to write to {namespace}: your token is read-only")
+        if namespace != name:
+            raise HubError(403, f"You don't have the rights to create or write to {namespace}/*")
+        return name
+
+    def _readable(self, request: Request, repo_id: str) -> dict[str, Any]:
+        record = self.record(repo_id)
+        user = self._user(request)
+        if record is None or (record["private"] and (user is None or user[0] != record["owner"])):
+            raise HubError(401 if user is None else 404, "Repository not found", "RepoNotFound")
+        return record
+
+    @staticmethod
+    def _commit_of(record: dict[str, Any], revision: str) -> str:
+        oid = record["branches"].get(revision, revision if revision in record["commits"] else None)
+        if oid is None:
+            raise HubError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
+        return oid
+
+    # ---- handlers -------------------------------------------------------------------------------------
+    def whoami(self, request: Request) -> Response:
+        user = self._user(request)
+        if user is None:
+            raise HubError(401, "Invalid username or password.")
+        return JSONResponse({"type": "user", "name": user[0], "orgs": [],
+                             "auth": {"type": "access_token", "accessToken": {"role": user[1]}}})
+
+    async def create_repo(self, request: Request) -> Response:
+        body = await request.json()
+        name, namespace = body.get("name", ""), body.get("organization")
+        user = self._writer(request, namespace or (self._user(request) or ("", ""))[0])
+        namespace = namespace or user
+        if not REPO_NAME.fullmatch(name) or body.get("type", "model") != "model":
+            raise HubError(400, f"Invalid repo name or type: {name!r}")
+        repo_id, url = f"{namespace}/{name}", f"{self.url}/{namespace}/{name}"
+        with self.lock:
+            if self.record(repo_id) is not None:
+                return JSONResponse({"error": "You already created this model repo", "url": url}, status_code=409)
+            files = {".gitattributes": self._file_entry(GITATTRIBUTES, lfs=False)}
+            oid = self._new_oid(repo_id, "initial commit")
+            self._save(repo_id, {"owner": namespace, "private": body.get("visibility") == "private",
+                                 "created": time.time(), "branches": {"main": oid},
+                                 "commits": {oid: {"parent": None, "message": "initial commit", "files": files,
+                                                   "date": time.time()}}})
+        return JSONResponse({"url": url, "name": repo_id, "id": repo_id})
+
+    async def validate_yaml(self, request: Request) -> Response:
+        body = await request.json()
+        errors = validate_card(body.get("content", ""))
+        if errors:
+            return JSONResponse({"errors": [{"message": e} for e in errors], "warnings": []}, status_code=400,
+                                headers={"X-Error-Message": "Invalid metadata in README.md."})
+        return JSONResponse({"errors": [], "warnings": []})
+
+    async def preupload(self, request: Request) -> Response:
+        repo_id = self._repo_id(request)
+        self._writer(request, request.path_params["ns"])
+        self._commit_of(self._readable(request, repo_id), request.path_params["rev"])
+        files = []
+        for f in (await request.json())["files"]:
+            sample = base64.b64decode(f["sample"])
+            binary = b"\0" in sample or f["path"].endswith((".safetensors", ".bin"))
+            files.append({"path": f["path"], "uploadMode": "lfs" if binary or f["size"] > LFS_SIZE else "regular",
+                          "shouldIgnore": False})
+        return JSONResponse({"files": files, "commitOid": None})
+
+    async def lfs_batch(self, request: Request) -> Response:
+        self._writer(request, request.path_params["ns"])
+        self._readable(request, self._repo_id(request))
+        objects = []
+        for obj in (await request.json())["objects"]:
+            done = (self.root / "objects" / obj["oid"]).exists()
+            actions = None if done else {"upload": {"href": f"{self.url}/lfs-upload/{obj['oid']}"},
+                                         "verify": {"href": f"{self.url}/lfs-verify"}}
+            objects.append({"oid": obj["oid"], "size": obj["size"], **({"actions": actions} if actions else {})})
+        return JSONResponse({"transfer": "basic", "objects": objects})
+
+    async def lfs_upload(self, request: Request) -> Response:
+        data = await request.body()
+        if hashlib.sha256(data).hexdigest() != request.path_params["oid"]:
+            raise HubError(400, "uploaded content does not match its sha256")
+        self._put_blob(data)
+        return Response(status_code=200)
+
+    async def lfs_verify(self, request: Request) -> Response:
+        body = await request.json()
+        path = self.root / "objects" / body["oid"]
+        if not path.exists() or path.stat().st_size != body["size"]:
+            raise HubError(404, "LFS object not found")
+        return JSONResponse({"success": True})
+
+    async def commit(self, request: Request) -> Response:
+        repo_id = self._repo_id(request)
+        self._writer(request, request.path_params["ns"])
+        lines = [json.loads(line) for line in (await request.body()).splitlines() if line.strip()]
+        with self.lock:
+            record = self._readable(request, repo_id)
+            branch = request.path_params["rev"]
+            parent = self._commit_of(record, branch)
+            if branch not in record["branches"]:
+                raise HubError(400, "commits go to a branch")
+            header = next(x["value"] for x in lines if x["key"] == "header")
+            if header.get("parentCommit") and header["parentCommit"] != parent:
+                raise HubError(412, "A commit has happened since. Please refresh and try again.")
+            files = dict(record["commits"][parent]["files"])
+            for item in lines:
+                self._apply(files, item["key"], item["value"])
+            readme = files.get("README.md")
+            errors = validate_card(self.blob(readme["sha256"]).decode()) if readme else []
+            if errors:
+                raise HubError(400, "Invalid metadata in README.md.\n- " + "\n- ".join(errors))
+            oid = self._new_oid(repo_id, header["summary"])
+            record["commits"][oid] = {"parent": parent, "message": header["summary"], "files": files,
+                                      "date": time.time()}
+            record["branches"][branch] = oid
+            self._save(repo_id, record)
+        return JSONResponse({"commitUrl": f"{self.url}/{repo_id}/commit/{oid}", "commitOid": oid,
+                             "success": True, "pullRequestUrl": None})
+
+    def _apply(self, files: dict[str, Any], key: str, value: dict[str, Any]) -> None:
+        if key == "file":
+            files[value["path"]] = self._file_entry(base64.b64decode(value["content"]), lfs=False)
+        elif key == "lfsFile":
+            path = self.root / "objects" / value["oid"]
+            if not path.exists():
+                raise HubError(422, f"LFS object {value['oid']} of {value['path']} was never uploaded")
+            files[value["path"]] = {"sha256": value["oid"], "size": path.stat().st_size, "lfs": True,
+                                    "git_oid": git_oid(f"oid sha256:{value['oid']}".encode())}
+        elif key == "deletedFile":
+            files.pop(value["path"], None)
+        elif key == "deletedFolder":
+            for path in [p for p in files if p.startswith(value["path"].rstrip("/") + "/")]:
+                del files[path]
+
+    def _file_entry(self, data: bytes, lfs: bool) -> dict[str, Any]:
+        return {"sha256": self._put_blob(data), "size": len(data), "lfs": lfs, "git_oid": git_oid(data)}
+
+    @staticmethod
+    def _new_oid(repo_id: str, message: str) -> str:
+        return hashlib.sha1(f"{repo_id}{message}{time.time_ns()}".encode()).hexdigest()
+
+    async def create_branch(self, request: Request) -> Response:
+        repo_id = self._repo_id(request)
+        self._writer(request, request.path_params["ns"])
+        body = await request.json() if await request.body() else {}
+        with self.lock:
+            record = self._readable(request, repo_id)
+            branch = request.path_params["branch"]
+            if branch in record["branches"]:
+                raise HubError(409, f"Reference refs/heads/{branch} already exists")
+            record["branches"][branch] = self._commit_of(record, body.get("startingPoint") or "main")
+            self._save(repo_id, record)
+        return JSONResponse({})
+
+    def model_info(self, request: Request) -> Response:
+        repo_id = self._repo_id(request)
+        record = self._readable(request, repo_id)
+        oid = self._commit_of(record, request.path_params.get("rev", "main"))
+        files = record["commits"][oid]["files"]
+        return JSONResponse({"id": repo_id, "modelId": repo_id, "author": record["owner"], "sha": oid,
+                             "private": record["private"], "gated": False, "disabled": False, "tags": [],
+                             "lastModified": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+                             "siblings": [{"rfilename": p} for p in sorted(files)]})
+
+    def tree(self, request: Request) -> Response:
+        repo_id = self._repo_id(request)
+        record = self._readable(request, repo_id)
+        files = record["commits"][self._commit_of(record, request.path_params["rev"])]["files"]
+        prefix = request.path_params.get("path", "").strip("/")
+        chosen = {p: f for p, f in files.items() if not prefix or p.startswith(prefix + "/")}
+        if prefix and not chosen:
+            raise HubError(404, f"{prefix} does not exist", "EntryNotFound")
+        return JSONResponse([{"type": "file", "path": p, "size": f["size"], "oid": f["git_oid"],
+                              **({"lfs": {"oid": f["sha256"], "size": f["size"], "pointerSize": 134}}
+                                 if f["lfs"] else {})} for p, f in sorted(chosen.items())])
+
+    def resolve(self, request: Request) -> Response:
+        repo_id = self._repo_id(request)
+        record = self._readable(request, repo_id)
+        oid = self._commit_of(record, request.path_params["rev"])
+        entry = record["commits"][oid]["files"].get(request.path_params["path"])
+        if entry is None:
+            return JSONResponse({"error": "Entry not found"}, status_code=404,
+                                headers={"X-Error-Code": "EntryNotFound", "X-Repo-Commit": oid})
+        headers = {"X-Repo-Commit": oid, "ETag": f'"{entry["sha256"] if entry["lfs"] else entry["git_oid"]}"',
+                   "Accept-Ranges": "bytes"}
+        if entry["lfs"]:
+            headers.update({"X-Linked-Etag": f'"{entry["sha256"]}"', "X-Linked-Size": str(entry["size"])})
+        if request.method == "HEAD":
+            return Response(status_code=200, headers={**headers, "Content-Length": str(entry["size"])})
+        return Response(self.blob(entry["sha256"]), headers=headers, media_type="application/octet-stream")
+
+    @staticmethod
+    def _repo_id(request: Request) -> str:
+        return f"{request.path_params['ns']}/{request.path_params['name']}"
+
+    # ---- serving --------------------------------------------------------------------------------------
+    def app(self) -> Starlette:
+        def wrap(handler: Any) -> Any:
+            async def endpoint(request: Request) -> Response:
+                token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+                self.requests.append((request.method, request.url.path, token in self.tokens))
+                try:
+                    result = handler(request)
+                    return await result if hasattr(result, "__await__") else result
+                except HubError as exc:
+                    return exc.response()
+            return endpoint
+
+        repo = "/api/models/{ns}/{name}"
+        routes = [
+            ("/api/whoami-v2", self.whoami, ["GET"]),
+            ("/api/repos/create", self.create_repo, ["POST"]),
+            ("/api/validate-yaml", self.validate_yaml, ["POST"]),
+            (repo + "/preupload/{rev}", self.preupload, ["POST"]),
+            (repo + "/commit/{rev}", self.commit, ["POST"]),
+            (repo + "/branch/{branch}", self.create_branch, ["POST"]),
+            (repo + "/tree/{rev}", self.tree, ["GET"]),
+            (repo + "/tree/{rev}/{path:path}", self.tree, ["GET"]),
+            (repo + "/revision/{rev}", self.model_info, ["GET"]),
+            (repo, self.model_info, ["GET"]),
+            ("/{ns}/{name}.git/info/lfs/objects/batch", self.lfs_batch, ["POST"]),
+            ("/lfs-upload/{oid}", self.lfs_upload, ["PUT"]),
+            ("/lfs-verify", self.lfs_verify, ["POST"]),
+            ("/{ns}/{name}/resolve/{rev}/{path:path}", self.resolve, ["GET", "HEAD"]),
+        ]
+        return Starlette(routes=[Route(path, wrap(h), methods=m) for path, h, m in routes])
+
+    def start(self) -> uvicorn.Server:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        server = uvicorn.Server(uvicorn.Config(self.app(), host="127.0.0.1", port=port, log_level="warning",
+                                               lifespan="off"))
+        threading.Thread(target=server.run, daemon=True, name="hub-server").start()
+        deadline = time.time() + 20
+        while not server.started:
+            if time.time() > deadline:
+                raise RuntimeError("the local Hub server did not start in 20 s")
+            time.sleep(0.02)
+        return server
+
+
+def start(tokens: dict[str, tuple[str, str]]) -> tuple[HubServer, uvicorn.Server]:
+    """Start a Hub on a free port, storing repositories in a new temporary folder."""
+    hub = HubServer(Path(tempfile.mkdtemp(prefix="sft-hub-")), tokens=dict(tokens))
+    return hub, hub.start()
