@@ -34,6 +34,7 @@ from sagemaker.mlops.workflow.pipeline import Pipeline as SDKPipeline
 from sagemaker.mlops.workflow.steps import ProcessingStep, TrainingStep
 from sagemaker.serve.model_builder import ModelBuilder
 
+from ..deploy_plan import KIND_TAG, MODEL_TAG, TAG, ModelRef, environment
 from ..entrypoint.evaluation import READ_HYPERPARAMETERS
 from ..entrypoint.evaluation import REPORT as EVALUATION_FILE
 from .conditions import recheck
@@ -45,8 +46,6 @@ if TYPE_CHECKING:
     from .spec import Pipeline
 
 PROCESSING = "/opt/ml/processing"
-HANDLER_DIR = "/opt/ml/model/code"  # where model.tar.gz's code/inference.py lands in the inference container
-TAG_PREFIX = "sagefinetune:"
 MAX_METADATA_VALUE = 256
 
 
@@ -177,10 +176,11 @@ def check_data_step(pipe: Pipeline, session: Any, role: str, staged: StagedInput
     return ProcessingStep(name="CheckData", step_args=args, description="check columns, texts and labels in place")
 
 
-def inference_environment(region: str) -> dict[str, str]:
-    """The Hugging Face inference container runs the handler every model folder carries (code/inference.py)."""
-    return {"HF_TASK": "text-classification", "SAGEMAKER_PROGRAM": "inference.py",
-            "SAGEMAKER_SUBMIT_DIRECTORY": HANDLER_DIR, "SAGEMAKER_CONTAINER_LOG_LEVEL": "20", "SAGEMAKER_REGION": region}
+def inference_environment(pipe: Pipeline, spec: Any) -> dict[str, str]:
+    """The container environment the endpoints use: the handler every model folder carries (code/inference.py)."""
+    model = ModelRef(kind="artifact", location="the training step's model.tar.gz", image=spec.image, has_handler=True)
+    kind = "serverless" if pipe.deploy and pipe.deploy.kind == "serverless" else "realtime"
+    return environment(model, kind, spec.region, None)
 
 
 def register_step(pipe: Pipeline, session: Any, role: str, staged: StagedInputs, params: Parameters, train: Any,
@@ -190,16 +190,16 @@ def register_step(pipe: Pipeline, session: Any, role: str, staged: StagedInputs,
     assert spec is not None
     statistics = Join(on="/", values=[
         evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri, EVALUATION_FILE])
-    metadata: dict[str, Any] = {f"{TAG_PREFIX}{c.metric}": Join(on="", values=[
+    metadata: dict[str, Any] = {f"{TAG}{c.metric}": Join(on="", values=[
         JsonGet(step_name=evaluate.name, property_file=report, json_path=f"metrics.{c.metric}")]) for c in pipe.conditions}
     labels = json.dumps(list(staged.labels), separators=(",", ":"))
     if len(labels) <= MAX_METADATA_VALUE:
-        metadata[f"{TAG_PREFIX}labels"] = labels
-    metadata.update({f"{TAG_PREFIX}pipeline": pipe.name, f"{TAG_PREFIX}data": staged.data_hash,
-                     f"{TAG_PREFIX}training-image": spec.training_image[-MAX_METADATA_VALUE:]})
+        metadata[f"{TAG}labels"] = labels
+    metadata.update({f"{TAG}pipeline": pipe.name, f"{TAG}data": staged.data_hash,
+                     f"{TAG}training-image": spec.training_image[-MAX_METADATA_VALUE:]})
     where = [pipe.deploy.instance] if pipe.deploy and pipe.deploy.kind == "realtime" else ["ml.m5.xlarge", "ml.c5.2xlarge"]
     builder = ModelBuilder(image_uri=inference_image(pipe), s3_model_data_url=train.properties.ModelArtifacts.S3ModelArtifacts,
-                           role_arn=role, sagemaker_session=session, env_vars=inference_environment(spec.region),
+                           role_arn=role, sagemaker_session=session, env_vars=inference_environment(pipe, spec),
                            log_level=logging.ERROR)  # its default, DEBUG, is set on a logger the SDK shares
     args = builder.register(
         model_package_group_name=pipe.group, content_types=["application/json"], response_types=["application/json"],
@@ -227,8 +227,8 @@ def deploy_steps(pipe: Pipeline, session: Any, role: str, params: Parameters, re
         return []
     name = target.endpoint_name or pipe.name
     kind = "serverless" if target.kind == "serverless" else "realtime"
-    tags = [{"Key": f"{TAG_PREFIX}kind", "Value": kind}, {"Key": f"{TAG_PREFIX}model", "Value": pipe.group},
-            {"Key": f"{TAG_PREFIX}pipeline", "Value": pipe.name}]
+    tags = [{"Key": KIND_TAG, "Value": kind}, {"Key": MODEL_TAG, "Value": pipe.group},
+            {"Key": f"{TAG}pipeline", "Value": pipe.name}]
     unique = Join(on="-", values=[name[:50], ExecutionVariables.PIPELINE_EXECUTION_ID])
     session.context = None
     session.init_model_step_arguments(_ModelHolder(session))
