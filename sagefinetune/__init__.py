@@ -51,14 +51,21 @@ _EXPORTS = {
     "measure_speed": "localspeed",
     "Grid": "grid",
     "GridResult": "grid_result",
+    "PipelineError": "errors",
+    "Pipeline": "pipeline",
+    "PipelineExecution": "pipeline",
+    "PipelineRun": "pipeline",
+    "Registry": "registry",
+    "ModelVersion": "registry",
 }
 
 __all__ = [
     "AWSError", "BatchResult", "Choice", "ColumnError", "ConfigError", "Cost", "CredentialsError", "DataError",
     "Dataset", "DatasetUnavailableError", "Diagnosis", "Endpoint", "EndpointError", "Estimate", "Finding", "Grid",
     "GridResult", "HubError", "HubPush", "ImageError", "IntRange", "Job", "LabelError", "LabelMap", "LocalSpeed",
-    "LogUniform", "MissingDependencyError", "Predictor", "SagefinetuneError", "ServingError", "TrainingError",
-    "TrainingPlan", "TrainingRun", "TuningPlan", "TuningResult", "Uniform", "measure_speed",
+    "LogUniform", "MissingDependencyError", "ModelVersion", "Pipeline", "PipelineError", "PipelineExecution",
+    "PipelineRun", "Predictor", "Registry", "SagefinetuneError", "ServingError", "TrainingError", "TrainingPlan",
+    "TrainingRun", "TuningPlan", "TuningResult", "Uniform", "measure_speed",
 ]
 
 if TYPE_CHECKING:
@@ -78,6 +85,7 @@ if TYPE_CHECKING:
         ImageError,
         LabelError,
         MissingDependencyError,
+        PipelineError,
         SagefinetuneError,
         ServingError,
         TrainingError,
@@ -89,8 +97,10 @@ if TYPE_CHECKING:
     from .job import Job
     from .labels import LabelMap
     from .localspeed import LocalSpeed, measure_speed
+    from .pipeline import Pipeline, PipelineExecution, PipelineRun
     from .plan import TrainingPlan
     from .predict import Predictor
+    from .registry import ModelVersion, Registry
     from .run import Cost, TrainingRun
     from .space import Choice, IntRange, LogUniform, Uniform
     from .tuning_result import TuningPlan, TuningResult

@@ -13,6 +13,7 @@ Every error derives from :class:`SagefinetuneError` and also from the built-in i
     │   └── DatasetUnavailableError          the source (e.g. a withdrawn Hub dataset) cannot be loaded
     ├── MissingDependencyError (ImportError) an optional package is not installed; names the extra
     ├── TrainingError (RuntimeError)         a training job failed or was stopped; carries the reason and log path
+    ├── PipelineError (RuntimeError)         a pipeline's condition was not met, or a step or execution failed
     ├── EndpointError (RuntimeError)         an endpoint refused a request or is not answering; carries the status
     ├── AWSError (RuntimeError)              an AWS call failed; the botocore error is ``__cause__``
     │   └── ServingError (EndpointError)     a SageMaker endpoint answered with an error, or an endpoint or batch
@@ -35,6 +36,7 @@ __all__ = [
     "DatasetUnavailableError",
     "MissingDependencyError",
     "TrainingError",
+    "PipelineError",
     "EndpointError",
     "AWSError",
     "HubError",
@@ -102,6 +104,20 @@ class TrainingError(SagefinetuneError, RuntimeError):
         self.job_name = job_name
         self.reason = reason
         self.log_path = log_path
+
+
+class PipelineError(SagefinetuneError, RuntimeError):
+    """A pipeline run stopped: its condition was not met, or a step (or a SageMaker execution) failed.
+
+    Attributes:
+        step: the step that stopped it (``condition``, ``train``, ``evaluate``, or a SageMaker step name).
+        run: the local :class:`~sagefinetune.pipeline.local.PipelineRun`, or the SageMaker execution.
+    """
+
+    def __init__(self, message: str, *, step: str | None = None, run: object = None) -> None:
+        super().__init__(message)
+        self.step = step
+        self.run = run
 
 
 class EndpointError(SagefinetuneError, RuntimeError):

@@ -17,6 +17,7 @@ from .labels import LabelMap
 from .models import check_name
 
 if TYPE_CHECKING:
+    from .pipeline import Pipeline
     from .plan import TrainingPlan
     from .prepare import Prepared
     from .run import TrainingRun
@@ -229,6 +230,35 @@ class Job:
         return tune(self, space, objective=objective, direction=direction, trials=trials, parallel=parallel,
                     instance=instance, nodes=nodes, strategy=strategy, pruner=pruner, seed=seed, baseline=baseline,
                     run_dir=run_dir, progress=progress, wait=wait, boto_session=boto_session, **options)
+
+    def pipeline(self, name: str, *, instance: str = "local", nodes: int = 1, condition: Mapping[str, float],
+                 register: str | None = None, deploy: Mapping[str, Any] | None = None,
+                 approval: str = "PendingManualApproval", boto_session: Any = None, **options: Any) -> Pipeline:
+        """An MLOps pipeline of this job: train -> evaluate -> condition -> register (-> deploy). See :doc:`/pipelines`.
+
+        Args:
+            name: the pipeline's name (letters, digits and '-').
+            instance: the training instance type (``"local"``: the pipeline runs here only, with ``run_local()``).
+            nodes: training instances.
+            condition: the gate: ``{"eval_f1": 0.85}`` registers the model only when the evaluation's macro F1 is
+                at least 0.85 (``<=`` for ``eval_loss``); several metrics must all pass.
+            register: the model group (default: the pipeline's name).
+            deploy: None, ``{"instance": "ml.m5.xlarge"}``, ``{"serverless": True, "memory_mb": 3072}`` or
+                ``{"instance": "local"}``: serve the version when it is registered as ``Approved``.
+            approval: the status a new version gets: ``PendingManualApproval`` (default) or ``Approved``.
+            boto_session: SageMaker: the ``boto3.Session`` for upsert() and start().
+            **options: the SageMaker options of :meth:`fit` (``spot``, ``max_run``, ``bucket``, ``role``, ...).
+
+        Example:
+            >>> pipe = (Job.from_dataset(Dataset.example("bbc_news"))
+            ...         .pipeline("news", instance="ml.g5.xlarge", condition={"eval_f1": 0.9}, register="news-models"))
+            >>> str(pipe.conditions[0])
+            'eval_f1 >= 0.9'
+        """
+        from .pipeline.spec import make_pipeline
+
+        return make_pipeline(self, name, instance=instance, nodes=nodes, condition=condition, register=register,
+                             deploy=deploy, approval=approval, boto_session=boto_session, **options)
 
     def __repr__(self) -> str:
         hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters_.items())

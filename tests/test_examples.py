@@ -40,3 +40,14 @@ def test_tune_and_diagnose_example_runs_a_study_and_reads_it_back(tmp_path):
     assert (tmp_path / "out" / "tuning.png").exists() and (tmp_path / "out" / "best-curves.png").exists()
     again = subprocess.run(script, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=True)
     assert again.stdout.split("best eval_f1")[1].splitlines()[0] == out.split("best eval_f1")[1].splitlines()[0]
+
+
+def test_pipeline_example_prints_the_sagemaker_pipeline_without_an_account(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "SAGEMAKER_ROLE"}
+    env.update(AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_CONFIG_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true")
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "pipeline.py"), "--no-local"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300, check=True).stdout
+    for piece in ("Train             Training", "Evaluate          Processing", "Register          RegisterModel",
+                  "Fail              Fail", "parameter MinEvalF1", "default 0.85", "eval_f1 >= 0.85"):
+        assert piece in out, piece
+    assert (tmp_path / "moderation-pipeline.json").stat().st_size > 10_000

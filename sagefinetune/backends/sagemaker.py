@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 ENTRYPOINT_DIR = Path(__file__).resolve().parent.parent / "entrypoint"
 SOURCE_PATTERNS = ("*.py", "metrics/*.py")  # the entry point and the modules beside it; __init__.py stays behind
+PROCESSING_SCRIPTS = ("evaluation.py", "check_data.py")  # a pipeline's processing steps run these, not training
 ROLE_ENV = "SAGEMAKER_ROLE"
 TERMINAL = ("Completed", "Failed", "Stopped")
 
@@ -52,6 +53,19 @@ class Launch:
     checkpoint: str
     inputs: list[Any]
     plan: TrainingPlan  # with the estimate refined on the rows as read, and what preparing them noted
+
+
+@dataclass(frozen=True)
+class StagedInputs:
+    """What a training job reads: the plan (with the data's notes), channels, hyperparameters, checkpoint prefix."""
+
+    plan: TrainingPlan
+    channels: dict[str, str]
+    hyperparameters: dict[str, str]
+    checkpoint: str
+    bucket: str
+    data_hash: str
+    labels: tuple[str, ...]
 
 
 @contextmanager
@@ -197,38 +211,54 @@ class SageMakerBackend:
         self._confirm_image(plan)
         preflight(job.model_id, job.model_config, required=False)  # a readable config is checked before any upload
 
+        staged = self.stage_inputs(job, plan, lambda: self._bucket(spec.bucket, sm_session), progress=progress)
+
+        from sagemaker.core.training.configs import InputData
+
+        inputs = [InputData(channel_name=name, data_source=uri) for name, uri in staged.channels.items()]
+        return Launch(sm_session, role, staged.hyperparameters, staged.bucket, staged.checkpoint, inputs, staged.plan)
+
+    def stage_inputs(self, job: Job, plan: TrainingPlan, bucket: Callable[[], str], *, upload: bool = True,
+                     progress: bool = True) -> StagedInputs:
+        """The job's channels, data hyperparameters and checkpoint prefix, with local data uploaded once per content.
+
+        Reads and checks the rows (or, for ``from_s3`` data, the first file's header of each channel) before the
+        bucket is asked for. With ``upload=False`` nothing is uploaded or read from S3: the content-addressed URIs
+        are computed (a pipeline definition shows them before anything exists).
+        """
+        spec = plan.sagemaker
+        assert spec is not None
         hyperparameters = dict(plan.hyperparameters)
-        notes: tuple[str, ...] = ()
+        labels = tuple(job.label_map.names_) if job.label_map is not None else ()
         if job.dataset.is_remote:
             channels = {k: v for k, v in job.dataset.source.kwargs}
-            for split, uri in channels.items():
-                self.check_remote_columns(split, uri, job.dataset)
+            if upload:
+                for split, uri in channels.items():
+                    self.check_remote_columns(split, uri, job.dataset)
             data_hash = hashlib.sha256(json.dumps(channels, sort_keys=True).encode()).hexdigest()[:16]
-            bucket = self._bucket(spec.bucket, sm_session)
+            where = bucket()
         else:
             prepared = job.prepare()  # reads the rows, checks columns and labels: before any upload
-            notes = prepared.notes
-            for note in notes:
-                warnings.warn(note, stacklevel=4)
+            for note in prepared.notes:
+                warnings.warn(note, stacklevel=5)
+            plan = replace(plan, notes=plan.notes + tuple(n for n in prepared.notes if n not in plan.notes))
             hyperparameters = prepared.with_data_hyperparameters(hyperparameters)
             from ..measure import refine_at_fit
 
             plan = refine_at_fit(job, plan, prepared)  # the estimate, with the rows as read
-            bucket = self._bucket(spec.bucket, sm_session)
+            labels = tuple(prepared.label_map.names_)
+            where = bucket()
             data_hash = prepared.fingerprint
-            channels = self.upload_channels(prepared, bucket, spec.prefix, progress=progress)
+            channels = (self.upload_channels(prepared, where, spec.prefix, progress=progress) if upload
+                        else channel_uris(prepared, where, spec.prefix))
         source = model_source(job.model_id)
         if source == "s3":
             channels["model"] = job.model_id
         elif source == "folder":
-            channels["model"] = self.upload_model_folder(job.model_id, bucket, spec.prefix, progress=progress)
-        checkpoint = spec.checkpoint_s3.replace(DEFAULT_BUCKET, bucket).replace(DATA_HASH, data_hash)
-
-        from sagemaker.core.training.configs import InputData
-
-        inputs = [InputData(channel_name=name, data_source=uri) for name, uri in channels.items()]
-        plan = replace(plan, notes=plan.notes + tuple(n for n in notes if n not in plan.notes))
-        return Launch(sm_session, role, hyperparameters, bucket, checkpoint, inputs, plan)
+            channels["model"] = (self.upload_model_folder(job.model_id, where, spec.prefix, progress=progress) if upload
+                                 else model_folder_uri(job.model_id, where, spec.prefix))
+        checkpoint = spec.checkpoint_s3.replace(DEFAULT_BUCKET, where).replace(DATA_HASH, data_hash)
+        return StagedInputs(plan, channels, hyperparameters, checkpoint, where, data_hash, labels)
 
     def _bucket(self, bucket: str | None, sm_session: Any) -> str:
         """The bucket given, else the SDK's default bucket (created by the SDK if missing); checked either way."""
@@ -260,7 +290,7 @@ class SageMakerBackend:
         """Write the splits and upload them under a content-addressed prefix; content already there is skipped."""
         s3 = self.client("s3")
         root = f"{prefix}/data/{prepared.fingerprint}"
-        channels = {}
+        channels = channel_uris(prepared, bucket, prefix)
         with tempfile.TemporaryDirectory() as tmp:
             for split, folder in prepared.write(tmp).items():
                 path = Path(folder) / contract.DATA_FILE
@@ -271,25 +301,21 @@ class SageMakerBackend:
                 else:
                     with aws_errors("PutObject"), _upload_bar(f"upload {split}", size, progress) as callback:
                         s3.upload_file(str(path), bucket, key, Callback=callback)
-                channels[split] = f"s3://{bucket}/{root}/{split}/"
         return channels
 
     def upload_model_folder(self, folder: str, bucket: str, prefix: str, *, progress: bool = True) -> str:
         """Upload a local model folder under a content-addressed prefix (files already there are skipped)."""
         s3 = self.client("s3")
-        files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and not _hidden(p.relative_to(folder)))
-        digest = hashlib.sha256()
-        for path in files:
-            digest.update(str(path.relative_to(folder)).encode())
-            digest.update(_file_hash(path).encode())
-        root = f"{prefix}/models/{digest.hexdigest()[:16]}"
+        files = _model_files(folder)
+        uri = model_folder_uri(folder, bucket, prefix)
+        root = uri[len(f"s3://{bucket}/"):].rstrip("/")
         for path in files:
             key = f"{root}/{path.relative_to(folder).as_posix()}"
             size = path.stat().st_size
             if not self._exists(s3, bucket, key, size):
                 with aws_errors("PutObject"), _upload_bar(f"upload model {path.name}", size, progress) as callback:
                     s3.upload_file(str(path), bucket, key, Callback=callback)
-        return f"s3://{bucket}/{root}/"
+        return uri
 
     @staticmethod
     def _exists(s3: Any, bucket: str, key: str, size: int) -> bool:
@@ -315,7 +341,10 @@ class SageMakerBackend:
         return staged
 
     def _model_trainer(self, plan: TrainingPlan, sm_session: Any, role: str, hyperparameters: dict[str, str],
-                       bucket: str, checkpoint: str, source_dir: str) -> Any:
+                       bucket: str, checkpoint: Any, source_dir: str | None, instance_type: Any = None) -> Any:
+        """The ModelTrainer of a fit, and of a pipeline's training step (there ``instance_type`` and ``checkpoint``
+        may be pipeline variables: a parameter, a Join with the execution id; and ``source_dir`` is None: the code is
+        staged once per content, see :func:`stable_source_dir`)."""
         from sagemaker.core.shapes import MetricDefinition
         from sagemaker.core.training.configs import (
             CheckpointConfig,
@@ -335,7 +364,9 @@ class SageMakerBackend:
             networking = Networking(subnets=list(spec.subnets) or None, security_group_ids=list(spec.security_groups) or None,
                                     enable_network_isolation=spec.network_isolation,
                                     enable_inter_container_traffic_encryption=spec.encrypt_inter_node)
-        source = SourceCode(source_dir=self._stage_source(source_dir, spec.install_requirements), entry_script="train.py",
+        staged = (self._stage_source(source_dir, spec.install_requirements) if source_dir
+                  else stable_source_dir(spec.install_requirements))
+        source = SourceCode(source_dir=staged, entry_script="train.py",
                             requirements="requirements.txt" if spec.install_requirements else None,
                             ignore_patterns=["__pycache__", "*.pyc"])
         trainer = ModelTrainer(
@@ -345,7 +376,7 @@ class SageMakerBackend:
             training_image=spec.training_image,
             source_code=source,
             distributed=Torchrun(process_count_per_node=spec.gpus_per_node) if spec.distribution == "torchrun" else None,
-            compute=Compute(instance_type=plan.instance, instance_count=plan.nodes, volume_size_in_gb=spec.volume_size,
+            compute=Compute(instance_type=instance_type or plan.instance, instance_count=plan.nodes, volume_size_in_gb=spec.volume_size,
                             volume_kms_key_id=spec.volume_kms_key, enable_managed_spot_training=spec.spot or None),
             networking=networking,
             stopping_condition=StoppingCondition(max_runtime_in_seconds=spec.max_run,
@@ -488,10 +519,52 @@ class SageMakerBackend:
         return folder
 
 
-def source_files() -> list[Path]:
-    """The files of the entry point that a training job runs (no package __init__)."""
-    found = {p for pattern in SOURCE_PATTERNS for p in ENTRYPOINT_DIR.glob(pattern) if p.name != "__init__.py"}
+def source_files(script: str = "train.py") -> list[Path]:
+    """The files a job runs: the script, and the modules beside it that other scripts do not need (no __init__)."""
+    skip = {"__init__.py", *(s for s in PROCESSING_SCRIPTS if s != script)}
+    if script != "train.py":
+        skip.update({"train.py", "training.py", "checkpoints.py"})
+    found = {p for pattern in SOURCE_PATTERNS for p in ENTRYPOINT_DIR.glob(pattern) if p.name not in skip}
     return sorted(found)
+
+
+def stable_source_dir(install_requirements: bool) -> str:
+    """The entry point staged once per content in the temp folder: the same code, the same path. The SDK records the
+    path in the sm_drivers channel (sourcecode.json), so a pipeline's definition stays the same from build to build."""
+    digest = hashlib.sha256(str(install_requirements).encode())
+    for path in source_files():
+        digest.update(path.relative_to(ENTRYPOINT_DIR).as_posix().encode() + b"\0" + path.read_bytes())
+    final = Path(tempfile.gettempdir()) / "sagefinetune-code" / digest.hexdigest()[:16]
+    expected = [final / p.relative_to(ENTRYPOINT_DIR) for p in source_files()]
+    if final.is_dir() and not all(p.is_file() for p in expected):  # a temp-folder cleaner took some of it
+        shutil.rmtree(final, ignore_errors=True)
+    if not final.is_dir():
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=".staging-", dir=final.parent)
+        SageMakerBackend._stage_source(staging, install_requirements)
+        try:
+            os.rename(staging, final)  # atomic: a reader sees all of it or none of it
+        except OSError:  # another process staged the same code first
+            shutil.rmtree(staging, ignore_errors=True)
+    return str(final)
+
+
+def channel_uris(prepared: Any, bucket: str, prefix: str) -> dict[str, str]:
+    """Where the prepared splits live in S3: ``s3://<bucket>/<prefix>/data/<content hash>/<split>/``."""
+    return {split: f"s3://{bucket}/{prefix}/data/{prepared.fingerprint}/{split}/" for split in prepared.sizes()}
+
+
+def model_folder_uri(folder: str, bucket: str, prefix: str) -> str:
+    """Where a local model folder lives in S3: ``s3://<bucket>/<prefix>/models/<content hash>/``."""
+    digest = hashlib.sha256()
+    for path in _model_files(folder):
+        digest.update(str(path.relative_to(folder)).encode())
+        digest.update(_file_hash(path).encode())
+    return f"s3://{bucket}/{prefix}/models/{digest.hexdigest()[:16]}/"
+
+
+def _model_files(folder: str) -> list[Path]:
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and not _hidden(p.relative_to(folder)))
 
 
 def spot_of(plan: TrainingPlan) -> bool:
