@@ -1,4 +1,4 @@
-"""Launch, follow and re-attach to SageMaker training jobs. The only module that imports the sagemaker SDK.
+"""Launch SageMaker training jobs (following them: :mod:`.training_jobs`). The SDK is imported only in backends/.
 
 Order of work in :meth:`SageMakerBackend.fit`, so that nothing costs money before every check passed:
 plan checks (pure) -> credentials, region, role -> data read and labels checked -> image confirmed through the SDK
@@ -11,23 +11,22 @@ import hashlib
 import json
 import os
 import shutil
-import sys
-import tarfile
 import tempfile
-import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._deps import require
 from ..entrypoint import contract
-from ..errors import AWSError, ConfigError, CredentialsError, TrainingError
-from ..instances import lookup
+from ..errors import AWSError, ConfigError, CredentialsError
 from ..models import model_source, preflight
 from ..sagemaker_plan import CHECKPOINT_LOCAL_PATH, DATA_HASH, DEFAULT_BUCKET
+from .aws import _say, _upload_bar, aws_errors
+from .training_jobs import TERMINAL, TrainingJobs, metrics_from_lines
+
+__all__ = ["SageMakerBackend", "aws_errors", "metrics_from_lines", "TERMINAL", "_say", "_upload_bar"]
 
 if TYPE_CHECKING:
     from ..job import Job
@@ -38,7 +37,6 @@ ENTRYPOINT_DIR = Path(__file__).resolve().parent.parent / "entrypoint"
 SOURCE_PATTERNS = ("*.py", "metrics/*.py")  # the entry point and the modules beside it; __init__.py stays behind
 PROCESSING_SCRIPTS = ("evaluation.py", "check_data.py")  # a pipeline's processing steps run these, not training
 ROLE_ENV = "SAGEMAKER_ROLE"
-TERMINAL = ("Completed", "Failed", "Stopped")
 
 
 @dataclass(frozen=True)
@@ -68,31 +66,7 @@ class StagedInputs:
     labels: tuple[str, ...]
 
 
-@contextmanager
-def aws_errors(operation: str) -> Iterator[None]:
-    """Translate botocore errors into AWSError / CredentialsError; the original stays as __cause__."""
-    from boto3.exceptions import S3UploadFailedError
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
-    try:
-        yield
-    except S3UploadFailedError as exc:
-        cause = exc.__context__ if isinstance(exc.__context__, ClientError) else None
-        code = cause.response.get("Error", {}).get("Code") if cause is not None else None
-        raise AWSError(f"{operation} failed: {exc}", operation=operation, code=code) from exc
-    except NoCredentialsError as exc:
-        raise CredentialsError(f"{operation}: no AWS credentials. Fix: aws configure / aws sso login, or set "
-                               "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.") from exc
-    except ClientError as exc:
-        err = exc.response.get("Error", {})
-        meta = exc.response.get("ResponseMetadata", {})
-        raise AWSError(f"{operation} failed: {err.get('Code')}: {err.get('Message')}",
-                       operation=operation, code=err.get("Code"), request_id=meta.get("RequestId")) from exc
-    except BotoCoreError as exc:
-        raise AWSError(f"{operation} failed: {exc}", operation=operation) from exc
-
-
-class SageMakerBackend:
+class SageMakerBackend(TrainingJobs):
     """Talks to SageMaker and S3 through boto3 and the sagemaker SDK (v3).
 
     Args:
@@ -120,8 +94,10 @@ class SageMakerBackend:
         if self.region is None:
             raise CredentialsError("no AWS region. Fix: export AWS_DEFAULT_REGION=us-east-1, or fit(..., region=...).")
         if self.boto.get_credentials() is None:
-            raise CredentialsError("no AWS credentials found. Fix: aws configure / aws sso login, or set "
-                                   "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.")
+            raise CredentialsError(
+                "no AWS credentials found. Fix: aws configure / aws sso login, or set "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
+            )
 
     def resolve_role(self, role: str | None, sdk_config: dict[str, Any] | None = None) -> str:
         """The role argument, else the SDK config's SageMaker.TrainingJob.RoleArn, else $SAGEMAKER_ROLE."""
@@ -140,19 +116,25 @@ class SageMakerBackend:
         """A from_s3 channel must hold data files with the named columns: read the first file's header, not the rows."""
         from ..errors import ColumnError, DataError
 
-        bucket, _, prefix = uri[len("s3://"):].partition("/")
+        bucket, _, prefix = uri[len("s3://") :].partition("/")
         s3 = self.client("s3")
         with aws_errors(f"ListObjectsV2 {uri}"):
             listing = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1000)
-        files = [o["Key"] for o in listing.get("Contents", []) if o["Key"].endswith((".jsonl", ".json", ".csv", ".parquet"))]
+        files = [
+            o["Key"] for o in listing.get("Contents", []) if o["Key"].endswith((".jsonl", ".json", ".csv", ".parquet"))
+        ]
         if not files:
-            raise DataError(f"the {split} channel {uri} holds no .jsonl, .json, .csv or .parquet files. "
-                            "Fix: check the prefix, or upload the split there.")
+            raise DataError(
+                f"the {split} channel {uri} holds no .jsonl, .json, .csv or .parquet files. "
+                "Fix: check the prefix, or upload the split there."
+            )
         key = sorted(files)[0]
         if key.endswith(".parquet"):
             return  # the schema sits in the footer; the entry point checks it
         with aws_errors(f"GetObject s3://{bucket}/{key}"):
-            head = s3.get_object(Bucket=bucket, Key=key, Range="bytes=0-65535")["Body"].read().decode("utf-8", "replace")
+            head = (
+                s3.get_object(Bucket=bucket, Key=key, Range="bytes=0-65535")["Body"].read().decode("utf-8", "replace")
+            )
         first = head.splitlines()[0] if head else ""
         if key.endswith(".csv"):
             import csv
@@ -163,11 +145,17 @@ class SageMakerBackend:
                 columns = list(json.loads(first))
             except ValueError:
                 return  # a JSON array file or a line longer than the range: the entry point checks it
-        wanted = {"text": dataset.text, "label": dataset.label, **({"text_pair": dataset.text_pair} if dataset.text_pair else {})}
+        wanted = {
+            "text": dataset.text,
+            "label": dataset.label,
+            **({"text_pair": dataset.text_pair} if dataset.text_pair else {}),
+        }
         for role, column in wanted.items():
             if column not in columns:
-                raise ColumnError(f"the {role} column {column!r} is not in s3://{bucket}/{key} ({split} channel); "
-                                  f"its columns are {columns}. Fix: .columns({role}=<one of those>).")
+                raise ColumnError(
+                    f"the {role} column {column!r} is not in s3://{bucket}/{key} ({split} channel); "
+                    f"its columns are {columns}. Fix: .columns({role}=<one of those>)."
+                )
 
     def check_bucket(self, bucket: str) -> None:
         from botocore.exceptions import ClientError
@@ -176,22 +164,32 @@ class SageMakerBackend:
             self.client("s3").head_bucket(Bucket=bucket)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
-            raise AWSError(f"bucket {bucket!r} cannot be used ({code}: it does not exist, or this account may not write "
-                           "to it). Fix: create it, or pass bucket='<your bucket>'.", operation="HeadBucket", code=code,
-                           request_id=exc.response.get("ResponseMetadata", {}).get("RequestId")) from exc
+            raise AWSError(
+                f"bucket {bucket!r} cannot be used ({code}: it does not exist, or this account may not write "
+                "to it). Fix: create it, or pass bucket='<your bucket>'.",
+                operation="HeadBucket",
+                code=code,
+                request_id=exc.response.get("ResponseMetadata", {}).get("RequestId"),
+            ) from exc
 
     # ---- fit --------------------------------------------------------------------------------------------
-    def fit(self, job: Job, plan: TrainingPlan, *, progress: bool = True, wait: bool = True, logs: bool = False) -> TrainingRun:
+    def fit(
+        self, job: Job, plan: TrainingPlan, *, progress: bool = True, wait: bool = True, logs: bool = False
+    ) -> TrainingRun:
         launch = self.prepare_launch(job, plan, progress=progress)
         plan = launch.plan
         with tempfile.TemporaryDirectory(prefix="sagefinetune-src-") as source_dir:
-            trainer = self._model_trainer(plan, launch.session, launch.role, launch.hyperparameters, launch.bucket,
-                                          launch.checkpoint, source_dir)
+            trainer = self._model_trainer(
+                plan, launch.session, launch.role, launch.hyperparameters, launch.bucket, launch.checkpoint, source_dir
+            )
             with aws_errors("CreateTrainingJob"):
                 trainer.train(input_data_config=launch.inputs, wait=False, logs=False)
         name = trainer._latest_training_job.training_job_name
-        _say(f"launched SageMaker training job {name} ({plan.nodes} x {plan.instance}"
-             f"{', spot' if spot_of(plan) else ''}) in {self.region}", progress)
+        _say(
+            f"launched SageMaker training job {name} ({plan.nodes} x {plan.instance}"
+            f"{', spot' if spot_of(plan) else ''}) in {self.region}",
+            progress,
+        )
         run = self.describe(name, plan)
         return self.wait(run, logs=logs, progress=progress) if wait else run
 
@@ -218,8 +216,9 @@ class SageMakerBackend:
         inputs = [InputData(channel_name=name, data_source=uri) for name, uri in staged.channels.items()]
         return Launch(sm_session, role, staged.hyperparameters, staged.bucket, staged.checkpoint, inputs, staged.plan)
 
-    def stage_inputs(self, job: Job, plan: TrainingPlan, bucket: Callable[[], str], *, upload: bool = True,
-                     progress: bool = True) -> StagedInputs:
+    def stage_inputs(
+        self, job: Job, plan: TrainingPlan, bucket: Callable[[], str], *, upload: bool = True, progress: bool = True
+    ) -> StagedInputs:
         """The job's channels, data hyperparameters and checkpoint prefix, with local data uploaded once per content.
 
         Reads and checks the rows (or, for ``from_s3`` data, the first file's header of each channel) before the
@@ -249,14 +248,20 @@ class SageMakerBackend:
             labels = tuple(prepared.label_map.names_)
             where = bucket()
             data_hash = prepared.fingerprint
-            channels = (self.upload_channels(prepared, where, spec.prefix, progress=progress) if upload
-                        else channel_uris(prepared, where, spec.prefix))
+            channels = (
+                self.upload_channels(prepared, where, spec.prefix, progress=progress)
+                if upload
+                else channel_uris(prepared, where, spec.prefix)
+            )
         source = model_source(job.model_id)
         if source == "s3":
             channels["model"] = job.model_id
         elif source == "folder":
-            channels["model"] = (self.upload_model_folder(job.model_id, where, spec.prefix, progress=progress) if upload
-                                 else model_folder_uri(job.model_id, where, spec.prefix))
+            channels["model"] = (
+                self.upload_model_folder(job.model_id, where, spec.prefix, progress=progress)
+                if upload
+                else model_folder_uri(job.model_id, where, spec.prefix)
+            )
         checkpoint = spec.checkpoint_s3.replace(DEFAULT_BUCKET, where).replace(DATA_HASH, data_hash)
         return StagedInputs(plan, channels, hyperparameters, checkpoint, where, data_hash, labels)
 
@@ -279,12 +284,20 @@ class SageMakerBackend:
 
         spec = plan.sagemaker
         assert spec is not None
-        resolved = image_uris.retrieve("huggingface", region=spec.region, version=spec.image.transformers,
-                                       base_framework_version=f"pytorch{spec.image.pytorch}", py_version=spec.image.py,
-                                       instance_type=plan.instance, image_scope="training")
+        resolved = image_uris.retrieve(
+            "huggingface",
+            region=spec.region,
+            version=spec.image.transformers,
+            base_framework_version=f"pytorch{spec.image.pytorch}",
+            py_version=spec.image.py,
+            instance_type=plan.instance,
+            image_scope="training",
+        )
         if resolved != spec.training_image:
-            raise ConfigError(f"the planned image {spec.training_image} differs from the SDK's {resolved}; "
-                              "the sagemaker package changed its table. Fix: upgrade sagefinetune.")
+            raise ConfigError(
+                f"the planned image {spec.training_image} differs from the SDK's {resolved}; "
+                "the sagemaker package changed its table. Fix: upgrade sagefinetune."
+            )
 
     def upload_channels(self, prepared: Any, bucket: str, prefix: str, *, progress: bool = True) -> dict[str, str]:
         """Write the splits and upload them under a content-addressed prefix; content already there is skipped."""
@@ -308,7 +321,7 @@ class SageMakerBackend:
         s3 = self.client("s3")
         files = _model_files(folder)
         uri = model_folder_uri(folder, bucket, prefix)
-        root = uri[len(f"s3://{bucket}/"):].rstrip("/")
+        root = uri[len(f"s3://{bucket}/") :].rstrip("/")
         for path in files:
             key = f"{root}/{path.relative_to(folder).as_posix()}"
             size = path.stat().st_size
@@ -340,8 +353,17 @@ class SageMakerBackend:
             shutil.copy2(ENTRYPOINT_DIR / "requirements.txt", Path(staged) / "requirements.txt")
         return staged
 
-    def _model_trainer(self, plan: TrainingPlan, sm_session: Any, role: str, hyperparameters: dict[str, str],
-                       bucket: str, checkpoint: Any, source_dir: str | None, instance_type: Any = None) -> Any:
+    def _model_trainer(
+        self,
+        plan: TrainingPlan,
+        sm_session: Any,
+        role: str,
+        hyperparameters: dict[str, str],
+        bucket: str,
+        checkpoint: Any,
+        source_dir: str | None,
+        instance_type: Any = None,
+    ) -> Any:
         """The ModelTrainer of a fit, and of a pipeline's training step (there ``instance_type`` and ``checkpoint``
         may be pipeline variables: a parameter, a Join with the execution id; and ``source_dir`` is None: the code is
         staged once per content, see :func:`stable_source_dir`)."""
@@ -361,162 +383,54 @@ class SageMakerBackend:
         assert spec is not None
         networking = None
         if spec.subnets or spec.network_isolation or spec.encrypt_inter_node:
-            networking = Networking(subnets=list(spec.subnets) or None, security_group_ids=list(spec.security_groups) or None,
-                                    enable_network_isolation=spec.network_isolation,
-                                    enable_inter_container_traffic_encryption=spec.encrypt_inter_node)
-        staged = (self._stage_source(source_dir, spec.install_requirements) if source_dir
-                  else stable_source_dir(spec.install_requirements))
-        source = SourceCode(source_dir=staged, entry_script="train.py",
-                            requirements="requirements.txt" if spec.install_requirements else None,
-                            ignore_patterns=["__pycache__", "*.pyc"])
+            networking = Networking(
+                subnets=list(spec.subnets) or None,
+                security_group_ids=list(spec.security_groups) or None,
+                enable_network_isolation=spec.network_isolation,
+                enable_inter_container_traffic_encryption=spec.encrypt_inter_node,
+            )
+        staged = (
+            self._stage_source(source_dir, spec.install_requirements)
+            if source_dir
+            else stable_source_dir(spec.install_requirements)
+        )
+        source = SourceCode(
+            source_dir=staged,
+            entry_script="train.py",
+            requirements="requirements.txt" if spec.install_requirements else None,
+            ignore_patterns=["__pycache__", "*.pyc"],
+        )
         trainer = ModelTrainer(
             sagemaker_session=sm_session,
             role=role,
             base_job_name=plan.job_name,
             training_image=spec.training_image,
             source_code=source,
-            distributed=Torchrun(process_count_per_node=spec.gpus_per_node) if spec.distribution == "torchrun" else None,
-            compute=Compute(instance_type=instance_type or plan.instance, instance_count=plan.nodes, volume_size_in_gb=spec.volume_size,
-                            volume_kms_key_id=spec.volume_kms_key, enable_managed_spot_training=spec.spot or None),
+            distributed=Torchrun(process_count_per_node=spec.gpus_per_node)
+            if spec.distribution == "torchrun"
+            else None,
+            compute=Compute(
+                instance_type=instance_type or plan.instance,
+                instance_count=plan.nodes,
+                volume_size_in_gb=spec.volume_size,
+                volume_kms_key_id=spec.volume_kms_key,
+                enable_managed_spot_training=spec.spot or None,
+            ),
             networking=networking,
-            stopping_condition=StoppingCondition(max_runtime_in_seconds=spec.max_run,
-                                                 max_wait_time_in_seconds=spec.max_wait),
-            output_data_config=OutputDataConfig(s3_output_path=f"s3://{bucket}/{spec.prefix}/output",
-                                                kms_key_id=spec.output_kms_key),
+            stopping_condition=StoppingCondition(
+                max_runtime_in_seconds=spec.max_run, max_wait_time_in_seconds=spec.max_wait
+            ),
+            output_data_config=OutputDataConfig(
+                s3_output_path=f"s3://{bucket}/{spec.prefix}/output", kms_key_id=spec.output_kms_key
+            ),
             checkpoint_config=CheckpointConfig(s3_uri=checkpoint, local_path=CHECKPOINT_LOCAL_PATH),
             hyperparameters=hyperparameters,
             environment=dict(spec.environment),
             tags=[{"key": k, "value": v} for k, v in spec.tags.items()],
         )
-        return trainer.with_metric_definitions([MetricDefinition(name=m.name, regex=m.regex) for m in plan.metric_definitions])
-
-    # ---- following a job --------------------------------------------------------------------------------
-    def describe(self, name: str, plan: TrainingPlan | None = None, description: dict[str, Any] | None = None) -> TrainingRun:
-        """The run as SageMaker describes it now (or as ``description``, a DescribeTrainingJob answer, says)."""
-        from ..run import TrainingRun
-
-        d = description
-        if d is None:
-            with aws_errors("DescribeTrainingJob"):
-                d = self.client("sagemaker").describe_training_job(TrainingJobName=name)
-        run = TrainingRun(name=name, backend="sagemaker", plan=plan, status=d["TrainingJobStatus"],
-                          model_artifact=(d.get("ModelArtifacts") or {}).get("S3ModelArtifacts"),
-                          training_seconds=d.get("TrainingTimeInSeconds"), billable_seconds=d.get("BillableTimeInSeconds"),
-                          _backend=self)
-        run.metrics = self.final_metrics(name, d)
-        run.cost = self.cost(d)
-        run.description = d
-        return run
-
-    def final_metrics(self, name: str, description: dict[str, Any]) -> dict[str, float]:
-        """The last value of each metric series: from the job's log lines, else SageMaker's final metric list."""
-        lines = [e["message"] for e in self.log_events(name)]
-        metrics = metrics_from_lines(lines)
-        if not metrics:
-            metrics = {m["MetricName"]: float(m["Value"]) for m in description.get("FinalMetricDataList") or []}
-        return metrics
-
-    def cost(self, d: dict[str, Any]) -> Any:
-        from ..instances import PRICE_SOURCE
-        from ..run import Cost
-
-        resources = d.get("ResourceConfig") or {}
-        instance, nodes = resources.get("InstanceType"), int(resources.get("InstanceCount") or 1)
-        try:
-            price = lookup(str(instance)).price_per_hour
-        except ConfigError:
-            return Cost(0.0, source=f"no price known for {instance}")
-        billable = float(d.get("BillableTimeInSeconds") or 0)
-        if not billable:
-            return Cost(0.0, 0.0, price, nodes, "not billed yet (BillableTimeInSeconds not reported)")
-        return Cost(billable / 3600 * price * nodes, billable, price, nodes, PRICE_SOURCE)
-
-    def log_events(self, name: str, start_time: int | None = None) -> list[dict[str, Any]]:
-        """The job's CloudWatch log events, oldest first (empty when the log does not exist yet)."""
-        from botocore.exceptions import ClientError
-
-        logs = self.client("logs")
-        kwargs: dict[str, Any] = {"logGroupName": "/aws/sagemaker/TrainingJobs", "logStreamNamePrefix": f"{name}/"}
-        if start_time is not None:
-            kwargs["startTime"] = start_time
-        events: list[dict[str, Any]] = []
-        try:
-            while True:
-                page = logs.filter_log_events(**kwargs)
-                events.extend(page.get("events", []))
-                if not page.get("nextToken") or not page.get("events"):
-                    break
-                kwargs["nextToken"] = page["nextToken"]
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-                return []
-            raise AWSError(f"reading the logs of {name} failed: {exc}", operation="FilterLogEvents") from exc
-        return sorted(events, key=lambda e: (e.get("timestamp", 0), e.get("eventId", "")))
-
-    def wait(self, run: TrainingRun, *, logs: bool = False, progress: bool = True, timeout: float | None = None) -> TrainingRun:
-        """Follow the job to its end: status transitions (and log lines when ``logs``); raise if it failed."""
-        seen_transitions: set[str] = set()
-        last_log = 0
-        started = time.time()
-        while True:
-            with aws_errors("DescribeTrainingJob"):
-                d = self.client("sagemaker").describe_training_job(TrainingJobName=run.name)
-            for t in d.get("SecondaryStatusTransitions") or []:
-                key = f"{t.get('Status')}|{t.get('StatusMessage')}"
-                if key not in seen_transitions:
-                    seen_transitions.add(key)
-                    _say(f"{run.name}: {t.get('Status')} - {t.get('StatusMessage', '')}", progress)
-            if logs:
-                for event in self.log_events(run.name, start_time=last_log + 1 if last_log else None):
-                    last_log = max(last_log, int(event.get("timestamp", 0)))
-                    print(event["message"], flush=True)
-            if d["TrainingJobStatus"] in TERMINAL:
-                break
-            if timeout is not None and time.time() - started > timeout:
-                raise TrainingError(f"{run.name} is still {d['TrainingJobStatus']} after {timeout:.0f}s of waiting. "
-                                    f"Fix: TrainingRun.attach({run.name!r}).wait() later.", job_name=run.name)
-            time.sleep(self.poll_seconds)
-        final = self.describe(run.name, run.plan, description=d)
-        if final.status != "Completed":
-            reason = d.get("FailureReason") or d.get("SecondaryStatus") or final.status
-            logs_at = f"CloudWatch /aws/sagemaker/TrainingJobs/{run.name}"
-            advice = (f"Its log: {logs_at}." if "Fix:" in reason else
-                      f"Fix: read its log ({logs_at}); a spot job relaunched with the same Job resumes from its checkpoints.")
-            raise TrainingError(f"SageMaker training job {run.name} {final.status.lower()}: {reason.rstrip('.')}. {advice}",
-                                job_name=run.name, reason=reason)
-        _say(f"{run.name}: Completed; {final.cost}", progress)
-        return final
-
-    def attach(self, name: str) -> TrainingRun:
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"attach needs a training job name; got {name!r}. Fix: TrainingRun.attach('sft-...').")
-        try:
-            run = self.describe(name)
-        except AWSError as exc:
-            if exc.code not in ("ValidationException", "ResourceNotFound"):
-                raise
-            raise AWSError(f"no SageMaker training job named {name!r} in {self.region}. Fix: check the name and the "
-                           "region (region=... or AWS_DEFAULT_REGION); the names are listed in the console or by "
-                           "`aws sagemaker list-training-jobs`.", operation="DescribeTrainingJob", code=exc.code,
-                           request_id=exc.request_id) from exc
-        if run.status in ("Failed", "Stopped"):
-            reason = run.description.get("FailureReason") or run.status
-            raise TrainingError(f"SageMaker training job {name} {run.status.lower()}: {reason}", job_name=name, reason=reason)
-        return run
-
-    def download(self, run: TrainingRun, path: str | Path | None = None) -> Path:
-        if not run.model_artifact:
-            raise ConfigError(f"{run.name} has no model artifact yet (status {run.status}).")
-        bucket, key = run.model_artifact[len("s3://"):].split("/", 1)
-        folder = Path(path) if path is not None else Path("sft-runs") / run.name / "model"
-        folder.mkdir(parents=True, exist_ok=True)
-        archive = folder.parent / "model.tar.gz"
-        with aws_errors(f"download {run.model_artifact}"):
-            self.client("s3").download_file(bucket, key, str(archive))
-        with tarfile.open(archive) as tar:
-            tar.extractall(folder, filter="data")
-        archive.unlink()
-        return folder
+        return trainer.with_metric_definitions(
+            [MetricDefinition(name=m.name, regex=m.regex) for m in plan.metric_definitions]
+        )
 
 
 def source_files(script: str = "train.py") -> list[Path]:
@@ -581,29 +495,3 @@ def _file_hash(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def metrics_from_lines(lines: list[str]) -> dict[str, float]:
-    """The last value of each metric in the entry point's metric lines."""
-    out: dict[str, float] = {}
-    for line in lines:
-        m = contract.METRIC_LINE.search(line)
-        if m:
-            out[m["name"]] = float(m["value"])
-    return out
-
-
-def _say(message: str, enabled: bool) -> None:
-    if enabled:
-        print(f"[sagefinetune] {message}", file=sys.stderr, flush=True)
-
-
-@contextmanager
-def _upload_bar(desc: str, total: int, enabled: bool) -> Iterator[Callable[[int], None]]:
-    if not enabled:
-        yield lambda n: None
-        return
-    from tqdm.auto import tqdm
-
-    with tqdm(total=total, desc=desc, unit="B", unit_scale=True, mininterval=0.5) as bar:
-        yield bar.update
