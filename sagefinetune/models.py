@@ -27,6 +27,9 @@ def model_source(model_id: str) -> str:
     return "hub"
 
 
+WEIGHTS = ("model.safetensors", "model-*.safetensors", "pytorch_model.bin", "pytorch_model-*.bin")
+
+
 def check_name(name: Any) -> str:
     """Builder-time checks of ``Job.model(name)``: a path must be a model folder; a Hub id must look like one."""
     from .entrypoint.contract import DEFAULT_MODEL
@@ -40,6 +43,9 @@ def check_name(name: Any) -> str:
             what = "does not exist" if not folder.exists() else "holds no config.json"
             raise ConfigError(f"model folder {name!r} {what}. Fix: the folder a model was saved to "
                               "(save_pretrained / a run's model_dir), or a Hub id such as 'distilbert-base-uncased'.")
+        if not any(any(folder.glob(pattern)) for pattern in WEIGHTS):
+            raise ConfigError(f"model folder {name!r} holds a config but no weights (none of {', '.join(WEIGHTS)}). "
+                              "Fix: save the model with save_pretrained into that folder, or give the folder that has them.")
         return str(folder.resolve())
     if source == "hub" and (name != name.strip() or name.count("/") > 1 or any(c.isspace() for c in name)):
         raise ConfigError(f"{name!r} is neither a Hub model id ('org/name') nor an existing folder. "

@@ -89,6 +89,7 @@ BUILDERS = [
     ("model empty", lambda f: small().model(""), sft.ConfigError, "''"),
     ("model folder missing", lambda f: small().model("/no/such/folder"), sft.ConfigError, "/no/such/folder"),
     ("model folder without config", lambda f: small().model(str(f / "afolder")), sft.ConfigError, "afolder"),
+    ("model folder without weights", lambda f: small().model(str(f / "config_only")), sft.ConfigError, "no weights"),
     ("model id with spaces", lambda f: small().model("my model"), sft.ConfigError, "'my model'"),
     ("model num_labels", lambda f: small().model(MODEL, num_labels=3), sft.ConfigError, "num_labels"),
     ("model config not json", lambda f: small().model(MODEL, x=object()), sft.ConfigError, "object"),

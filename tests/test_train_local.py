@@ -2,13 +2,14 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
-from conftest import small_job
+from conftest import MODEL, small_job
 
 import sagefinetune as sft
 
@@ -79,7 +80,12 @@ def test_label_errors_stop_before_training(tmp_path):
 
 
 def test_a_failing_script_raises_with_the_log(tmp_path):
-    job = small_job(train=40, test=20, epochs=1).model("/no/such/model")
+    from sagefinetune.models import local_path
+
+    broken = tmp_path / "broken"  # config, tokenizer and a weights file pass every check here; the weights are garbage
+    shutil.copytree(local_path(MODEL), broken)
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    job = small_job(train=40, test=20, epochs=1).model(str(broken))
     with pytest.raises(sft.TrainingError) as err:
         job.fit(run_dir=tmp_path / "r", progress=False)
     assert err.value.log_path and os.path.exists(err.value.log_path) and "exit code" in str(err.value)

@@ -136,8 +136,6 @@ class LocalBackend:
             try:
                 assert proc.stdout is not None
                 for line in proc.stdout:
-                    if self.on_line is not None:
-                        self.on_line(time.monotonic() - started, line)
                     log.write(line)
                     tail.append(line.rstrip())
                     bar.feed(line)
