@@ -31,6 +31,8 @@ _EXPORTS = {
     "DatasetUnavailableError": "errors",
     "MissingDependencyError": "errors",
     "TrainingError": "errors",
+    "ExportError": "errors",
+    "ExportedModel": "export",
     "CredentialsError": "errors",
     "ImageError": "errors",
     "AWSError": "errors",
@@ -41,7 +43,7 @@ _EXPORTS = {
 
 __all__ = [
     "AWSError", "BatchResult", "ColumnError", "ConfigError", "Cost", "CredentialsError", "DataError", "Dataset",
-    "DatasetUnavailableError", "Endpoint", "HubError", "HubPush", "ImageError", "Job", "LabelError", "LabelMap",
+    "DatasetUnavailableError", "Endpoint", "ExportError", "ExportedModel", "HubError", "HubPush", "ImageError", "Job", "LabelError", "LabelMap",
     "MissingDependencyError", "Predictor", "SagefinetuneError", "ServingError", "TrainingError", "TrainingPlan",
     "TrainingRun",
 ]
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
         CredentialsError,
         DataError,
         DatasetUnavailableError,
+        ExportError,
         HubError,
         ImageError,
         LabelError,
@@ -65,6 +68,7 @@ if TYPE_CHECKING:
         ServingError,
         TrainingError,
     )
+    from .export import ExportedModel
     from .hub import HubPush
     from .job import Job
     from .labels import LabelMap

@@ -13,6 +13,7 @@ Every error derives from :class:`SagefinetuneError` and also from the built-in i
     │   └── DatasetUnavailableError          the source (e.g. a withdrawn Hub dataset) cannot be loaded
     ├── MissingDependencyError (ImportError) an optional package is not installed; names the extra
     ├── TrainingError (RuntimeError)         a training job failed or was stopped; carries the reason and log path
+    ├── ExportError (RuntimeError)           an exported model fails its accuracy check; carries both scores
     ├── AWSError (RuntimeError)              an AWS call failed; the botocore error is ``__cause__``
     │   └── ServingError                     an endpoint answered with an error, or an endpoint or batch
     │                                        transform job failed; carries its name and the reason
@@ -34,6 +35,7 @@ __all__ = [
     "DatasetUnavailableError",
     "MissingDependencyError",
     "TrainingError",
+    "ExportError",
     "AWSError",
     "HubError",
     "ServingError",
@@ -100,6 +102,27 @@ class TrainingError(SagefinetuneError, RuntimeError):
         self.job_name = job_name
         self.reason = reason
         self.log_path = log_path
+
+
+class ExportError(SagefinetuneError, RuntimeError):
+    """An exported model scores worse on the test rows than the model it was exported from, beyond the limit.
+
+    Attributes:
+        metric: what was compared (``accuracy``; ``f1_micro`` for multi-label models).
+        reference: the PyTorch model's score.
+        exported: the exported model's score.
+        limit: the largest drop allowed (``max_accuracy_drop``).
+        rows: how many test rows were scored.
+    """
+
+    def __init__(self, message: str, *, metric: str, reference: float, exported: float, limit: float,
+                 rows: int) -> None:
+        super().__init__(message)
+        self.metric = metric
+        self.reference = reference
+        self.exported = exported
+        self.limit = limit
+        self.rows = rows
 
 
 class AWSError(SagefinetuneError, RuntimeError):
