@@ -31,6 +31,7 @@ _EXPORTS = {
     "DatasetUnavailableError": "errors",
     "MissingDependencyError": "errors",
     "TrainingError": "errors",
+    "EndpointError": "errors",
     "ExportError": "errors",
     "ExportedModel": "export",
     "CredentialsError": "errors",
@@ -43,9 +44,9 @@ _EXPORTS = {
 
 __all__ = [
     "AWSError", "BatchResult", "ColumnError", "ConfigError", "Cost", "CredentialsError", "DataError", "Dataset",
-    "DatasetUnavailableError", "Endpoint", "ExportError", "ExportedModel", "HubError", "HubPush", "ImageError", "Job", "LabelError", "LabelMap",
-    "MissingDependencyError", "Predictor", "SagefinetuneError", "ServingError", "TrainingError", "TrainingPlan",
-    "TrainingRun",
+    "DatasetUnavailableError", "Endpoint", "EndpointError", "ExportError", "ExportedModel", "HubError", "HubPush",
+    "ImageError", "Job", "LabelError", "LabelMap", "MissingDependencyError", "Predictor", "SagefinetuneError",
+    "ServingError", "TrainingError", "TrainingPlan", "TrainingRun",
 ]
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
         CredentialsError,
         DataError,
         DatasetUnavailableError,
+        EndpointError,
         ExportError,
         HubError,
         ImageError,

@@ -75,7 +75,7 @@ def save(job: Job, prepared: Prepared) -> Prepared | None:
         for split, folder in prepared.write(staging).items():
             os.replace(folder / "data.parquet", staging / f"{split}.parquet")
             folder.rmdir()
-        meta = {"splits": sorted(prepared.tables), "mapping": [[k, v] for k, v in prepared.label_map.mapping.items()],
+        meta = {"splits": list(prepared.tables), "mapping": [[k, v] for k, v in prepared.label_map.mapping.items()],
                 "multi": prepared.label_map.is_multi_label, "text_pair": prepared.text_pair,
                 "notes": list(prepared.notes), "fingerprint": prepared.fingerprint}
         (staging / "meta.json").write_text(json.dumps(meta))

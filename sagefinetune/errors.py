@@ -14,8 +14,9 @@ Every error derives from :class:`SagefinetuneError` and also from the built-in i
     ├── MissingDependencyError (ImportError) an optional package is not installed; names the extra
     ├── TrainingError (RuntimeError)         a training job failed or was stopped; carries the reason and log path
     ├── ExportError (RuntimeError)           an exported model fails its accuracy check; carries both scores
+    ├── EndpointError (RuntimeError)         an endpoint refused a request or is not answering; carries the status
     ├── AWSError (RuntimeError)              an AWS call failed; the botocore error is ``__cause__``
-    │   └── ServingError                     an endpoint answered with an error, or an endpoint or batch
+    │   └── ServingError (EndpointError)     a SageMaker endpoint answered with an error, or an endpoint or batch
     │                                        transform job failed; carries its name and the reason
     └── HubError (RuntimeError)              a Hugging Face Hub call failed; the huggingface_hub error is ``__cause__``
 
@@ -36,6 +37,7 @@ __all__ = [
     "MissingDependencyError",
     "TrainingError",
     "ExportError",
+    "EndpointError",
     "AWSError",
     "HubError",
     "ServingError",
@@ -125,6 +127,21 @@ class ExportError(SagefinetuneError, RuntimeError):
         self.rows = rows
 
 
+class EndpointError(SagefinetuneError, RuntimeError):
+    """An endpoint answered a request with an error, or is not answering.
+
+    Attributes:
+        endpoint: the endpoint's name.
+        status: the HTTP status it answered (400 bad input, 413 body too large, 415 content type, 5xx server);
+            None when it did not answer.
+    """
+
+    def __init__(self, message: str, *, endpoint: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.status = status
+
+
 class AWSError(SagefinetuneError, RuntimeError):
     """An AWS call failed. The botocore exception is kept as ``__cause__``.
 
@@ -172,11 +189,13 @@ class HubError(SagefinetuneError, RuntimeError):
         self.repo_id = repo_id
         self.endpoint = endpoint
         self.server_message = server_message
-class ServingError(AWSError):
-    """An endpoint answered with an error, or a SageMaker endpoint or batch transform job failed.
+class ServingError(AWSError, EndpointError):
+    """A SageMaker endpoint answered with an error, or a SageMaker endpoint or batch transform job failed.
+
+    Also an :class:`EndpointError`, so ``except EndpointError`` catches local and SageMaker endpoints alike.
 
     Attributes:
-        name: the endpoint's or the transform job's name.
+        name: the endpoint's or the transform job's name (also ``endpoint``).
         reason: SageMaker's failure reason, or the container's own message.
         status: the HTTP status the model container answered with, when it answered.
     """
@@ -184,7 +203,7 @@ class ServingError(AWSError):
     def __init__(self, message: str, *, name: str | None = None, reason: str | None = None, status: int | None = None,
                  operation: str | None = None, code: str | None = None, request_id: str | None = None) -> None:
         super().__init__(message, operation=operation, code=code, request_id=request_id)
-        self.name = name
+        self.name = self.endpoint = name
         self.reason = reason
         self.status = status
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError
 
 if TYPE_CHECKING:
+    from .endpoint import Endpoint
     from .export import ExportedModel
     from .hub import HubPush
     from .plan import TrainingPlan
@@ -119,6 +120,58 @@ class TrainingRun:
 
         return push_to_hub(self, repo_id, private=private, token=token, commit_message=commit_message,
                            revision=revision)
+    def deploy(self, instance: str = "local", **options: Any) -> Endpoint:
+        """Serve this run's model: an :class:`~sagefinetune.endpoint.Endpoint` answering the JSON of
+        :doc:`/serve-and-share`. Delete it with ``delete()``, or use it in a ``with`` block.
+
+        Args:
+            instance: ``"local"`` (an HTTP server on 127.0.0.1, no charge) or a SageMaker instance type such as
+                ``"ml.m5.xlarge"`` (a real-time endpoint, billed per hour while it exists).
+            **options: local: ``port``, ``host``, ``max_batch_size``, ``max_wait_ms``, ``max_body_mb`` (see
+                :func:`sagefinetune.serving.deploy_local`); SageMaker: ``serverless=True`` with ``memory_mb`` and
+                ``max_concurrency``, and the options of :doc:`/serve-and-share`.
+
+        Example:
+            >>> with run.deploy() as ep:  # doctest: +SKIP
+            ...     ep.predict(["The striker scored twice."])
+            [{'label': 'sports', 'score': 0.97}]
+        """
+        if instance == "local" and not options.get("serverless"):
+            from .serving import deploy_local
+
+            return deploy_local(self.model_dir, **options)
+        from .deploy import deploy_run
+
+        return deploy_run(self, instance=None if instance == "local" else instance, **options)
+
+    def batch_predict(self, data: Any, instance: str = "local", output_path: str | Path | None = None,
+                      **options: Any) -> Any:
+        """Predict a whole data set: JSON Lines in, one prediction per line out, as the endpoints answer.
+
+        Args:
+            data: local: a :class:`~sagefinetune.Dataset` (its test split), a list of texts or a ``.jsonl`` file;
+                SageMaker: also ``s3://`` data.
+            instance: ``"local"`` (the serving handler in this process) or a SageMaker instance type (a batch
+                transform job).
+            output_path: local: the JSON Lines file to write (default ``<run folder>/predictions.jsonl``);
+                SageMaker: the ``s3://`` prefix for the output.
+            **options: local: ``batch_size``, ``top_k``, ``all_scores``, ``progress`` (see
+                :func:`sagefinetune.serving.batch_predict_local`).
+
+        Returns:
+            local: the path of the written file.
+
+        Example:
+            >>> path = run.batch_predict(["a match report", "a budget speech"])  # doctest: +SKIP
+        """
+        if instance == "local":
+            from .serving import batch_predict_local
+
+            default = (self.run_dir or Path("sft-runs") / self.name) / "predictions.jsonl"
+            return batch_predict_local(self.model_dir, data, output_path or default, **options)
+        from .deploy import batch_transform_run
+
+        return batch_transform_run(self, data, instance=instance, output_path=output_path, **options)
 
     def download(self, path: str | Path | None = None) -> Path:
         """Download and unpack the model artifact of a SageMaker run; returns the folder."""

@@ -37,6 +37,20 @@ def trained_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tf456_run(tmp_path_factory):
+    """The same fine-tune by the entry point on the V100 image's transformers (4.56.2): CI's .venv-tf456, named by
+    SFT_COMPAT_PYTHON (skipped where it is not set)."""
+    python = os.environ.get("SFT_COMPAT_PYTHON")
+    if not python:
+        pytest.skip("SFT_COMPAT_PYTHON is not set (CI sets it)")
+    from sagefinetune.backends.local import LocalBackend
+
+    job = small_job()
+    return LocalBackend(python=python).fit(job, job.plan(), run_dir=tmp_path_factory.mktemp("runs") / "tf456",
+                                           progress=False)
+
+
+@pytest.fixture(scope="session")
 def moto_server():
     import aws
 

@@ -8,21 +8,17 @@ import os
 import subprocess
 
 import pytest
-from conftest import small_job
-
-from sagefinetune.backends.local import LocalBackend
 
 COMPAT = os.environ.get("SFT_COMPAT_PYTHON")
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not COMPAT, reason="SFT_COMPAT_PYTHON is not set (CI sets it)")]
 
 
-def test_entry_point_trains_on_transformers_4_56(tmp_path):
+def test_entry_point_trains_on_transformers_4_56(tf456_run):
     version = subprocess.run([COMPAT, "-c", "import transformers; print(transformers.__version__)"],
                              capture_output=True, text=True, check=True).stdout.strip()
     assert version == "4.56.2"
-    job = small_job()
-    run = LocalBackend(python=COMPAT).fit(job, job.plan(), run_dir=tmp_path / "tf456", progress=False)
+    run = tf456_run  # shared with tests/test_inference_container.py, which serves it on the inference image's stack
     assert "transformers 4.56.2" in run.log_path.read_text()
     assert run.metrics["train_global_step"] == 75 and run.metrics["eval_accuracy"] > 0.7
     config = json.loads((run.model_dir / "config.json").read_text())

@@ -207,3 +207,15 @@ def test_non_finite_numbers_are_refused(raw):
 def test_ddp_skips_the_unused_parameter_search_under_torchrun():
     assert training.distributed_kwargs(2) == {"ddp_find_unused_parameters": False}
     assert training.distributed_kwargs(1) == {}
+
+
+def test_values_from_sm_hps_alone_are_decoded_too(monkeypatch):
+    # SageMaker's driver JSON-decodes SM_HPS: a script that reads it without the --name value arguments gets lists
+    # and dicts whose strings are still %-encoded
+    sent = {"labels": contract.render_hyperparameter(["children's books", "100%"]),
+            "label_mapping": contract.render_hyperparameter({"it's": "children's books", "5": "100%"})}
+    monkeypatch.setenv("SM_HPS", json.dumps({k: json.loads(v) for k, v in sent.items()}))
+    monkeypatch.setenv("SM_INPUT_CONFIG_DIR", "/nonexistent")
+    hp = contract.parse_hyperparameters(contract.read_raw_hyperparameters([]))
+    assert hp["labels"] == ["children's books", "100%"]
+    assert hp["label_mapping"] == {"it's": "children's books", "5": "100%"}

@@ -127,15 +127,22 @@ class LocalBackend:
                 log.flush()
         bar.close()
         if code != 0:
-            reason = next((t for t in reversed(tail) if t and not t.startswith(" ")), f"exit code {code}")
-            resumable = any((run_dir / "checkpoints").glob("checkpoint-*"))
-            fix = (f"read the log; once mended, run again with run_dir={str(run_dir)!r} to resume from its checkpoint"
-                   if resumable else "read the log for the cause")
-            raise TrainingError(
-                f"local training run {name} failed (exit code {code}): {reason}\n--- last lines of {log_path} ---\n"
-                + "\n".join(list(tail)[-15:]) + f"\nFix: {fix}.",
-                job_name=name, reason=reason, log_path=str(log_path),
-            )
+            raise _failure(name, code, run_dir, list(tail))
+
+
+def _failure(name: str, code: int, run_dir: Path, tail: list[str]) -> TrainingError:
+    """The error of a failed run: the entry point's own reason (its failure file), else the log's last line."""
+    failure = run_dir / "output" / "failure"
+    reason = (failure.read_text(encoding="utf-8").strip() if failure.is_file() else "") or next(
+        (t for t in reversed(tail) if t and not t.startswith(" ")), f"exit code {code}")
+    resume = ""
+    if any((run_dir / "checkpoints").glob("checkpoint-*")):
+        resume = f"Once mended, run again with run_dir={str(run_dir)!r} to resume from its checkpoint."
+    fix = resume if "Fix:" in reason else f"Fix: read the log for the cause. {resume}"
+    log_path = run_dir / "train.log"
+    return TrainingError(f"local training run {name} failed (exit code {code}): {reason}\n--- last lines of "
+                         f"{log_path} ---\n" + "\n".join(tail[-15:]) + f"\n{fix}".rstrip(),
+                         job_name=name, reason=reason, log_path=str(log_path))
 
 
 def _run_folder(run_dir: str | Path | None, job_name: str) -> Path:

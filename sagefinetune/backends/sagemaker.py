@@ -27,7 +27,7 @@ from ..entrypoint import contract
 from ..errors import AWSError, ConfigError, CredentialsError, TrainingError
 from ..instances import lookup
 from ..models import model_source, preflight
-from ..sagemaker_plan import DATA_HASH, DEFAULT_BUCKET
+from ..sagemaker_plan import CHECKPOINT_LOCAL_PATH, DATA_HASH, DEFAULT_BUCKET
 
 if TYPE_CHECKING:
     from ..job import Job
@@ -322,7 +322,7 @@ class SageMakerBackend:
                                                  max_wait_time_in_seconds=spec.max_wait),
             output_data_config=OutputDataConfig(s3_output_path=f"s3://{bucket}/{spec.prefix}/output",
                                                 kms_key_id=spec.output_kms_key),
-            checkpoint_config=CheckpointConfig(s3_uri=checkpoint, local_path="/opt/ml/checkpoints"),
+            checkpoint_config=CheckpointConfig(s3_uri=checkpoint, local_path=CHECKPOINT_LOCAL_PATH),
             hyperparameters=hyperparameters,
             environment=dict(spec.environment),
             tags=[{"key": k, "value": v} for k, v in spec.tags.items()],
@@ -418,9 +418,10 @@ class SageMakerBackend:
         final = self.describe(run.name, run.plan, description=d)
         if final.status != "Completed":
             reason = d.get("FailureReason") or d.get("SecondaryStatus") or final.status
-            raise TrainingError(f"SageMaker training job {run.name} {final.status.lower()}: {reason}. "
-                                f"Fix: read its logs (CloudWatch /aws/sagemaker/TrainingJobs/{run.name}); a spot job "
-                                "relaunched with the same Job resumes from its checkpoints.",
+            logs_at = f"CloudWatch /aws/sagemaker/TrainingJobs/{run.name}"
+            advice = (f"Its log: {logs_at}." if "Fix:" in reason else
+                      f"Fix: read its log ({logs_at}); a spot job relaunched with the same Job resumes from its checkpoints.")
+            raise TrainingError(f"SageMaker training job {run.name} {final.status.lower()}: {reason.rstrip('.')}. {advice}",
                                 job_name=run.name, reason=reason)
         _say(f"{run.name}: Completed; {final.cost}", progress)
         return final

@@ -25,23 +25,31 @@ def load_channel(path: str) -> Any:
     raise SystemExit(f"channel {path} holds no .jsonl, .json, .parquet or .csv files")
 
 
-def label_encoder(names: list[str], mapping: dict[str, str]) -> Any:
-    """value -> class id. Prepared channels hold ids (or names); raw files come with a raw-value -> name mapping."""
+def label_encoder(names: list[str], mapping: dict[str, str], column: str = "label") -> Any:
+    """value -> class id. Prepared channels hold ids (or names); raw files come with a raw-value -> name mapping.
+
+    A value that cannot be encoded stops the run with the value, the column and the fix (it becomes the job's
+    FailureReason on SageMaker).
+    """
     label2id = {n: i for i, n in enumerate(names)}
+    drop = f"or remove the rows whose {column!r} is that value from the files."
 
     def one(value: Any) -> int:
         if mapping:
             key = contract.label_key(value)
             if key not in mapping:
-                raise ValueError(f"label value {value!r} is not in the label map {sorted(mapping)}")
+                raise ValueError(f"label value {value!r} in column {column!r} is not in the label map {sorted(mapping)}. "
+                                 f"Fix: name it in .map_labels({{{value!r}: '<class name>', ...}}), {drop}")
             return label2id[mapping[key]]
         if isinstance(value, str):
             if value not in label2id:
-                raise ValueError(f"label {value!r} is not one of {names}")
+                raise ValueError(f"label {value!r} in column {column!r} is not one of {names}. "
+                                 f"Fix: add it to the label map, {drop}")
             return label2id[value]
         value = int(value)
         if not 0 <= value < len(names):
-            raise ValueError(f"label id {value} is outside 0..{len(names) - 1}")
+            raise ValueError(f"label id {value} in column {column!r} is outside 0..{len(names) - 1} "
+                             f"({len(names)} classes). Fix: a label map that names class {value}, {drop}")
         return value
 
     return one
@@ -49,7 +57,7 @@ def label_encoder(names: list[str], mapping: dict[str, str]) -> Any:
 
 def encode_labels(ds: Any, hp: dict[str, Any], names: list[str], multi: bool) -> Any:
     """Add a ``labels`` column: class ids, or multi-hot float vectors for multi-label."""
-    one = label_encoder(names, hp["label_mapping"])
+    one = label_encoder(names, hp["label_mapping"], hp["label_column"])
 
     def encode(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         out: list[Any] = []

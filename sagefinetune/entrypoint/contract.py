@@ -88,6 +88,22 @@ def decode_value(text: str) -> str:
     return _DECODE.sub(lambda m: "%" if m.group(1) == "25" else "'", text)
 
 
+def decode_sent(value: Any) -> Any:
+    """:func:`decode_value` on a hyperparameter as the script receives it: a string, or (from ``SM_HPS``, which
+    SageMaker's driver JSON-decodes) a list or dict whose strings are still encoded.
+
+    >>> decode_sent({"it%27s": ["children%27s books", 3]})
+    {"it's": ["children's books", 3]}
+    """
+    if isinstance(value, str):
+        return decode_value(value)
+    if isinstance(value, list):
+        return [decode_sent(v) for v in value]
+    if isinstance(value, dict):
+        return {decode_sent(k): decode_sent(v) for k, v in value.items()}
+    return value
+
+
 def _safe_deserialize(data: Any) -> Any:
     """The driver's ``safe_deserialize``: JSON-decode a string when it is JSON, else keep it."""
     if not isinstance(data, str):
@@ -167,7 +183,7 @@ def parse_hyperparameters(raw: dict[str, Any]) -> dict[str, Any]:
             continue
         sent = raw[name]
         try:
-            value = param.parse(decode_value(sent) if isinstance(sent, str) else sent)
+            value = param.parse(decode_sent(sent))
         except (ValueError, TypeError) as exc:
             raise ValueError(f"hyperparameter {name}={raw[name]!r}: {exc}") from None
         if param.check is not None and not param.check(value):

@@ -1,9 +1,11 @@
-"""Scoring and what a run leaves behind: metrics, the model folder, the classification report and confusion matrix."""
+"""Scoring and what a run leaves behind: metrics, the model folder, the classification report and confusion matrix,
+and, when it fails, the failure file that SageMaker shows as the job's FailureReason."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from typing import Any
 
 if __package__:
@@ -13,7 +15,9 @@ else:  # run as a script: contract.py sits beside this file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 METRICS_MODULE = os.path.join(HERE, "metrics", "classification.py")
+INFERENCE_HANDLER = os.path.join(HERE, "inference.py")  # every model folder serves with it: code/inference.py
 STRAY_FILES = ("training_args.bin",)
+FAILURE_LIMIT = 1024  # SageMaker keeps this many characters of the failure file as the job's FailureReason
 
 
 def logits_of(predictions: Any) -> Any:
@@ -82,7 +86,8 @@ def final_metrics(trainer: Any, result: Any, final: Any, scorer: Scorer) -> dict
 
 
 def write_model(trainer: Any, where: contract.Paths, settings: dict[str, Any], metrics: dict[str, float]) -> None:
-    """Model, tokenizer and config (id2label) with the settings a predictor needs, and metrics.json."""
+    """Model, tokenizer and config (id2label) with the settings a predictor needs, metrics.json, and the serving
+    handler as ``code/inference.py`` (where SageMaker's Hugging Face inference container looks for it)."""
     os.makedirs(where.model_dir, exist_ok=True)
     trainer.save_model(where.model_dir)  # model, tokenizer (processing_class) and config with id2label
     for stray in STRAY_FILES:
@@ -93,6 +98,8 @@ def write_model(trainer: Any, where: contract.Paths, settings: dict[str, Any], m
         json.dump(settings, fh, indent=2)
     with open(os.path.join(where.model_dir, "metrics.json"), "w") as fh:
         json.dump(metrics, fh, indent=2, sort_keys=True)
+    os.makedirs(os.path.join(where.model_dir, "code"), exist_ok=True)
+    shutil.copyfile(INFERENCE_HANDLER, os.path.join(where.model_dir, "code", "inference.py"))
 
 
 def write_reports(final: Any, names: list[str], multi: bool, threshold: float, output_dir: str, model_dir: str) -> None:
@@ -120,3 +127,53 @@ def write_reports(final: Any, names: list[str], multi: bool, threshold: float, o
     for folder in (output_dir, model_dir):
         with open(os.path.join(folder, "confusion_matrix.json"), "w") as fh:
             json.dump(confusion, fh, indent=2)
+
+
+# ---- when the run fails ---------------------------------------------------------------------------------------
+def failure_path() -> str:
+    """SageMaker's failure file: SM_OUTPUT_FAILURE (set by its driver), else beside the output data folder."""
+    return os.environ.get("SM_OUTPUT_FAILURE") or os.path.join(os.path.dirname(contract.paths().output_dir), "failure")
+
+
+def failure_reason(exc: BaseException) -> str | None:
+    """What the job's FailureReason should say about ``exc``; None for a clean exit or Ctrl-C.
+
+    >>> failure_reason(SystemExit("no train channel"))
+    'no train channel'
+    >>> failure_reason(ValueError("label value 3 is not in the label map"))
+    'ValueError: label value 3 is not in the label map'
+    >>> failure_reason(SystemExit(0)) is None
+    True
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        return None
+    if isinstance(exc, SystemExit):
+        if not exc.code:
+            return None
+        return f"the entry point exited with status {exc.code}" if isinstance(exc.code, int) else str(exc.code)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def clear_failure() -> None:
+    """Remove a failure file left by an earlier attempt in the same folder (a resumed local run)."""
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0 and os.path.isfile(failure_path()):
+        os.remove(failure_path())
+
+
+def write_failure(exc: BaseException) -> None:
+    """Write the reason for ``exc`` into the failure file, so the job says why it failed.
+
+    Without it, SageMaker's driver writes its own traceback there: the command it ran (every hyperparameter) and
+    "returned non-zero exit status 1", with the cause only in the log. The first failing process writes; the
+    driver does not overwrite an existing file.
+    """
+    reason = failure_reason(exc)
+    if reason is None:
+        return
+    path = failure_path()
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "x", encoding="utf-8") as fh:
+            fh.write(reason[:FAILURE_LIMIT])
+    except OSError:  # another process wrote it first, or the folder is read-only: the log still has the traceback
+        pass

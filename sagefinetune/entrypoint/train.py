@@ -8,7 +8,8 @@ It reads the data channels (SM_CHANNEL_TRAIN / _VALIDATION / _TEST: JSON Lines, 
 with truncation and dynamic padding, trains with the Hugging Face Trainer (length-grouped batches, bf16/fp16
 when the GPU allows), checkpoints only into the checkpoint directory and resumes from the newest complete checkpoint,
 evaluates each epoch and once more at the end, prints metric lines that SageMaker metric definitions read,
-and saves model, tokenizer, config (id2label) and metrics.json to SM_MODEL_DIR. It runs on transformers 4.56
+and saves model, tokenizer, config (id2label) and metrics.json to SM_MODEL_DIR. When it fails, the reason goes into
+SageMaker's failure file (/opt/ml/output/failure), which becomes the job's FailureReason. It runs on transformers 4.56
 (the V100 container) and 5.x alike. The steps live beside it: channels.py (data), training.py (model, arguments,
 Trainer), checkpoints.py (what to resume from), outputs.py (scores and files), contract.py (what the library and
 this script agree on).
@@ -41,6 +42,7 @@ def read_hyperparameters(argv: list[str]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
+    outputs.clear_failure()
     hp = read_hyperparameters(sys.argv[1:] if argv is None else argv)
     where = contract.paths()
     if "train" not in where.channels:
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     import transformers
     from transformers import AutoTokenizer
 
-    transformers.logging.set_verbosity_warning()
+    training.quiet_other_ranks()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     cuda = torch.cuda.is_available()
     precision = training.choose_precision(hp["precision"], cuda, cuda and torch.cuda.is_bf16_supported())
@@ -98,4 +100,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BaseException as exc:  # the reason becomes the job's FailureReason (see outputs.write_failure)
+        outputs.write_failure(exc)
+        raise

@@ -24,6 +24,23 @@ def log(message: str) -> None:
         print(f"[sagefinetune] {message}", flush=True)
 
 
+def quiet_other_ranks() -> None:
+    """Only the main process reports: the others keep to errors, so a log holds one copy of each bar and warning.
+
+    Under torchrun every process loads, tokenizes and loads the model; left alone, each prints the same progress
+    bars and loading warnings (8 copies on an 8-GPU instance).
+    """
+    import datasets
+    import transformers
+
+    if int(os.environ.get("RANK", "0")) == 0:
+        transformers.logging.set_verbosity_warning()
+        return
+    transformers.logging.set_verbosity_error()
+    datasets.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+
+
 # ---- pure helpers ---------------------------------------------------------------------------------------------
 def choose_precision(preference: str, cuda: bool, bf16_ok: bool) -> str:
     """fp32 on CPU; on GPU bf16 where supported (Ampere+), else fp16 (V100, T4)."""

@@ -1,0 +1,16 @@
+"""The local endpoint: SageMaker's serving contract over HTTP on this machine, with dynamic batching.
+
+    local.py    LocalEndpoint and deploy_local(): the server subprocess, started and stopped by the Endpoint object
+    server.py   that process: load the model with the serving handler, bind, run uvicorn, stop on SIGTERM
+    app.py      the Starlette app: GET /ping, POST /invocations, the body limit, JSON errors
+    batcher.py  dynamic batching: concurrent requests share one forward pass
+    batch.py    batch_predict_local(): JSON Lines in, JSON Lines out, as a SageMaker batch transform does
+
+The handler itself is :mod:`sagefinetune.entrypoint.inference`, the file every model folder carries as
+``code/inference.py``. Importing this package imports no torch, transformers or server library.
+"""
+
+from .batch import batch_predict_local, jsonlines_records
+from .local import LocalEndpoint, deploy_local
+
+__all__ = ["LocalEndpoint", "deploy_local", "batch_predict_local", "jsonlines_records"]

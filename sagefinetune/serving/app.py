@@ -1,0 +1,108 @@
+"""The HTTP app of the local endpoint: SageMaker's container contract on Starlette, answered by the serving handler.
+
+    GET  /ping                   200 once the model is loaded
+    POST /invocations            the handler's request and answer (see :mod:`sagefinetune.entrypoint.inference`)
+    GET  /execution-parameters   what a batch transform asks a container for
+
+Every error is JSON, ``{"code": 415, "message": "..."}``, and leaves the server serving: 400 bad input, 406 Accept,
+413 body over the limit, 415 content type, 500 a failure in the model, 503 stopped before the request ran.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..entrypoint import inference as handler
+from .batcher import DynamicBatcher, ShuttingDown
+
+__all__ = ["build_app", "BATCH_HEADER"]
+
+log = logging.getLogger("sagefinetune.serving")
+
+#: Response header: how many inputs (from all the requests batched together) shared the forward pass.
+BATCH_HEADER = "X-Sft-Batch-Inputs"
+
+
+def build_app(classifier: handler.Classifier, *, max_batch_size: int = 32, max_wait_ms: float = 5.0,
+              max_body_bytes: int = 6 * 2**20, workers: int = 1) -> Starlette:
+    """The app serving ``classifier`` (from ``handler.model_fn``), with its dynamic batcher."""
+    batcher = DynamicBatcher(classifier.probabilities, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
+                             workers=workers)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await batcher.start()
+        yield
+        await batcher.stop()  # after uvicorn has finished the requests in flight
+
+    async def ping(request: Request) -> Response:
+        return JSONResponse({"status": "Healthy"})
+
+    async def execution_parameters(request: Request) -> Response:
+        return JSONResponse({"MaxConcurrentTransforms": 1, "BatchStrategy": "MULTI_RECORD",
+                             "MaxPayloadInMB": max(1, max_body_bytes // 2**20)})
+
+    async def invocations(request: Request) -> Response:
+        async with batcher.request():
+            try:
+                body = await read_body(request, max_body_bytes)
+                answer_type = handler.answer_type(request.headers.get("accept"))
+                data = handler.input_fn(body, request.headers.get("content-type"))
+                classifier.check(data["inputs"])  # a bad request fails alone, before it joins a batch
+                rows, shared = await batcher.predict(data["inputs"])
+                predictions = [classifier.format(row, data["parameters"]) for row in rows]
+                text = handler.output_fn(predictions, answer_type)
+            except handler.RequestError as exc:
+                return error(exc.status, str(exc))
+            except ShuttingDown:
+                return error(503, "the server stopped before this request ran (its grace period was over). Fix: "
+                                  "send it again to a running endpoint.")
+            except Exception as exc:  # noqa: BLE001 - the server keeps serving; the log has the traceback
+                log.exception("prediction failed")
+                return error(500, f"prediction failed: {type(exc).__name__}: {exc}")
+        return Response(text, media_type=answer_type, headers={BATCH_HEADER: str(shared)})
+
+    async def http_error(request: Request, exc: Any) -> Response:
+        return error(exc.status_code, f"{exc.detail}: {request.method} {request.url.path}; this server answers "
+                                      "GET /ping and POST /invocations")
+
+    app = Starlette(routes=[Route("/ping", ping, methods=["GET"]),
+                            Route("/invocations", invocations, methods=["POST"]),
+                            Route("/execution-parameters", execution_parameters, methods=["GET"])],
+                    lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    app.state.batcher = batcher
+    return app
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, or a 413 as soon as it is known to be over ``limit`` bytes (declared or streamed)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large(int(declared), limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(size, limit, streamed=True)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def too_large(size: int, limit: int, streamed: bool = False) -> handler.RequestError:
+    what = f"more than {limit:,} bytes" if streamed else f"{size:,} bytes"
+    return handler.RequestError(f"the request body is {what}; this endpoint takes at most {limit:,} bytes "
+                                f"(max_body_mb={limit / 2**20:g}). Fix: send fewer inputs per request, or deploy "
+                                "with a larger max_body_mb.", status=413)
+
+
+def error(status: int, message: str) -> Response:
+    return JSONResponse({"code": status, "message": message}, status_code=status)

@@ -1,0 +1,231 @@
+"""LocalEndpoint: a model served over HTTP on this machine by a server subprocess.
+
+Why a subprocess rather than a thread of the caller: the server keeps its own interpreter, so a caller busy in
+Python (16 client threads, a notebook cell) cannot starve it of the GIL; it can be sent SIGTERM and shut down the
+way a container does, finishing the requests in flight; and a crash in the model cannot take the caller down.
+It costs a few seconds of start-up (importing torch and loading the model), paid once per deploy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import weakref
+from pathlib import Path
+from typing import Any
+
+from ..endpoint import JSON, Endpoint
+from ..errors import ConfigError, EndpointError, did_you_mean
+
+__all__ = ["LocalEndpoint", "deploy_local", "LOCAL_OPTIONS"]
+
+#: Options of a local endpoint, with their defaults.
+LOCAL_OPTIONS: dict[str, Any] = {
+    "max_batch_size": 32, "max_wait_ms": 5.0, "max_body_mb": 6.0, "grace": 30.0, "startup_timeout": 300.0,
+    "timeout": 120.0, "workers": None, "threads": None, "python": None, "log_path": None,
+}
+#: Options that only a SageMaker endpoint takes (no "did you mean" among the local ones for these).
+SAGEMAKER_OPTIONS = {"serverless", "memory_mb", "max_concurrency", "instance_count", "role", "bucket", "region",
+                     "tags", "endpoint_name", "wait", "boto_session", "environment", "transformers_version"}
+PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent.parent)
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never send 127.0.0.1 through a proxy
+
+
+class LocalEndpoint(Endpoint):
+    """A model answering on ``http://127.0.0.1:<port>`` with SageMaker's container contract. No charge.
+
+    Create one with ``run.deploy(instance="local")`` or :func:`deploy_local`. ``delete()`` (or leaving a ``with``
+    block) sends SIGTERM, which finishes the requests in flight; the server also stops when this Python process ends.
+
+    Attributes:
+        model_dir: the model folder served.
+        pid: the server process id.
+        log_path: the server's log (start-up, errors with tracebacks).
+    """
+
+    kind = "local"
+
+    def __init__(self, name: str, url: str, *, model_dir: Path, process: subprocess.Popen[bytes], log_path: Path,
+                 timeout: float, grace: float, workdir: Path | None = None) -> None:
+        super().__init__(name, url, hourly_cost=None, cost_note="local: no charge")
+        self.model_dir = model_dir
+        self.log_path = log_path
+        self.timeout = timeout
+        self.grace = grace
+        self._process = process
+        self._workdir = workdir
+        self._finalizer = weakref.finalize(self, _terminate, process, grace)
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
+    def running(self) -> bool:
+        return self._process.poll() is None
+
+    def invoke(self, body: bytes, content_type: str = JSON, accept: str = JSON) -> bytes:
+        """POST ``body`` to ``/invocations``; the answer's bytes, or :class:`EndpointError` with its status."""
+        self._check_alive()
+        request = urllib.request.Request(f"{self.url}/invocations", data=body, method="POST",
+                                         headers={"Content-Type": content_type, "Accept": accept})
+        try:
+            with _NO_PROXY.open(request, timeout=self.timeout) as response:
+                return bytes(response.read())
+        except urllib.error.HTTPError as exc:
+            message = _message(exc.read())
+            raise EndpointError(f"local endpoint {self.name} answered {exc.code}: {message}", endpoint=self.name,
+                                status=exc.code) from exc
+        except (urllib.error.URLError, OSError) as exc:
+            state = "is running" if self.running else f"exited with code {self._process.returncode}"
+            raise EndpointError(f"local endpoint {self.name} at {self.url} did not answer ({exc}); its server {state}. "
+                                f"Fix: read {self.log_path}, then deploy again.", endpoint=self.name) from exc
+
+    def _delete(self) -> list[str]:
+        self._finalizer.detach()
+        code = _terminate(self._process, self.grace)
+        if code == 0 and self._workdir is not None and self.log_path.parent == self._workdir:
+            shutil.rmtree(self._workdir, ignore_errors=True)  # a clean stop: nothing to read in its log
+        return [f"local endpoint {self.name} (server pid {self.pid} at {self.url}, exit code {code})"]
+
+
+def deploy_local(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1", **options: Any) -> LocalEndpoint:
+    """Serve a model folder over HTTP on this machine, in a server subprocess; returns when it answers ``/ping``.
+
+    Args:
+        model_dir: a model folder (``run.model_dir``, or any ``save_pretrained`` folder of a text classifier).
+        port: the port (0: a free one; see ``endpoint.url``).
+        host: the address to bind; the default 127.0.0.1 is reachable from this machine only.
+        **options: ``max_batch_size`` (32: most inputs per forward pass), ``max_wait_ms`` (5: how long a batch
+            waits for requests in flight), ``max_body_mb`` (6, SageMaker's limit: larger bodies get 413), ``grace``
+            (30 s to finish requests in flight on delete), ``startup_timeout`` (300 s), ``timeout`` (120 s per
+            request), ``workers`` (forward passes at once: 2, or 1 on one core) and ``threads`` (torch threads per
+            pass: the cores / workers), ``python`` (the interpreter that runs the server), ``log_path`` (the server's log file).
+
+    Example:
+        >>> with deploy_local(run.model_dir) as ep:  # doctest: +SKIP
+        ...     ep.predict(["The striker scored twice."])
+        [{'label': 'sports', 'score': 0.97}]
+    """
+    from .._deps import require
+    from ..predict import check_model_dir
+
+    settings = _check_options(options, port, host)
+    for module in ("uvicorn", "starlette", "transformers"):
+        require(module, "serve a local endpoint")
+    folder = check_model_dir(model_dir).resolve()
+    work = Path(tempfile.mkdtemp(prefix="sft-serve-"))
+    log_path = Path(settings["log_path"] or work / "server.log")
+    port_file = work / "port.json"
+    command = _server_command(folder, host, port, port_file, settings)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (PACKAGE_PARENT, os.environ.get("PYTHONPATH")) if p),
+           "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)  # Ctrl-C in the caller's terminal goes to the caller only
+    try:
+        bound = _wait_until_ready(process, port_file, host, log_path, settings["startup_timeout"])
+    except BaseException:
+        _terminate(process, 5)
+        raise
+    shown = f"[{host}]" if ":" in host else host
+    label = folder.parent.name if folder.name == "model" else folder.name
+    endpoint = LocalEndpoint(f"local-{label}-{bound}", f"http://{shown}:{bound}", model_dir=folder, process=process,
+                             log_path=log_path, timeout=settings["timeout"], grace=settings["grace"], workdir=work)
+    print(f"[sagefinetune] local endpoint {endpoint.name} at {endpoint.url} (no charge; log {log_path})")
+    return endpoint
+
+
+def _server_command(folder: Path, host: str, port: int, port_file: Path, settings: dict[str, Any]) -> list[str]:
+    command = [settings["python"] or sys.executable, "-m", "sagefinetune.serving", str(folder), "--host", host,
+               "--port", str(port), "--port-file", str(port_file), "--parent-pid", str(os.getpid())]
+    for name in ("max_batch_size", "max_wait_ms", "max_body_mb", "grace", "workers", "threads"):
+        if settings[name] is not None:
+            command += [f"--{name.replace('_', '-')}", str(settings[name])]
+    return command
+
+
+def _check_options(options: dict[str, Any], port: Any, host: Any) -> dict[str, Any]:
+    unknown = sorted(set(options) - set(LOCAL_OPTIONS))
+    if unknown:
+        hint = "" if set(unknown) & SAGEMAKER_OPTIONS else did_you_mean(unknown[0], list(LOCAL_OPTIONS))
+        what = f"{unknown[0]} is not an option" if len(unknown) == 1 else f"{', '.join(unknown)} are not options"
+        raise ConfigError(f"{what} of a local endpoint{hint or '.'} "
+                          f"Local options: port, host, {', '.join(LOCAL_OPTIONS)}. Fix: drop them, or deploy on "
+                          "SageMaker (instance='ml.m5.xlarge' or serverless=True), where instance and memory options apply.")
+    settings = {**LOCAL_OPTIONS, **options}
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigError(f"port must be a whole number in [0, 65535]; got {port!r}. Fix: port=8080, or 0 for any free port.")
+    if not isinstance(host, str) or not host:
+        raise ConfigError(f"host must be an address such as '127.0.0.1'; got {host!r}.")
+    for name, low in (("max_batch_size", 1), ("max_wait_ms", 0), ("max_body_mb", 0.001), ("grace", 0),
+                      ("startup_timeout", 1), ("timeout", 0.001)):
+        value = settings[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
+            raise ConfigError(f"{name} must be a number >= {low}; got {value!r}. Fix: {name}={LOCAL_OPTIONS[name]!r}.")
+    for name in ("max_batch_size", "workers", "threads"):
+        value = settings[name]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"{name} must be a whole number >= 1; got {value!r}. Fix: {name}=2.")
+    return settings
+
+
+def _wait_until_ready(process: subprocess.Popen[bytes], port_file: Path, host: str, log_path: Path,
+                      timeout: float) -> int:
+    """The bound port, once the server answers /ping; an error with the log's tail if it exits or hangs."""
+    deadline = time.monotonic() + timeout
+    port = None
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise EndpointError(f"the local endpoint's server exited with code {process.returncode} while starting:\n"
+                                f"{_tail(log_path)}\nFix: read {log_path}.")
+        if port is None and port_file.exists():
+            port = int(json.loads(port_file.read_text())["port"])
+        if port is not None and _ping(host, port):
+            return port
+        time.sleep(0.1)
+    raise EndpointError(f"the local endpoint's server did not answer /ping within {timeout:g}s:\n{_tail(log_path)}\n"
+                        "Fix: deploy with a larger startup_timeout on a busy machine, or read the log.")
+
+
+def _ping(host: str, port: int) -> bool:
+    shown = f"[{host}]" if ":" in host else host
+    try:
+        with _NO_PROXY.open(f"http://{shown}:{port}/ping", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _terminate(process: subprocess.Popen[bytes], grace: float) -> int:
+    """SIGTERM (the server finishes its requests in flight), then SIGKILL after ``grace`` + 10 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace + 10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return int(process.returncode)
+
+
+def _message(body: bytes) -> str:
+    try:
+        return str(json.loads(body)["message"])
+    except (ValueError, KeyError, TypeError):
+        return body.decode("utf-8", "replace")[:500]
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
