@@ -39,6 +39,7 @@ from .runtimes import ONNX_FILE, OnnxRuntime, Runtime, TorchRuntime
 if TYPE_CHECKING:
     from .predict import Predictor
     from .run import TrainingRun
+    from .serving import LocalEndpoint
 
 __all__ = ["export", "ExportedModel", "FORMATS", "QUANTIZATIONS"]
 
@@ -85,6 +86,19 @@ class ExportedModel:
         from .predict import Predictor
 
         return Predictor(self.path, batch_size=batch_size, threads=threads)
+
+    def deploy(self, **options: Any) -> LocalEndpoint:
+        """Serve the exported model on this machine (see :func:`sagefinetune.serving.deploy_local`): the same JSON
+        as the PyTorch model's endpoint, from ONNX Runtime.
+
+        Example:
+            >>> with run.export("onnx", quantize="int8").deploy() as ep:  # doctest: +SKIP
+            ...     ep.predict(["i liked the movie"])
+            [{'label': 'positive', 'score': 0.96}]
+        """
+        from .serving import deploy_local
+
+        return deploy_local(self.path, **options)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "path": str(self.path), "drop": self.drop}

@@ -141,3 +141,27 @@ def test_onnx_predictions_import_neither_torch_nor_transformers(onnx_int8):
             "print(json.dumps([p.runtime.name, sorted(m for m in ('torch', 'transformers') if m in sys.modules)]))")
     done = subprocess.run([sys.executable, "-c", code, str(onnx_int8.path)], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout.strip().splitlines()[-1]) == ["onnx", []]
+
+
+@pytest.mark.slow
+def test_the_local_endpoint_and_batch_predictions_serve_the_export_with_the_same_json(trained_run, onnx_int8, tmp_path):
+    import urllib.request
+
+    from sagefinetune.serving import batch_predict_local
+
+    expected = trained_run.predictor().predict(TEXTS)
+    with onnx_int8.deploy() as ep:
+        request = urllib.request.Request(f"{ep.url}/invocations", data=json.dumps({"inputs": TEXTS}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(request, timeout=60) as response:
+            body = json.loads(response.read())
+        top2 = ep.predict(TEXTS[:1], top_k=2)
+        log = ep.log_path.read_text()
+    assert [set(item) for item in body] == [{"label", "score"}] * len(TEXTS)
+    assert [item["label"] for item in body] == [item["label"] for item in expected]
+    assert len(top2[0]) == 2 and top2[0][0]["label"] == expected[0]["label"]
+    assert "ONNX Runtime int8" in log
+    out = batch_predict_local(onnx_int8.path, TEXTS, tmp_path / "preds.jsonl")
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["label"] for line in lines] == [item["label"] for item in expected]
