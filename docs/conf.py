@@ -52,3 +52,14 @@ def _hosting_table() -> None:
 
 
 _hosting_table()
+
+
+def _estimate_tables() -> None:
+    """docs/_generated/*: the leave-one-out table, GPU speeds and the seed's summary, from the package's data."""
+    sys.path.insert(0, os.path.dirname(__file__))
+    import estimate_tables
+
+    estimate_tables.write(os.path.join(os.path.dirname(__file__), "_generated"))
+
+
+_estimate_tables()

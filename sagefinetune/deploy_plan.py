@@ -288,7 +288,7 @@ class TransformSpec:
     """A batch transform job before anything is created: its model (named like the job), input and output.
 
     ``source`` is an ``s3://`` URI of JSON Lines files (one request per line), or ``"rows"``: the rows of a Dataset
-    (its ``split``) or a list of texts, written as ``{"inputs": [text]}`` lines and uploaded once per content.
+    (its ``split``) or a list of texts, written as ``{"inputs": text}`` lines and uploaded once per content.
     """
 
     model: DeploySpec

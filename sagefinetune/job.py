@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from .plan import TrainingPlan
     from .prepare import Prepared
     from .run import TrainingRun
+    from .space import Range
+    from .tuning_result import TuningPlan, TuningResult
 
 __all__ = ["Job"]
 
@@ -123,7 +125,12 @@ class Job:
 
     # ---- planning and running ------------------------------------------------------------------------
     def plan(self, instance: str = "local", nodes: int = 1, **options: Any) -> TrainingPlan:
-        """What will run, where, with what: pure, no I/O. See :class:`~sagefinetune.plan.TrainingPlan`."""
+        """What will run, where, with what: pure, no I/O. See :class:`~sagefinetune.plan.TrainingPlan`.
+
+        ``plan.estimate`` predicts time and cost (see :doc:`/benchmark-grid`); ``train_rows=N`` gives the row count of
+        data not read before launch, ``scale_lr=True`` raises the learning rate with the square root of the global
+        batch, ``local_speed=`` (from :func:`~sagefinetune.measure_speed`) times a local plan.
+        """
         from .plan import make_plan
 
         return make_plan(self, instance=instance, nodes=nodes, **options)
@@ -150,20 +157,79 @@ class Job:
             **options: SageMaker options, see :doc:`/sagemaker`: ``spot``, ``max_run``, ``max_wait``, ``role``,
                 ``bucket``, ``region``, ``tags``, ``volume_size``, ``subnets``, ``security_groups``,
                 ``network_isolation``, ``volume_kms_key``, ``output_kms_key``, ``encrypt_inter_node``,
-                ``environment``, ``checkpoint_s3``, ``transformers_version``, ``price_per_hour``, ``job_name``.
+                ``environment``, ``checkpoint_s3``, ``transformers_version``, ``price_per_hour``, ``job_name``; and
+                ``scale_lr`` (see :meth:`plan`), locally too.
 
         Returns:
-            A :class:`~sagefinetune.TrainingRun` with the final metrics and the model.
+            A :class:`~sagefinetune.TrainingRun` with the final metrics and the model. When it has finished (and
+            ``progress``), its diagnosis (:meth:`TrainingRun.diagnose`) is printed.
         """
         plan = self.plan(instance=instance, nodes=nodes, **options)
         if plan.backend == "local":
             from .backends.local import LocalBackend
 
-            return LocalBackend().fit(self, plan, run_dir=run_dir, progress=progress)
-        from .backends.sagemaker import SageMakerBackend
+            run = LocalBackend().fit(self, plan, run_dir=run_dir, progress=progress)
+        else:
+            from .backends.sagemaker import SageMakerBackend
 
-        backend = SageMakerBackend(boto_session, region=plan.sagemaker.region if plan.sagemaker else None)
-        return backend.fit(self, plan, progress=progress, wait=wait, logs=logs)
+            backend = SageMakerBackend(boto_session, region=plan.sagemaker.region if plan.sagemaker else None)
+            run = backend.fit(self, plan, progress=progress, wait=wait, logs=logs)
+        if progress and (plan.backend == "local" or wait):
+            from .diagnose import report
+
+            report(run)  # the findings of run.diagnose(), printed
+        return run
+
+    def tune_plan(self, space: Mapping[str, Range], *, objective: str = "eval_f1", direction: str | None = None,
+                  trials: int = 8, parallel: int = 2, instance: str = "local", nodes: int = 1,
+                  strategy: str = "bayesian", pruner: Any = None, seed: int = 0, baseline: bool = False,
+                  **options: Any) -> TuningPlan:
+        """What :meth:`tune` would run, checked, with its total cost (trials x per trial): pure, no I/O.
+
+        Example:
+            >>> from sagefinetune import LogUniform
+            >>> Job.from_dataset(Dataset.example("imdb")).tune_plan({"learning_rate": LogUniform(1e-5, 1e-4)}).trials
+            8
+        """
+        from .tune import make_tuning_plan
+
+        return make_tuning_plan(self, space, objective=objective, direction=direction, trials=trials, parallel=parallel,
+                                instance=instance, nodes=nodes, strategy=strategy, pruner=pruner, seed=seed,
+                                baseline=baseline, **options)
+
+    def tune(self, space: Mapping[str, Range], *, objective: str = "eval_f1", direction: str | None = None,
+             trials: int = 8, parallel: int = 2, instance: str = "local", nodes: int = 1, strategy: str = "bayesian",
+             pruner: Any = None, seed: int = 0, baseline: bool = False, run_dir: str | Path | None = None,
+             progress: bool = True, wait: bool = True, boto_session: Any = None, **options: Any) -> TuningResult:
+        """Search hyperparameters: Optuna over the local backend here, SageMaker's tuner on an ``ml.*`` instance.
+
+        Args:
+            space: hyperparameter -> :class:`~sagefinetune.LogUniform`, :class:`~sagefinetune.Uniform`,
+                :class:`~sagefinetune.IntRange` or :class:`~sagefinetune.Choice`; the others keep the Job's values.
+            objective: a final metric: ``eval_f1`` (macro F1), ``eval_accuracy``, ``eval_mcc``, ``eval_loss``,
+                ``eval_f1_micro`` (multi-label), ...: the evaluation after training, never a running value.
+            direction: ``"maximize"`` or ``"minimize"``; by default ``eval_loss`` is minimised, scores maximised.
+            trials: trials in all (a resumed local study counts those already finished).
+            parallel: trials at once (here the cores are split between them; on SageMaker, instances at once).
+            strategy: ``"bayesian"`` (TPE here), ``"random"``, ``"grid"`` (every Choice combination, in order) or
+                ``"hyperband"``.
+            pruner: stop poor trials after an epoch: ``"median"``, ``"successive_halving"``, ``"hyperband"`` or an
+                optuna pruner here; on SageMaker ``"median"`` is its early stopping ("Auto").
+            seed: the sampler's seed.
+            baseline: here: trial 0 runs the Job's own values, the study's yardstick.
+            run_dir: here: the study folder; run again with the same folder to resume the study.
+            wait: SageMaker: follow the tuning job to its end.
+            **options: SageMaker options, as for :meth:`fit` (``spot``, ``max_run``, ``role``, ``bucket``, ...).
+
+        Returns:
+            A :class:`~sagefinetune.TuningResult`: ``.table``, ``.best_hyperparameters``, ``.best_job``,
+            ``.best_run``, ``.plot()``.
+        """
+        from .tune import tune
+
+        return tune(self, space, objective=objective, direction=direction, trials=trials, parallel=parallel,
+                    instance=instance, nodes=nodes, strategy=strategy, pruner=pruner, seed=seed, baseline=baseline,
+                    run_dir=run_dir, progress=progress, wait=wait, boto_session=boto_session, **options)
 
     def __repr__(self) -> str:
         hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters_.items())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -16,7 +16,9 @@ from .errors import ConfigError
 from .models import model_source
 
 if TYPE_CHECKING:
+    from .estimate import Estimate
     from .job import Job
+    from .localspeed import LocalSpeed
     from .sagemaker_plan import SageMakerSpec
 
 __all__ = ["TrainingPlan", "MetricDefinition", "make_plan", "METRICS"]
@@ -57,6 +59,7 @@ class TrainingPlan:
     metric_definitions: tuple[MetricDefinition, ...]
     sagemaker: SageMakerSpec | None = None
     notes: tuple[str, ...] = field(default=())
+    estimate: Estimate | None = None
 
     @property
     def world_size(self) -> int:
@@ -77,6 +80,7 @@ class TrainingPlan:
             "metric_definitions": [{"Name": m.name, "Regex": m.regex} for m in self.metric_definitions],
             "sagemaker": self.sagemaker.to_dict() if self.sagemaker is not None else None,
             "notes": list(self.notes),
+            "estimate": self.estimate.to_dict() if self.estimate is not None else None,
         }
 
     def __str__(self) -> str:
@@ -93,6 +97,8 @@ class TrainingPlan:
         ]
         if self.sagemaker is not None:
             lines += self.sagemaker.lines()
+        if self.estimate is not None:
+            lines += self.estimate.lines()
         lines += [f"  note         {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -154,14 +160,58 @@ def metric_definitions() -> tuple[MetricDefinition, ...]:
     return tuple(MetricDefinition(name, metric_regex(name)) for name in METRICS)
 
 
+def _estimate_options(options: dict[str, Any]) -> tuple[int | None, bool, LocalSpeed | None]:
+    """Pop and check the options that shape the estimate (they apply locally and on SageMaker)."""
+    train_rows = options.pop("train_rows", None)
+    if train_rows is not None and (isinstance(train_rows, bool) or not isinstance(train_rows, int) or train_rows < 1):
+        raise ConfigError(f"train_rows must be a whole number of rows >= 1; got train_rows={train_rows!r}. "
+                          "Fix: plan(..., train_rows=100_000).")
+    scale_lr = options.pop("scale_lr", False)
+    if not isinstance(scale_lr, bool):
+        raise ConfigError(f"scale_lr must be True or False; got {scale_lr!r}.")
+    speed = options.pop("local_speed", None)
+    if speed is not None and not hasattr(speed, "step_s"):
+        raise ConfigError(f"local_speed must come from sft.measure_speed(job); got {type(speed).__name__}.")
+    return train_rows, scale_lr, speed
+
+
+def _world(instance: str, nodes: int) -> int:
+    if instance == "local":
+        return nodes
+    from .instances import lookup
+
+    return lookup(instance).gpus * nodes
+
+
+def _scale_learning_rate(hyperparameters: dict[str, str], world: int) -> str:
+    from .entrypoint.contract import parse_hyperparameters
+    from .estimate import scaled_learning_rate
+
+    lr = parse_hyperparameters(hyperparameters)["learning_rate"]
+    scaled = scaled_learning_rate(lr, world)
+    hyperparameters["learning_rate"] = render_hyperparameter(scaled)
+    return (f"scale_lr: learning_rate {lr:g} x sqrt({world}) = {scaled:.3g} for a global batch {world}x the one it "
+            "was set for")
+
+
 def make_plan(job: Job, *, instance: str = "local", nodes: int = 1, **options: Any) -> TrainingPlan:
     if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
         raise ConfigError(f"nodes must be a whole number >= 1; got nodes={nodes!r}. Fix: .fit(..., nodes=1).")
     if not isinstance(instance, str) or not instance:
         raise ConfigError(f"instance must be 'local' or a SageMaker instance type; got {instance!r}. "
                           "Fix: instance='local' or instance='ml.g5.xlarge'.")
+    train_rows, scale_lr, speed = _estimate_options(options)
+    plan = _make_plan(job, instance, nodes, scale_lr, options)
+    from .estimate import estimate_plan
+
+    return replace(plan, estimate=estimate_plan(job, plan, train_rows=train_rows, local_speed=speed, scale_lr=scale_lr))
+
+
+def _make_plan(job: Job, instance: str, nodes: int, scale_lr: bool, options: dict[str, Any]) -> TrainingPlan:
     hyperparameters = render_hyperparameters(job, remote=instance != "local")
     chosen = choose_defaults(job).why
+    world = _world(instance, nodes) if scale_lr else 1
+    scaled = (_scale_learning_rate(hyperparameters, world),) if world > 1 else ()
     name = check_job_name(options.pop("job_name", None) or job_name(job))
     common: dict[str, Any] = dict(
         job_name=name,
@@ -184,10 +234,11 @@ def make_plan(job: Job, *, instance: str = "local", nodes: int = 1, **options: A
                               "Fix: name a SageMaker instance, or use local files.")
         notes = ("nodes=%d: %d worker processes on this machine (torch.distributed, gloo)" % (nodes, nodes),) if nodes > 1 else ()
         return TrainingPlan(backend="local", instance="local", nodes=1, processes_per_node=nodes,
-                            notes=notes + ((chosen,) if chosen else ()) + tuple(job.dataset.notes()), **common)
+                            notes=notes + ((chosen,) if chosen else ()) + scaled + tuple(job.dataset.notes()), **common)
     from .sagemaker_plan import sagemaker_spec
 
     spec, processes = sagemaker_spec(job, instance=instance, nodes=nodes, hyperparameters=hyperparameters,
                                      job_name=name, **options)
     return TrainingPlan(backend="sagemaker", instance=instance, nodes=nodes, processes_per_node=processes,
-                        sagemaker=spec, notes=((chosen,) if chosen else ()) + tuple(job.dataset.notes()), **common)
+                        sagemaker=spec, notes=((chosen,) if chosen else ()) + scaled + tuple(job.dataset.notes()),
+                        **common)

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError
 
 if TYPE_CHECKING:
+    from .curves import Curves
+    from .diagnose import Diagnosis
     from .endpoint import Endpoint
     from .export import ExportedModel
     from .hub import HubPush
@@ -185,7 +187,65 @@ class TrainingRun:
         """Follow a SageMaker job to its end and return the finished run (raises if it failed)."""
         if self.backend != "sagemaker" or self._backend is None:
             return self
-        return self._backend.wait(self, logs=logs, progress=progress, timeout=timeout)
+        finished: TrainingRun = self._backend.wait(self, logs=logs, progress=progress, timeout=timeout)
+        if progress:
+            from .diagnose import report
+
+            report(finished)
+        return finished
+
+    # ---- curves and diagnosis -----------------------------------------------------------------------------------
+    def log_lines(self) -> list[str]:
+        """What the entry point printed: a local run's train.log, or a SageMaker job's CloudWatch log events."""
+        if self.backend == "sagemaker" and self._backend is not None:
+            return [e["message"] for e in self._backend.log_events(self.name)]
+        if self.log_path is not None and self.log_path.exists():
+            return self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        raise ConfigError(f"run {self.name} has no log to read (no run folder, no SageMaker job).")
+
+    def curves(self) -> Curves:
+        """The loss, gradient norm, learning rate and evaluation metrics as logged, and the label counts."""
+        from .curves import Curves
+
+        return Curves.from_lines(self.log_lines())
+
+    def diagnose(self) -> Diagnosis:
+        """What went wrong, read from this run's own curves: overfitting, a flat or diverged loss, no better than the
+        majority class, class imbalance, low GPU throughput. See :mod:`sagefinetune.diagnose`.
+
+        Example:
+            >>> print(run.diagnose())  # doctest: +SKIP
+            diagnosis of sft-...: 1 finding(s)
+              overfitting: the evaluation loss rose for 3 evaluations in a row ...
+                try: epochs=2 (the evaluation loss was lowest after epoch 2)
+        """
+        from .diagnose import diagnose
+
+        plan, gpu, max_length = self.plan, None, None
+        if plan is not None:
+            gpu = plan.sagemaker.gpu if plan.sagemaker is not None else None
+            max_length = int(float(plan.hyperparameters.get("max_length", 0))) or None
+        curves = self.curves()
+        multi = bool(plan and plan.problem_type == "multi_label_classification") or "eval_f1_micro" in curves.final
+        return diagnose(curves, run=self.name, multi_label=multi, gpu=gpu, max_length=max_length,
+                        estimate=getattr(plan, "estimate", None))
+
+    def plot(self, path: str | Path | None = None) -> Any:
+        """Training and evaluation loss and the evaluation metrics against steps, epochs and the saved model marked.
+
+        Args:
+            path: save the figure there (PNG, SVG, PDF by extension).
+
+        Returns:
+            The matplotlib Figure (shown inline in a notebook).
+        """
+        from .curves import plot_curves
+
+        folder = self.run_dir / "checkpoints" if self.run_dir else None
+        kept = sorted(int(p.name.split("-")[1]) for p in folder.glob("checkpoint-*")
+                      if p.name.split("-")[1].isdigit()) if folder and folder.exists() else []
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in self.metrics.items() if k in ("eval_accuracy", "eval_f1", "eval_f1_micro"))
+        return plot_curves(self.curves(), path, title=f"{self.name}  {shown}", checkpoints=kept)
 
     @classmethod
     def from_run_dir(cls, run_dir: str | Path, plan: TrainingPlan | None = None) -> TrainingRun:

@@ -27,3 +27,16 @@ def test_serve_locally_example_answers_over_http_and_writes_predictions(trained_
     assert "[sagefinetune] deleted local endpoint" in out
     lines = (tmp_path / "predictions.jsonl").read_text().splitlines()
     assert [json.loads(line)["label"] for line in lines][:2] == ["sports", "business"]
+
+
+@pytest.mark.slow
+def test_tune_and_diagnose_example_runs_a_study_and_reads_it_back(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "SAGEMAKER_ROLE"}
+    env.update(AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_CONFIG_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true")
+    script = [sys.executable, str(ROOT / "examples" / "tune_and_diagnose.py"), str(tmp_path / "out")]
+    out = subprocess.run(script, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900, check=True).stdout
+    assert "best eval_f1" in out and "diagnosis of trial-" in out and "not launched" in out
+    assert "SageMaker hyperparameter tuning job on ml.g5.xlarge" in out and "total cost" in out
+    assert (tmp_path / "out" / "tuning.png").exists() and (tmp_path / "out" / "best-curves.png").exists()
+    again = subprocess.run(script, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=True)
+    assert again.stdout.split("best eval_f1")[1].splitlines()[0] == out.split("best eval_f1")[1].splitlines()[0]

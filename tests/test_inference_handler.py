@@ -184,3 +184,20 @@ def test_the_batcher_docstring_example_runs():
 
     result = doctest.testmod(batcher)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.slow
+def test_a_sagemaker_batch_transform_request_answers_the_local_batch_lines(trained_run, classifier, tmp_path):
+    """A MultiRecord batch transform sends several of the uploaded lines in one application/jsonlines body; the
+    handler's answer, joined by line, is what a local batch_predict writes for the same lines."""
+    from sagefinetune.backends.sagemaker_batch import JSONLINES, input_lines
+
+    data = sft.Dataset.example("bbc_news").sample(train=20, test=12, seed=2)
+    lines = input_lines(data, "test")
+    body = b"\n".join(lines[:7]) + b"\n"  # one request of 7 records, as SageMaker packs them
+    answer = handler.output_fn(handler.predict_fn(handler.input_fn(body, JSONLINES), classifier), JSONLINES)
+    local = trained_run.batch_predict(data, output_path=tmp_path / "local.jsonl", progress=False)
+    expected = [json.loads(line) for line in local.read_text().splitlines()][:7]
+    got = [json.loads(line) for line in answer.splitlines()]
+    assert len(got) == 7
+    same(expected, got)

@@ -330,15 +330,15 @@ def test_batch_transform_request_and_answers(moto, tmp_path):
     assert len(put) == 1 and re.fullmatch(r"sagefinetune/batch-input/[0-9a-f]{16}/input.jsonl", put[0]["Key"])
     s3 = moto.session().client("s3")
     lines = s3.get_object(Bucket=aws.BUCKET, Key=put[0]["Key"])["Body"].read().decode().splitlines()
-    assert [json.loads(line) for line in lines] == [{"inputs": [t]} for t in data.load()["test"]["text"]]
+    assert [json.loads(line) for line in lines] == [{"inputs": t} for t in data.load()["test"]["text"]]
 
     job = sent(moto, "CreateTransformJob")
     assert job["TransformInput"] == {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": result.input_uri}},
-                                     "ContentType": "application/json", "SplitType": "Line"}
-    assert job["TransformOutput"] == {"S3OutputPath": result.output_uri, "Accept": "application/json",
+                                     "ContentType": "application/jsonlines", "SplitType": "Line"}
+    assert job["TransformOutput"] == {"S3OutputPath": result.output_uri, "Accept": "application/jsonlines",
                                       "AssembleWith": "Line"}
     assert job["TransformResources"] == {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1}
-    assert job["BatchStrategy"] == "SingleRecord" and job["MaxConcurrentTransforms"] == 4
+    assert job["BatchStrategy"] == "MultiRecord" and job["MaxConcurrentTransforms"] == 4
     assert job["ModelName"] == job["TransformJobName"] == result.job_name and tags_of(job)["sagefinetune:kind"] == "batch"
     model = sent(moto, "CreateModel")
     assert model["PrimaryContainer"]["ModelDataUrl"] == run.model_artifact and "-cpu-py312" in model["PrimaryContainer"]["Image"]
@@ -346,7 +346,7 @@ def test_batch_transform_request_and_answers(moto, tmp_path):
     assert result.status == "Completed" and result.rows == 20 and result.cost_usd is not None
     assert remaining(moto)["models"] == []  # the job's model is deleted when the job has ended
 
-    answers = [ANSWER if i % 2 else [{"label": "tech", "score": 0.8}] for i in range(20)]
+    answers = [ANSWER[0] if i % 2 else {"label": "tech", "score": 0.8} for i in range(20)]  # one JSON line per input
     key = result.output_uri.split("/", 3)[3] + "input.jsonl.out"
     s3.put_object(Bucket=aws.BUCKET, Key=key, Body="\n".join(json.dumps(a) for a in answers).encode() + b"\n")
     path = result.download(tmp_path / "answers")
@@ -383,7 +383,7 @@ def test_batch_transform_reads_s3_input_where_it_is(moto):
     assert pending.wait().status == "Completed" and remaining(moto)["models"] == []
     lines = [json.loads(line) for line in s3.get_object(Bucket=aws.BUCKET, Key=[
         p["Key"] for p in moto.sent["PutObject"] if "/batch-input/" in p["Key"]][0])["Body"].read().splitlines()]
-    assert lines == [{"inputs": ["one text"]}, {"inputs": [["a premise", "a hypothesis"]]}]
+    assert lines == [{"inputs": "one text"}, {"inputs": ["a premise", "a hypothesis"]}]
 
 
 # ---- bad input: a clear error before anything is created ------------------------------------------------------------

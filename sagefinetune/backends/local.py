@@ -17,8 +17,10 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import warnings
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
@@ -52,8 +54,11 @@ def command(plan: TrainingPlan, python: str = sys.executable) -> list[str]:
             "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(ENTRYPOINT), *args]
 
 
-def environment(run_dir: Path, channels: dict[str, Path], plan: TrainingPlan) -> dict[str, str]:
+def environment(run_dir: Path, channels: dict[str, Path], plan: TrainingPlan, threads: int | None = None) -> dict[str, str]:
+    """The SageMaker-like environment; ``threads`` (torch threads per process) overrides OMP_NUM_THREADS."""
     env = dict(os.environ)
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
     threads = max(1, (os.cpu_count() or 1) // plan.processes_per_node)
     env.update({
         "SM_MODEL_DIR": str(run_dir / "model"),
@@ -80,10 +85,17 @@ class LocalBackend:
     Args:
         python: the interpreter that runs the entry point (default: this one). Another environment's Python runs
             the same script on that environment's packages, e.g. the transformers version of a SageMaker image.
+        on_line: called with (seconds since the entry point started, line) for each line it prints; when it returns
+            a text, the run is stopped (its checkpoints kept) and :class:`~sagefinetune.TrainingError` raised with
+            that text as the reason.
+        threads: torch threads per process (OMP_NUM_THREADS), e.g. to share the cores between runs at once.
     """
 
-    def __init__(self, python: str = sys.executable) -> None:
+    def __init__(self, python: str = sys.executable, on_line: Callable[[float, str], str | None] | None = None,
+                 threads: int | None = None) -> None:
         self.python = python
+        self.on_line = on_line
+        self.threads = threads
 
     def fit(self, job: Job, plan: TrainingPlan, *, run_dir: str | Path | None = None, progress: bool = True) -> TrainingRun:
         from ..run import TrainingRun
@@ -98,28 +110,44 @@ class LocalBackend:
         for note in prepared.notes:
             warnings.warn(note, stacklevel=3)
 
+        from ..measure import refine_at_fit
+
+        plan = refine_at_fit(job, plan, prepared)  # the estimate, with the rows as read
         _check_same_job(run_dir, hyperparameters, prepared.fingerprint)
         channels = prepared.write(run_dir / "input" / "data")
         (run_dir / "input" / "config").mkdir(parents=True, exist_ok=True)
         (run_dir / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2))
         record = {**plan.to_dict(), "data_fingerprint": prepared.fingerprint}
         (run_dir / "plan.json").write_text(json.dumps(record, indent=2, default=str))
-        self._run(command(plan, self.python), environment(run_dir, channels, plan), run_dir, plan.job_name, progress)
-        return TrainingRun.from_run_dir(run_dir, plan)
+        env = environment(run_dir, channels, plan, self.threads)
+        started = time.monotonic()
+        self._run(command(plan, self.python), env, run_dir, plan.job_name, progress)
+        run = TrainingRun.from_run_dir(run_dir, plan)
+        run.training_seconds = time.monotonic() - started  # the entry point's run time, as SageMaker counts it
+        return run
 
     def _run(self, cmd: list[str], env: dict[str, str], run_dir: Path, name: str, progress: bool) -> None:
         log_path = run_dir / "train.log"
         tail: deque[str] = deque(maxlen=40)
         bar = _Progress(name, enabled=progress)
+        stopped: str | None = None
         with open(log_path, "a", encoding="utf-8") as log:
             proc = subprocess.Popen(cmd, env=env, cwd=run_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     text=True, bufsize=1, start_new_session=True)
+            started = time.monotonic()
             try:
                 assert proc.stdout is not None
                 for line in proc.stdout:
+                    if self.on_line is not None:
+                        self.on_line(time.monotonic() - started, line)
                     log.write(line)
                     tail.append(line.rstrip())
                     bar.feed(line)
+                    stopped = self.on_line(time.monotonic() - started, line) if self.on_line is not None else None
+                    if stopped:
+                        log.write(f"[sagefinetune] stopped: {stopped}\n")
+                        _stop(proc)
+                        break
                 code = proc.wait()
             except BaseException:  # KeyboardInterrupt included: stop the workers, keep the checkpoints
                 _stop(proc)
@@ -128,6 +156,9 @@ class LocalBackend:
             finally:
                 log.flush()
         bar.close()
+        if stopped:
+            raise TrainingError(f"local training run {name} was stopped: {stopped}", job_name=name, reason=stopped,
+                                log_path=str(log_path))
         if code != 0:
             raise _failure(name, code, run_dir, list(tail))
 

@@ -18,7 +18,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,20 @@ ENTRYPOINT_DIR = Path(__file__).resolve().parent.parent / "entrypoint"
 SOURCE_PATTERNS = ("*.py", "metrics/*.py")  # the entry point and the modules beside it; __init__.py stays behind
 ROLE_ENV = "SAGEMAKER_ROLE"
 TERMINAL = ("Completed", "Failed", "Stopped")
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What a launch needs once every check passed and the data is uploaded: the SDK session, the role, the
+    hyperparameters with the data's (labels, problem type), the bucket, the filled-in checkpoint URI, the channels."""
+
+    session: Any
+    role: str
+    hyperparameters: dict[str, str]
+    bucket: str
+    checkpoint: str
+    inputs: list[Any]
+    plan: TrainingPlan  # with the estimate refined on the rows as read, and what preparing them noted
 
 
 @contextmanager
@@ -154,6 +168,25 @@ class SageMakerBackend:
 
     # ---- fit --------------------------------------------------------------------------------------------
     def fit(self, job: Job, plan: TrainingPlan, *, progress: bool = True, wait: bool = True, logs: bool = False) -> TrainingRun:
+        launch = self.prepare_launch(job, plan, progress=progress)
+        plan = launch.plan
+        with tempfile.TemporaryDirectory(prefix="sagefinetune-src-") as source_dir:
+            trainer = self._model_trainer(plan, launch.session, launch.role, launch.hyperparameters, launch.bucket,
+                                          launch.checkpoint, source_dir)
+            with aws_errors("CreateTrainingJob"):
+                trainer.train(input_data_config=launch.inputs, wait=False, logs=False)
+        name = trainer._latest_training_job.training_job_name
+        _say(f"launched SageMaker training job {name} ({plan.nodes} x {plan.instance}"
+             f"{', spot' if spot_of(plan) else ''}) in {self.region}", progress)
+        run = self.describe(name, plan)
+        return self.wait(run, logs=logs, progress=progress) if wait else run
+
+    def prepare_launch(self, job: Job, plan: TrainingPlan, *, progress: bool = True) -> Launch:
+        """Every check and upload a launch needs, in the order that spends nothing before the checks passed.
+
+        Shared by :meth:`fit` and the tuner (:mod:`sagefinetune.backends.sagemaker_tune`), so both launch the
+        same ModelTrainer on the same channels.
+        """
         spec = plan.sagemaker
         assert spec is not None
         self.check_credentials()
@@ -165,6 +198,7 @@ class SageMakerBackend:
         preflight(job.model_id, job.model_config, required=False)  # a readable config is checked before any upload
 
         hyperparameters = dict(plan.hyperparameters)
+        notes: tuple[str, ...] = ()
         if job.dataset.is_remote:
             channels = {k: v for k, v in job.dataset.source.kwargs}
             for split, uri in channels.items():
@@ -173,10 +207,13 @@ class SageMakerBackend:
             bucket = self._bucket(spec.bucket, sm_session)
         else:
             prepared = job.prepare()  # reads the rows, checks columns and labels: before any upload
-            for note in prepared.notes:
-                warnings.warn(note, stacklevel=3)
-            plan = replace(plan, notes=plan.notes + tuple(n for n in prepared.notes if n not in plan.notes))
+            notes = prepared.notes
+            for note in notes:
+                warnings.warn(note, stacklevel=4)
             hyperparameters = prepared.with_data_hyperparameters(hyperparameters)
+            from ..measure import refine_at_fit
+
+            plan = refine_at_fit(job, plan, prepared)  # the estimate, with the rows as read
             bucket = self._bucket(spec.bucket, sm_session)
             data_hash = prepared.fingerprint
             channels = self.upload_channels(prepared, bucket, spec.prefix, progress=progress)
@@ -190,15 +227,8 @@ class SageMakerBackend:
         from sagemaker.core.training.configs import InputData
 
         inputs = [InputData(channel_name=name, data_source=uri) for name, uri in channels.items()]
-        with tempfile.TemporaryDirectory(prefix="sagefinetune-src-") as source_dir:
-            trainer = self._model_trainer(plan, sm_session, role, hyperparameters, bucket, checkpoint, source_dir)
-            with aws_errors("CreateTrainingJob"):
-                trainer.train(input_data_config=inputs, wait=False, logs=False)
-        name = trainer._latest_training_job.training_job_name
-        _say(f"launched SageMaker training job {name} ({plan.nodes} x {plan.instance}"
-             f"{', spot' if spot_of(plan) else ''}) in {self.region}", progress)
-        run = self.describe(name, plan)
-        return self.wait(run, logs=logs, progress=progress) if wait else run
+        plan = replace(plan, notes=plan.notes + tuple(n for n in notes if n not in plan.notes))
+        return Launch(sm_session, role, hyperparameters, bucket, checkpoint, inputs, plan)
 
     def _bucket(self, bucket: str | None, sm_session: Any) -> str:
         """The bucket given, else the SDK's default bucket (created by the SDK if missing); checked either way."""

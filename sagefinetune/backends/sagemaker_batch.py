@@ -1,8 +1,10 @@
 """SageMaker batch transform: the same handler as the endpoints, over JSON Lines in S3.
 
-Each input line is one request (``{"inputs": [text]}``: SplitType Line, BatchStrategy SingleRecord, because the
-Hugging Face container decodes ``application/json`` bodies and a MultiRecord body of several lines is not JSON);
-the answers come back one line each (AssembleWith Line), in input order, in ``<input file>.out``. The job gets its
+The input is JSON Lines, one input per line (``{"inputs": "a text"}``, the very lines a local
+``batch_predict`` reads: :func:`sagefinetune.serving.jsonlines_records`). SageMaker splits the file by line and sends
+several lines per request (BatchStrategy MultiRecord, ``application/jsonlines``): sagefinetune's handler
+(``code/inference.py`` in every model it trains) reads JSON Lines and runs them as one batch, and answers one JSON
+line per input (AssembleWith Line), in input order, in ``<input file>.out`` - the same lines a local run writes. The job gets its
 own Model (named like the job, tagged ``sagefinetune:kind=batch``), deleted again when the job has ended.
 """
 
@@ -19,13 +21,14 @@ from typing import Any
 from .. import deploy_plan
 from ..batch import BatchResult
 from ..deploy_plan import ModelRef, TransformSpec
-from ..endpoint import JSON
+from ..entrypoint.inference import JSONLINES as JSONLINES_TYPES
 from ..errors import CredentialsError, DataError, ServingError
 from .model_archive import exists
 from .sagemaker import _say, _upload_bar, aws_errors
 from .sagemaker_serving import ServingBackend
 
 INPUT_FILE = "input.jsonl"
+JSONLINES = JSONLINES_TYPES[0]  # "application/jsonlines", what SageMaker's batch transform documents
 TERMINAL = ("Completed", "Failed", "Stopped")
 
 
@@ -68,17 +71,10 @@ def transform(backend: ServingBackend, model: ModelRef, data: Any, options: Mapp
 
 
 def input_lines(data: Any, split: str | None) -> list[bytes]:
-    """``{"inputs": [text]}`` (or ``[[text, pair]]``) per row of a Dataset's split, or per text of a list."""
-    if isinstance(data, (list, tuple)):
-        items: list[Any] = [list(t) if isinstance(t, tuple) else t for t in data]
-    else:
-        loaded = data.load()
-        if split not in loaded:
-            raise DataError(f"the Dataset has no {split} split (it has {sorted(loaded)}). Fix: split='{next(iter(loaded))}'.")
-        part = loaded[split]
-        items = ([[a, b] for a, b in zip(part["text"], part["text_pair"])] if "text_pair" in part.column_names
-                 else list(part["text"]))
-    return [json.dumps({"inputs": [item]}, ensure_ascii=False).encode("utf-8") for item in items]
+    """One JSON line per row of a Dataset's split, or per text of a list: the lines a local batch_predict reads."""
+    from ..serving import jsonlines_records
+
+    return [line.rstrip("\n").encode("utf-8") for line in jsonlines_records(data, split=split or "test")]
 
 
 def check_remote_input(backend: ServingBackend, uri: str) -> None:
@@ -97,12 +93,14 @@ def check_remote_input(backend: ServingBackend, uri: str) -> None:
         request = json.loads(first)
     except ValueError:
         request = None
-    if not isinstance(request, dict) or "inputs" not in request:
+    one_input = isinstance(request, str) or (isinstance(request, dict) and "inputs" in request) or (
+        isinstance(request, list) and len(request) == 2 and all(isinstance(t, str) for t in request))
+    if not one_input:
         found = sorted(request) if isinstance(request, dict) else first[:80]
-        raise DataError(f"batch transform sends each line of s3://{bucket}/{keys[0]} as one request, so each line must "
-                        f"be a JSON object with 'inputs'; its first line has {found!r}. Fix: write lines like "
-                        '{"inputs": ["a text"]}, or pass the rows here (a Dataset or a list of texts) to have them '
-                        "written and uploaded.")
+        raise DataError(f"batch transform reads s3://{bucket}/{keys[0]} as JSON Lines, one input per line, so each line "
+                        f"must be a JSON object with 'inputs' (or a JSON text); its first line has {found!r}. Fix: write "
+                        'lines like {"inputs": "a text"}, or pass the rows here (a Dataset or a list of texts) to have '
+                        "them written and uploaded.")
 
 
 def upload_lines(backend: ServingBackend, lines: list[bytes], bucket: str, prefix: str) -> str:
@@ -136,10 +134,10 @@ def create_job(backend: ServingBackend, spec: TransformSpec, input_uri: str, out
     with aws_errors("CreateTransformJob"):
         TransformJob.create(
             transform_job_name=model.name, model_name=model.name,
-            transform_input=TransformInput(data_source=source, content_type=JSON, split_type="Line"),
-            transform_output=TransformOutput(s3_output_path=output, accept=JSON, assemble_with="Line"),
+            transform_input=TransformInput(data_source=source, content_type=JSONLINES, split_type="Line"),
+            transform_output=TransformOutput(s3_output_path=output, accept=JSONLINES, assemble_with="Line"),
             transform_resources=TransformResources(instance_type=str(model.instance), instance_count=model.instance_count),
-            batch_strategy="SingleRecord", max_concurrent_transforms=spec.max_concurrent,
+            batch_strategy="MultiRecord", max_concurrent_transforms=spec.max_concurrent,
             tags=model.core_tags(), session=backend.aws.boto, region=backend.region)
 
 

@@ -105,3 +105,15 @@ def tokenize_splits(splits: dict[str, Any], tokenizer: Any, hp: dict[str, Any], 
         keep = {"labels", *tokenizer.model_input_names}
         out[name] = ds.remove_columns([c for c in ds.column_names if c not in keep])
     return out
+
+
+def label_counts(ds: Any, names: list[str], multi: bool) -> dict[str, int]:
+    """Rows per class of an encoded split (multi-label: rows where each label is on), every class named."""
+    counts = [0] * len(names)
+    for value in ds["labels"]:
+        if multi:
+            for i, on in enumerate(value):
+                counts[i] += int(on > 0.5)
+        else:
+            counts[int(value)] += 1
+    return dict(zip(names, counts))

@@ -150,6 +150,8 @@ HYPERPARAMETERS: dict[str, Param] = {
     "text_pair_column": Param(parse_str, "", "the second text column for sentence pairs ('' for none)"),
     "label_column": Param(parse_str, "label", "the label column in the channel files"),
     "epochs": Param(parse_float, 3.0, "training epochs", lambda v: 0 < v <= 10_000, "in (0, 10000]"),
+    "max_steps": Param(parse_int, 0, "stop after this many optimizer steps, whatever the data size (0: epochs decide)",
+                       lambda v: v >= 0, ">= 0"),
     "batch_size": Param(parse_int, 32, "per-device training batch size", lambda v: v >= 1, ">= 1"),
     "eval_batch_size": Param(parse_int, 64, "per-device evaluation batch size", lambda v: v >= 1, ">= 1"),
     "learning_rate": Param(parse_float, 5e-5, "peak learning rate", lambda v: 0 < v < 1, "in (0, 1)"),
@@ -205,14 +207,34 @@ def render_hyperparameter(value: Any) -> str:
     return encode_value(str(value))
 
 
-def read_raw_hyperparameters(argv: list[str]) -> dict[str, str]:
-    """Hyperparameters from SageMaker's config file, SM_HPS, then ``--key value`` arguments (later wins)."""
-    raw: dict[str, Any] = {}
+#: SageMaker's tuner adds this hyperparameter to every training job it launches.
+TUNING_OBJECTIVE_KEY = "_tuning_objective_metric"
+
+
+def _config_hyperparameters() -> dict[str, Any]:
     config = os.environ.get("SM_INPUT_CONFIG_DIR", "/opt/ml/input/config")
     path = os.path.join(config, "hyperparameters.json")
-    if os.path.isfile(path):
-        with open(path) as fh:
-            raw.update(json.load(fh))
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as fh:
+        return dict(json.load(fh))
+
+
+def is_tuning_trial() -> bool:
+    """True in a training job launched by a SageMaker hyperparameter tuning job."""
+    return TUNING_OBJECTIVE_KEY in _config_hyperparameters()
+
+
+def read_raw_hyperparameters(argv: list[str]) -> dict[str, str]:
+    """Hyperparameters from SageMaker's config file, SM_HPS, then ``--key value`` arguments (later wins).
+
+    In a tuning job's trial the config file wins: the tuner's jobs run through the container's legacy driver, which
+    passes lists and dicts as Python reprs on the command line. SageMaker's own keys (``sagemaker_*``, ``_*``) are
+    dropped.
+    """
+    raw: dict[str, Any] = {}
+    file_values = _config_hyperparameters()
+    raw.update(file_values)
     if os.environ.get("SM_HPS"):
         raw.update(json.loads(os.environ["SM_HPS"]))
     i = 0
@@ -236,7 +258,9 @@ def read_raw_hyperparameters(argv: list[str]) -> dict[str, str]:
                 raw[key] = json.loads(value)
             except ValueError:
                 pass
-    return raw
+    if TUNING_OBJECTIVE_KEY in file_values:
+        raw.update(file_values)
+    return {k: v for k, v in raw.items() if not (k.startswith("_") or k.startswith("sagemaker_"))}
 
 
 @dataclass(frozen=True)
@@ -257,10 +281,15 @@ def paths() -> Paths:
         value = env.get(f"SM_CHANNEL_{name.upper()}") or os.path.join(base, "data", name)
         if os.path.isdir(value):
             channels[name] = value
+    checkpoint_dir = env.get("SFT_CHECKPOINT_DIR", "/opt/ml/checkpoints")
+    if env.get("TRAINING_JOB_NAME") and is_tuning_trial():
+        # a tuning job's trials share one checkpoint URI: each keeps to its own folder, so a spot restart of a trial
+        # resumes that trial, never another one
+        checkpoint_dir = os.path.join(checkpoint_dir, env["TRAINING_JOB_NAME"])
     return Paths(
         model_dir=env.get("SM_MODEL_DIR", "/opt/ml/model"),
         output_dir=env.get("SM_OUTPUT_DATA_DIR", "/opt/ml/output/data"),
-        checkpoint_dir=env.get("SFT_CHECKPOINT_DIR", "/opt/ml/checkpoints"),
+        checkpoint_dir=checkpoint_dir,
         channels=channels,
         num_gpus=int(env.get("SM_NUM_GPUS", "0") or 0),
     )
@@ -296,3 +325,14 @@ PROGRESS_LINE = re.compile(re.escape(PROGRESS_PREFIX) + r" step=(?P<step>\d+) to
 
 def progress_line(step: int, total: int) -> str:
     return f"{PROGRESS_PREFIX} step={step} total={total}"
+
+
+# ---- label counts: what the diagnosis compares the model with (the majority class, imbalance) ------------------------
+LABEL_COUNTS_PREFIX = "[sagefinetune] label counts"
+LABEL_COUNTS_LINE = re.compile(re.escape(LABEL_COUNTS_PREFIX) + r" split=(?P<split>\S+) (?P<counts>\{.*\})")
+
+
+def label_counts_line(split: str, counts: dict[str, int]) -> str:
+    """``[sagefinetune] label counts split=test {"neg": 40, "pos": 60}``: rows per class (positives per label if
+    multi-label)."""
+    return f"{LABEL_COUNTS_PREFIX} split={split} {json.dumps(counts)}"

@@ -91,6 +91,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     eval_ds = data.get("validation") or data.get("test")
     test_ds = data.get("test") or data.get("validation")
     log("rows: " + ", ".join(f"{k} {len(v)}" for k, v in data.items()) + f"; max_length {max_length}")
+    if int(os.environ.get("RANK", "0")) == 0:  # what the diagnosis compares the model with: the majority class
+        for split, ds in data.items():
+            print(contract.label_counts_line(split, channels.label_counts(ds, names, multi)), flush=True)
 
     model = training.load_model(model_path, names, hp, attention=choices.attention)
     log(f"attention: {getattr(model.config, '_attn_implementation', None) or 'the model default'}")

@@ -90,8 +90,9 @@ def distributed_kwargs(world_size: int) -> dict[str, Any]:
 
 
 def total_steps(rows: int, hp: dict[str, Any], world_size: int) -> int:
+    """Optimizer steps of the run: ``max_steps`` when set, else the epochs' worth of batches."""
     per_epoch = math.ceil(rows / (hp["batch_size"] * max(1, world_size) * hp["gradient_accumulation_steps"]))
-    return max(1, math.ceil(per_epoch * hp["epochs"]))
+    return hp["max_steps"] or max(1, math.ceil(per_epoch * hp["epochs"]))
 
 
 # ---- the model ------------------------------------------------------------------------------------------------
@@ -141,6 +142,7 @@ def training_arguments(hp: dict[str, Any], *, checkpoint_dir: str, choices: hard
     return TrainingArguments(
         output_dir=checkpoint_dir,  # checkpoints only here; the model dir gets the final model alone
         num_train_epochs=hp["epochs"],
+        max_steps=hp["max_steps"] or -1,  # a fixed number of steps overrides the epochs (transformers 4.56 and 5.x)
         per_device_train_batch_size=hp["batch_size"],
         per_device_eval_batch_size=hp["eval_batch_size"],
         gradient_accumulation_steps=hp["gradient_accumulation_steps"],

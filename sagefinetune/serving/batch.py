@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, did_you_mean
+from ..errors import ConfigError, DataError, did_you_mean
 
 __all__ = ["batch_predict_local", "jsonlines_records", "BATCH_OPTIONS"]
 
@@ -67,13 +67,13 @@ def batch_predict_local(model_dir: str | Path, data: Any, output_path: str | Pat
     return output
 
 
-def jsonlines_records(data: Any) -> Iterator[str]:
+def jsonlines_records(data: Any, split: str = "test") -> Iterator[str]:
     """The JSON Lines a batch job reads for ``data`` (see :func:`batch_predict_local`), one per input, each ending
     in a newline. A SageMaker batch transform can upload exactly these lines."""
     from ..dataset import Dataset
 
     if isinstance(data, Dataset):
-        yield from _from_dataset(data)
+        yield from _from_dataset(data, split)
     elif isinstance(data, (str, Path)) and (isinstance(data, Path) or not str(data).startswith("s3://")):
         yield from _from_file(Path(data))
     elif isinstance(data, Sequence) and not isinstance(data, (str, bytes)) and data:
@@ -85,11 +85,15 @@ def jsonlines_records(data: Any) -> Iterator[str]:
                           "instance='ml.m5.xlarge' (a SageMaker batch transform).")
 
 
-def _from_dataset(data: Any) -> Iterator[str]:
+def _from_dataset(data: Any, split_name: str = "test") -> Iterator[str]:
     if data.is_remote:
         raise ConfigError("from_s3 data is read where it is, by a SageMaker batch transform. Fix: "
                           "run.batch_predict(data, instance='ml.m5.xlarge'), or a local copy with Dataset.from_json.")
-    split = data.load()["test"]
+    loaded = data.load()
+    if split_name not in loaded:
+        raise DataError(f"the Dataset has no {split_name} split (it has {sorted(loaded)}). "
+                        f"Fix: split='{next(iter(loaded))}'.")
+    split = loaded[split_name]
     pairs = split["text_pair"] if "text_pair" in split.column_names else None
     for i, text in enumerate(split["text"]):
         value: Any = [text or "", pairs[i] or ""] if pairs is not None else (text or "")
