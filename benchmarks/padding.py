@@ -3,8 +3,10 @@
     python benchmarks/padding.py [--example rotten_tomatoes] [--train 400] [--test 200] [--epochs 1]
 
 The notebook recipe pads every text to the model's maximum (512 tokens), in fp32, with batches in random order.
-sagefinetune truncates at max_length (256), pads each batch only to its longest text, and groups texts of similar
-length into batches. Both run through the same entry point; the script prints both times, the ratio and both accuracies.
+sagefinetune truncates at max_length (256), pads each batch only to its longest text, groups texts of similar
+length into batches, and trains in bf16 where the device computes it (GPUs from Ampere on, and CPUs with AVX512-BF16
+or AMX, such as this machine's kind; precision="auto"). Both run through the same entry point at the same learning
+rate; the script prints both times, the ratio and both accuracies.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def main() -> None:
         sft.Dataset.example(args.example).sample(train=args.train, test=args.test, seed=42)
     ).hyperparameters(epochs=args.epochs, batch_size=args.batch_size, learning_rate=5e-5, seed=42)
     recipes = {
-        "sagefinetune fit()": base,  # dynamic padding, max_length 256, length-grouped batches, bf16/fp16 on GPU
+        "sagefinetune fit()": base,  # dynamic padding, max_length 256, length-grouped batches, precision auto
         "notebook recipe": base.hyperparameters(max_length=512, pad_to_max_length=True, group_by_length=False,
                                                 precision="fp32"),
     }

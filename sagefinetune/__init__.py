@@ -40,6 +40,8 @@ _EXPORTS = {
     "MissingDependencyError": "errors",
     "TrainingError": "errors",
     "EndpointError": "errors",
+    "ExportError": "errors",
+    "ExportedModel": "export",
     "CredentialsError": "errors",
     "ImageError": "errors",
     "AWSError": "errors",
@@ -61,11 +63,12 @@ _EXPORTS = {
 
 __all__ = [
     "AWSError", "BatchResult", "Choice", "ColumnError", "ConfigError", "Cost", "CredentialsError", "DataError",
-    "Dataset", "DatasetUnavailableError", "Diagnosis", "Endpoint", "EndpointError", "Estimate", "Finding", "Grid",
-    "GridResult", "HubError", "HubPush", "ImageError", "IntRange", "Job", "LabelError", "LabelMap", "LocalSpeed",
-    "LogUniform", "MissingDependencyError", "ModelVersion", "Pipeline", "PipelineError", "PipelineExecution",
-    "PipelineRun", "Predictor", "Registry", "SagefinetuneError", "ServingError", "TrainingError", "TrainingPlan",
-    "TrainingRun", "TuningPlan", "TuningResult", "Uniform", "measure_speed",
+    "Dataset", "DatasetUnavailableError", "Diagnosis", "Endpoint", "EndpointError", "Estimate", "ExportError",
+    "ExportedModel", "Finding", "Grid", "GridResult", "HubError", "HubPush", "ImageError", "IntRange", "Job",
+    "LabelError", "LabelMap", "LocalSpeed", "LogUniform", "MissingDependencyError", "ModelVersion", "Pipeline",
+    "PipelineError", "PipelineExecution", "PipelineRun", "Predictor", "Registry", "SagefinetuneError",
+    "ServingError", "TrainingError", "TrainingPlan", "TrainingRun", "TuningPlan", "TuningResult", "Uniform",
+    "measure_speed",
 ]
 
 if TYPE_CHECKING:
@@ -81,6 +84,7 @@ if TYPE_CHECKING:
         DataError,
         DatasetUnavailableError,
         EndpointError,
+        ExportError,
         HubError,
         ImageError,
         LabelError,
@@ -91,6 +95,7 @@ if TYPE_CHECKING:
         TrainingError,
     )
     from .estimate import Estimate
+    from .export import ExportedModel
     from .grid import Grid
     from .grid_result import GridResult
     from .hub import HubPush

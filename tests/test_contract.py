@@ -81,15 +81,6 @@ def test_metric_regex_does_not_confuse_loss_with_eval_loss():
     assert float(re.search(regex, contract.metric_line("loss", 0.7, 1, 1.0)).group(1)) == 0.7
 
 
-def test_precision_choice_for_each_gpu_kind():
-    assert training.choose_precision("auto", cuda=False, bf16_ok=False) == "fp32"
-    assert training.choose_precision("auto", cuda=True, bf16_ok=True) == "bf16"  # A100, A10G, L4, H100
-    assert training.choose_precision("auto", cuda=True, bf16_ok=False) == "fp16"  # V100 (p3), T4 (g4dn)
-    assert training.choose_precision("bf16", cuda=True, bf16_ok=False) == "fp16"
-    assert training.choose_precision("fp16", cuda=False, bf16_ok=False) == "fp32"
-    assert training.choose_precision("fp32", cuda=True, bf16_ok=True) == "fp32"
-
-
 def test_training_arguments_for_transformers_4_56_and_5():
     v4 = {"warmup_ratio", "warmup_steps", "group_by_length"}
     v5 = {"warmup_steps", "train_sampling_strategy"}

@@ -104,13 +104,14 @@ def test_learning_rate_warning_and_scale_lr():
     assert any("global batch 256 is 8x the batch of 32" in a and "scale_lr=True" in a for a in warned.estimate.advice)
     scaled = imdb().plan(instance="ml.g5.12xlarge", nodes=2, scale_lr=True)
     lr = contract.parse_hyperparameters(dict(scaled.hyperparameters))["learning_rate"]
-    assert lr == pytest.approx(5e-5 * math.sqrt(8))
+    base = contract.parse_hyperparameters(dict(warned.hyperparameters))["learning_rate"]  # chosen for MiniLM's size
+    assert base == 1.5e-4 and lr == pytest.approx(base * math.sqrt(8))
     assert not any("global batch" in a for a in scaled.estimate.advice) and any("scale_lr" in n for n in scaled.notes)
     assert scaled.sagemaker.checkpoint_s3 != warned.sagemaker.checkpoint_s3  # another rate: another run
     single = imdb().plan(instance="ml.g5.xlarge", scale_lr=True)
-    assert single.hyperparameters["learning_rate"] == "5e-05"  # one GPU: nothing to scale
+    assert single.hyperparameters["learning_rate"] == "0.00015"  # one GPU: nothing to scale (MiniLM's default rate)
     local = imdb().plan(nodes=2, scale_lr=True)
-    assert float(local.hyperparameters["learning_rate"]) == pytest.approx(5e-5 * math.sqrt(2))
+    assert float(local.hyperparameters["learning_rate"]) == pytest.approx(1.5e-4 * math.sqrt(2))
     with pytest.raises(sft.ConfigError, match="scale_lr must be True or False"):
         imdb().plan(scale_lr="yes")
 

@@ -111,6 +111,8 @@ def test_interrupted_run_resumes_from_its_checkpoint_with_the_same_steps(tmp_pat
 
     run = small_job(save_steps=10).fit(run_dir=run_dir, progress=False)
     log = run.log_path.read_text()
+    # the same data and tokenizer settings as trained_run's: neither this run nor its resumption tokenised again
+    assert log.count("tokenised data reused from") == 2 and "tokenised in" not in log
     resumed_from = int(log.split("resuming from ")[1].split("checkpoint-")[1].split()[0])
     # checkpoint-20 was being written when the signal came, or had just been: either it or checkpoint-10 is resumed
     assert resumed_from >= 10 and resumed_from % 10 == 0
@@ -122,11 +124,14 @@ def test_interrupted_run_resumes_from_its_checkpoint_with_the_same_steps(tmp_pat
     assert abs(run.metrics["eval_accuracy"] - trained_run.metrics["eval_accuracy"]) <= 0.03
 
 
-def test_two_worker_processes_with_torch_distributed(tmp_path):
+def test_two_worker_processes_with_torch_distributed(tmp_path, monkeypatch):
+    monkeypatch.setenv("SFT_CACHE_DIR", str(tmp_path / "fresh-cache"))  # nothing tokenised yet
     # 8 rows per process x 2 processes: the same effective batch, so the same 75 steps as one process of 16
     run = small_job(batch_size=8).fit(nodes=2, run_dir=tmp_path / "ddp", progress=False)
     log = run.log_path.read_text()
     assert "2 process(es)" in log
+    # only rank 0 tokenised; rank 1 loaded its result
+    assert log.count("tokenised in") == 1 and log.count("rank 1: loaded the tokenised data of local rank 0") == 1
     assert run.metrics["train_global_step"] == 75
     assert run.metrics["eval_accuracy"] > 0.7
 

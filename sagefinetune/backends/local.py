@@ -26,6 +26,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from ..cache import root as cache_root
 from ..entrypoint import contract
 from ..errors import ConfigError, TrainingError
 from ..models import preflight
@@ -71,6 +72,7 @@ def environment(run_dir: Path, channels: dict[str, Path], plan: TrainingPlan, th
         "PYTHONUNBUFFERED": "1",
         "TOKENIZERS_PARALLELISM": "false",
         "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", str(threads)),
+        "SFT_CACHE_DIR": str(cache_root()),  # the entry point keeps tokenised data there, shared by local runs
     })
     for name, folder in channels.items():
         env[f"SM_CHANNEL_{name.upper()}"] = str(folder)

@@ -170,6 +170,8 @@ HYPERPARAMETERS: dict[str, Param] = {
     "logging_steps": Param(parse_int, 0, "log every N steps (0: about 20 times a run, at most every 50 steps)",
                            lambda v: v >= 0, ">= 0"),
     "eval_each_epoch": Param(parse_bool, True, "evaluate after every epoch"),
+    "torch_compile": Param(parse_bool, False, "compile the model with torch.compile (GPU runs of some length)"),
+    "cache_tokens": Param(parse_bool, True, "keep the tokenised data for resumed runs and other jobs on the same data"),
 }
 
 

@@ -23,12 +23,14 @@ import time
 from typing import Any
 
 if __package__:
-    from . import channels, checkpoints, contract, outputs, training
+    from . import channels, checkpoints, contract, hardware, outputs, tokencache, training
 else:  # run as a script: the modules sit beside this file
     import channels  # type: ignore[no-redef]
     import checkpoints  # type: ignore[no-redef]
     import contract  # type: ignore[no-redef]
+    import hardware  # type: ignore[no-redef]
     import outputs  # type: ignore[no-redef]
+    import tokencache  # type: ignore[no-redef]
     import training  # type: ignore[no-redef]
 
 log = training.log
@@ -39,6 +41,23 @@ def read_hyperparameters(argv: list[str]) -> dict[str, Any]:
     if not hp["labels"]:
         raise SystemExit("hyperparameter 'labels' (the class names, as a JSON list) is required")
     return hp
+
+
+def tokenize(where: contract.Paths, tokenizer: Any, hp: dict[str, Any], names: list[str], multi: bool,
+             max_length: int) -> Any:
+    """The tokenised splits: from the token cache when this data was tokenised before with these settings."""
+    import datasets
+
+    def compute() -> Any:
+        raw = {name: channels.load_channel(path) for name, path in where.channels.items()}
+        return datasets.DatasetDict(channels.tokenize_splits(raw, tokenizer, hp, names, multi, max_length))
+
+    if not hp["cache_tokens"]:
+        return compute()
+    key = tokencache.cache_key(where.channels, tokenizer, hp, names, max_length)
+    shared = bool(os.environ.get("SFT_CACHE_DIR"))  # else the checkpoint dir: keep one key there
+    return tokencache.tokenized(compute, key=key, cache_root=tokencache.root(where.checkpoint_dir), log=log,
+                                prune=not shared)
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -55,16 +74,19 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     training.quiet_other_ranks()
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    cuda = torch.cuda.is_available()
-    precision = training.choose_precision(hp["precision"], cuda, cuda and torch.cuda.is_bf16_supported())
+    machine = hardware.detect()
+    choices = hardware.choose(hp["precision"], machine)
+    hardware.apply_tf32(choices)
+    precision = choices.precision
     log(f"transformers {transformers.__version__}, torch {torch.__version__}, {world} process(es), "
-        f"{'cuda x' + str(torch.cuda.device_count()) if cuda else 'cpu'}, precision {precision}")
+        f"{'cuda x' + str(torch.cuda.device_count()) if machine.cuda else 'cpu'}, precision {precision}")
+    for line in choices.why:
+        log(line)
 
     model_path = training.resolve_model(hp["model_name_or_path"], os.environ.get("SM_CHANNEL_MODEL"))
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     max_length = min(hp["max_length"], getattr(tokenizer, "model_max_length", hp["max_length"]) or hp["max_length"])
-    raw = {name: channels.load_channel(path) for name, path in where.channels.items()}
-    data = channels.tokenize_splits(raw, tokenizer, hp, names, multi, max_length)
+    data = tokenize(where, tokenizer, hp, names, multi, max_length)
     train_ds = data["train"]
     eval_ds = data.get("validation") or data.get("test")
     test_ds = data.get("test") or data.get("validation")
@@ -73,8 +95,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         for split, ds in data.items():
             print(contract.label_counts_line(split, channels.label_counts(ds, names, multi)), flush=True)
 
-    model = training.load_model(model_path, names, hp)
-    args = training.training_arguments(hp, checkpoint_dir=where.checkpoint_dir, precision=precision, cuda=cuda,
+    model = training.load_model(model_path, names, hp, attention=choices.attention)
+    log(f"attention: {getattr(model.config, '_attn_implementation', None) or 'the model default'}")
+    args = training.training_arguments(hp, checkpoint_dir=where.checkpoint_dir, choices=choices,
                                        steps=training.total_steps(len(train_ds), hp, world),
                                        has_eval=eval_ds is not None, world_size=world)
     scorer = outputs.Scorer(multi)

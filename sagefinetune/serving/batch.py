@@ -43,6 +43,7 @@ def batch_predict_local(model_dir: str | Path, data: Any, output_path: str | Pat
     """
     from ..entrypoint import inference as handler
     from ..predict import check_model_dir
+    from .classifiers import load_classifier
 
     settings = _check_options(options)
     folder = check_model_dir(model_dir)
@@ -50,7 +51,7 @@ def batch_predict_local(model_dir: str | Path, data: Any, output_path: str | Pat
     parameters = handler.check_parameters({k: settings[k] for k in ("top_k", "all_scores") if settings[k]})
     output = Path(output_path)
     output.parent.mkdir(parents=True, exist_ok=True)
-    classifier = handler.model_fn(str(folder))
+    classifier = load_classifier(folder)
     tmp = output.with_name(output.name + ".partial")
     with open(tmp, "w", encoding="utf-8") as out:
         for start in _progress(range(0, len(lines), settings["batch_size"]), len(lines), settings):

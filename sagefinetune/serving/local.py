@@ -101,7 +101,8 @@ def deploy_local(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1
     """Serve a model folder over HTTP on this machine, in a server subprocess; returns when it answers ``/ping``.
 
     Args:
-        model_dir: a model folder (``run.model_dir``, or any ``save_pretrained`` folder of a text classifier).
+        model_dir: a model folder (``run.model_dir``, or any ``save_pretrained`` folder of a text classifier), or an
+            ONNX export (``run.export("onnx", quantize="int8").path``), served by ONNX Runtime with the same JSON.
         port: the port (0: a free one; see ``endpoint.url``).
         host: the address to bind; the default 127.0.0.1 is reachable from this machine only.
         **options: ``max_batch_size`` (32: most inputs per forward pass), ``max_wait_ms`` (5: how long a batch
@@ -119,9 +120,10 @@ def deploy_local(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1
     from ..predict import check_model_dir
 
     settings = _check_options(options, port, host)
-    for module in ("uvicorn", "starlette", "transformers"):
-        require(module, "serve a local endpoint")
     folder = check_model_dir(model_dir).resolve()
+    runtime = "onnxruntime" if (folder / "model.onnx").is_file() else "transformers"  # an ONNX export needs no torch
+    for module in ("uvicorn", "starlette", runtime):
+        require(module, "serve a local endpoint")
     work = Path(tempfile.mkdtemp(prefix="sft-serve-"))
     log_path = Path(settings["log_path"] or work / "server.log")
     port_file = work / "port.json"

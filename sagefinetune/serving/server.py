@@ -80,8 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     import uvicorn
 
-    from ..entrypoint import inference as handler
     from .app import build_app
+    from .classifiers import load_classifier
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     sock = bind(args.host, args.port)
@@ -90,10 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         write_port_file(args.port_file, port)
     started = time.time()
     workers, threads = parallelism(args.workers, args.threads)
-    import torch
-
-    torch.set_num_threads(threads)
-    classifier = handler.model_fn(args.model_dir)
+    classifier = load_classifier(args.model_dir, threads)
     app = build_app(classifier, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                     max_body_bytes=int(args.max_body_mb * 2**20), workers=workers)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
@@ -104,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"[sagefinetune] serving {args.model_dir} at http://{host}:{port} ({classifier.device}; labels "
           f"{classifier.labels}; max batch {args.max_batch_size}, wait {args.max_wait_ms:g} ms, {workers} worker(s) x "
-          f"{threads} torch thread(s); "
+          f"{threads} thread(s); "
           f"loaded in {time.time() - started:.1f}s)", flush=True)
     # uvicorn handles SIGTERM/SIGINT (graceful shutdown), then re-raises the signal to the handlers found before it:
     # make those a note, so that a clean stop exits 0
