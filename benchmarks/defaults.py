@@ -1,8 +1,10 @@
 """The measurements behind the default learning rate and warmup: MiniLM-L6 on small data, 1 epoch.
 
-    python benchmarks/defaults.py [--quick] [--out benchmarks/results/defaults.json]
+    python benchmarks/defaults.py [--compare | --quick] [--out benchmarks/results/defaults.json]
 
-Two jobs a new user runs first, each fitted over a grid of learning rates (and two warmups, two seeds):
+Two jobs a new user runs first, each fitted over a grid of learning rates (and two warmups, two seeds); with
+``--compare`` only twice each: the old defaults (learning_rate 5e-5, warmup 0.06) against what the plan chooses now
+(nothing set):
 - the quickstart: 2,000 Rotten Tomatoes rows (500 test), 1 epoch, batch 32, max_length 128 (63 optimizer steps);
 - 1,200 IMDB reviews (500 test), 1 epoch, batch 32, max_length 128 (38 steps).
 Everything else is the library's default (dynamic padding, length-grouped batches, precision auto). Prints a table
@@ -33,7 +35,12 @@ def jobs() -> dict[str, sft.Job]:
             (("quickstart (rotten_tomatoes 2000)", rotten), ("imdb 1200", imdb))}
 
 
-def settings(quick: bool) -> list[dict[str, float]]:
+OLD_DEFAULTS = {"learning_rate": 5e-5, "warmup": 0.06}
+
+
+def settings(quick: bool, compare: bool = False) -> list[dict[str, float]]:
+    if compare:
+        return [OLD_DEFAULTS, {}]  # {}: the plan's choice for the model
     grid = [{"learning_rate": lr, "warmup": 0.06, "seed": 42} for lr in RATES]
     if not quick:
         grid += [{"learning_rate": 1.5e-4, "warmup": 0.1, "seed": 42}, {"learning_rate": 2e-4, "warmup": 0.1, "seed": 42}]
@@ -44,15 +51,20 @@ def settings(quick: bool) -> list[dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="only the learning-rate grid, one seed")
+    parser.add_argument("--compare", action="store_true", help="only the old defaults against the chosen ones")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "defaults.json"))
     args = parser.parse_args()
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, job in jobs().items():
-            for setting in settings(args.quick):
+            for setting in settings(args.quick, args.compare):
                 started = time.perf_counter()
-                run = job.hyperparameters(**setting).fit(run_dir=f"{tmp}/{len(rows)}", progress=False)
+                fitted = job.hyperparameters(**setting)
+                chosen = fitted.plan().hyperparameters
+                setting = {"learning_rate": float(chosen["learning_rate"]), "warmup": float(chosen["warmup"]),
+                           "seed": int(chosen.get("seed", 42)), **setting}
+                run = fitted.fit(run_dir=f"{tmp}/{len(rows)}", progress=False)
                 rows.append({"job": name, **setting, "accuracy": run.metrics["eval_accuracy"],
                              "train_seconds": round(run.metrics["train_runtime"], 1),
                              "fit_seconds": round(time.perf_counter() - started, 1),
