@@ -10,7 +10,7 @@ import sagefinetune as sft
 
 job = (
     sft.Job.from_dataset(sft.Dataset.example("rotten_tomatoes").sample(train=2000, test=500, seed=42))
-    .hyperparameters(epochs=1, batch_size=32, learning_rate=5e-5, max_length=128)
+    .hyperparameters(epochs=1, batch_size=32, max_length=128)  # learning rate and warmup: chosen for the model
 )
 print(job.plan(), "\n")
 
