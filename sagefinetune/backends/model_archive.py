@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import AWSError
-from .sagemaker import _file_hash, _hidden, _say, _upload_bar, aws_errors
+from .aws import _say
+from .s3_content import exists, file_hash, upload, visible_files
 
 HANDLER = Path(__file__).resolve().parent.parent / "entrypoint" / "inference.py"
 ARCHIVE = "model.tar.gz"
@@ -23,8 +23,7 @@ ARCHIVE = "model.tar.gz"
 
 def entries(folder: Path, *, add_handler: bool) -> list[tuple[str, Path]]:
     """(name in the archive, file) for every file of the folder (hidden ones left out), plus the handler if asked."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not _hidden(p.relative_to(folder)))
-    found = [(p.relative_to(folder).as_posix(), p) for p in files]
+    found = [(p.relative_to(folder).as_posix(), p) for p in visible_files(folder)]
     if add_handler and HANDLER.is_file():
         found.append(("code/inference.py", HANDLER))
     return found
@@ -34,7 +33,7 @@ def digest(items: list[tuple[str, Path]]) -> str:
     h = hashlib.sha256()
     for name, path in items:
         h.update(name.encode())
-        h.update(_file_hash(path).encode())
+        h.update(file_hash(path).encode())
     return h.hexdigest()[:16]
 
 
@@ -61,21 +60,6 @@ def upload_folder(s3: Any, folder: Path, bucket: str, prefix: str, *, add_handle
         return uri
     with tempfile.TemporaryDirectory(prefix="sagefinetune-model-") as tmp:
         archive = write_archive(items, Path(tmp) / ARCHIVE)
-        size = archive.stat().st_size
-        with aws_errors(f"PutObject {uri}"), _upload_bar(f"upload {folder.name}/{ARCHIVE}", size, progress) as callback:
-            s3.upload_file(str(archive), bucket, key, Callback=callback)
+        upload(s3, archive, bucket, key, f"upload {folder.name}/{ARCHIVE}", progress)
     return uri
 
-
-def exists(s3: Any, bucket: str, key: str) -> bool:
-    """Whether the object is there (content-addressed keys: being there means being complete and the same)."""
-    from botocore.exceptions import ClientError
-
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code")
-        if code in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise AWSError(f"HeadObject s3://{bucket}/{key} failed: {exc}", operation="HeadObject", code=code) from exc
-    return True

@@ -10,20 +10,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._deps import require
-from ..entrypoint import contract
 from ..errors import AWSError, ConfigError, CredentialsError
 from ..models import model_source, preflight
 from ..sagemaker_plan import CHECKPOINT_LOCAL_PATH, DATA_HASH, DEFAULT_BUCKET
+from . import s3_content
 from .aws import _say, _upload_bar, aws_errors
+from .source_code import stable_source_dir, stage_source
 from .training_jobs import TERMINAL, TrainingJobs, metrics_from_lines
 
 __all__ = ["SageMakerBackend", "aws_errors", "metrics_from_lines", "TERMINAL", "_say", "_upload_bar"]
@@ -33,9 +32,6 @@ if TYPE_CHECKING:
     from ..plan import TrainingPlan
     from ..run import TrainingRun
 
-ENTRYPOINT_DIR = Path(__file__).resolve().parent.parent / "entrypoint"
-SOURCE_PATTERNS = ("*.py", "metrics/*.py")  # the entry point and the modules beside it; __init__.py stays behind
-PROCESSING_SCRIPTS = ("evaluation.py", "check_data.py")  # a pipeline's processing steps run these, not training
 ROLE_ENV = "SAGEMAKER_ROLE"
 
 
@@ -251,7 +247,7 @@ class SageMakerBackend(TrainingJobs):
             channels = (
                 self.upload_channels(prepared, where, spec.prefix, progress=progress)
                 if upload
-                else channel_uris(prepared, where, spec.prefix)
+                else s3_content.channel_uris(prepared, where, spec.prefix)
             )
         source = model_source(job.model_id)
         if source == "s3":
@@ -260,7 +256,7 @@ class SageMakerBackend(TrainingJobs):
             channels["model"] = (
                 self.upload_model_folder(job.model_id, where, spec.prefix, progress=progress)
                 if upload
-                else model_folder_uri(job.model_id, where, spec.prefix)
+                else s3_content.model_folder_uri(job.model_id, where, spec.prefix)
             )
         checkpoint = spec.checkpoint_s3.replace(DEFAULT_BUCKET, where).replace(DATA_HASH, data_hash)
         return StagedInputs(plan, channels, hyperparameters, checkpoint, where, data_hash, labels)
@@ -301,57 +297,11 @@ class SageMakerBackend(TrainingJobs):
 
     def upload_channels(self, prepared: Any, bucket: str, prefix: str, *, progress: bool = True) -> dict[str, str]:
         """Write the splits and upload them under a content-addressed prefix; content already there is skipped."""
-        s3 = self.client("s3")
-        root = f"{prefix}/data/{prepared.fingerprint}"
-        channels = channel_uris(prepared, bucket, prefix)
-        with tempfile.TemporaryDirectory() as tmp:
-            for split, folder in prepared.write(tmp).items():
-                path = Path(folder) / contract.DATA_FILE
-                key = f"{root}/{split}/{contract.DATA_FILE}"
-                size = path.stat().st_size
-                if self._exists(s3, bucket, key, size):
-                    _say(f"s3://{bucket}/{key} is already uploaded ({size:,} bytes); skipping", progress)
-                else:
-                    with aws_errors("PutObject"), _upload_bar(f"upload {split}", size, progress) as callback:
-                        s3.upload_file(str(path), bucket, key, Callback=callback)
-        return channels
+        return s3_content.upload_channels(self.client("s3"), prepared, bucket, prefix, progress=progress)
 
     def upload_model_folder(self, folder: str, bucket: str, prefix: str, *, progress: bool = True) -> str:
         """Upload a local model folder under a content-addressed prefix (files already there are skipped)."""
-        s3 = self.client("s3")
-        files = _model_files(folder)
-        uri = model_folder_uri(folder, bucket, prefix)
-        root = uri[len(f"s3://{bucket}/") :].rstrip("/")
-        for path in files:
-            key = f"{root}/{path.relative_to(folder).as_posix()}"
-            size = path.stat().st_size
-            if not self._exists(s3, bucket, key, size):
-                with aws_errors("PutObject"), _upload_bar(f"upload model {path.name}", size, progress) as callback:
-                    s3.upload_file(str(path), bucket, key, Callback=callback)
-        return uri
-
-    @staticmethod
-    def _exists(s3: Any, bucket: str, key: str, size: int) -> bool:
-        from botocore.exceptions import ClientError
-
-        try:
-            head = s3.head_object(Bucket=bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise AWSError(f"HeadObject s3://{bucket}/{key} failed: {exc}", operation="HeadObject") from exc
-        return int(head.get("ContentLength", -1)) == size
-
-    @staticmethod
-    def _stage_source(staged: str, install_requirements: bool) -> str:
-        """Copy the entry point's files (and its requirements, unless nothing may be installed) into ``staged``."""
-        for source in source_files():
-            target = Path(staged) / source.relative_to(ENTRYPOINT_DIR)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-        if install_requirements:
-            shutil.copy2(ENTRYPOINT_DIR / "requirements.txt", Path(staged) / "requirements.txt")
-        return staged
+        return s3_content.upload_model_folder(self.client("s3"), folder, bucket, prefix, progress=progress)
 
     def _model_trainer(
         self,
@@ -390,7 +340,7 @@ class SageMakerBackend(TrainingJobs):
                 enable_inter_container_traffic_encryption=spec.encrypt_inter_node,
             )
         staged = (
-            self._stage_source(source_dir, spec.install_requirements)
+            stage_source(source_dir, spec.install_requirements)
             if source_dir
             else stable_source_dir(spec.install_requirements)
         )
@@ -433,65 +383,5 @@ class SageMakerBackend(TrainingJobs):
         )
 
 
-def source_files(script: str = "train.py") -> list[Path]:
-    """The files a job runs: the script, and the modules beside it that other scripts do not need (no __init__)."""
-    skip = {"__init__.py", *(s for s in PROCESSING_SCRIPTS if s != script)}
-    if script != "train.py":
-        skip.update({"train.py", "training.py", "checkpoints.py"})
-    found = {p for pattern in SOURCE_PATTERNS for p in ENTRYPOINT_DIR.glob(pattern) if p.name not in skip}
-    return sorted(found)
-
-
-def stable_source_dir(install_requirements: bool) -> str:
-    """The entry point staged once per content in the temp folder: the same code, the same path. The SDK records the
-    path in the sm_drivers channel (sourcecode.json), so a pipeline's definition stays the same from build to build."""
-    digest = hashlib.sha256(str(install_requirements).encode())
-    for path in source_files():
-        digest.update(path.relative_to(ENTRYPOINT_DIR).as_posix().encode() + b"\0" + path.read_bytes())
-    final = Path(tempfile.gettempdir()) / "sagefinetune-code" / digest.hexdigest()[:16]
-    expected = [final / p.relative_to(ENTRYPOINT_DIR) for p in source_files()]
-    if final.is_dir() and not all(p.is_file() for p in expected):  # a temp-folder cleaner took some of it
-        shutil.rmtree(final, ignore_errors=True)
-    if not final.is_dir():
-        final.parent.mkdir(parents=True, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=".staging-", dir=final.parent)
-        SageMakerBackend._stage_source(staging, install_requirements)
-        try:
-            os.rename(staging, final)  # atomic: a reader sees all of it or none of it
-        except OSError:  # another process staged the same code first
-            shutil.rmtree(staging, ignore_errors=True)
-    return str(final)
-
-
-def channel_uris(prepared: Any, bucket: str, prefix: str) -> dict[str, str]:
-    """Where the prepared splits live in S3: ``s3://<bucket>/<prefix>/data/<content hash>/<split>/``."""
-    return {split: f"s3://{bucket}/{prefix}/data/{prepared.fingerprint}/{split}/" for split in prepared.sizes()}
-
-
-def model_folder_uri(folder: str, bucket: str, prefix: str) -> str:
-    """Where a local model folder lives in S3: ``s3://<bucket>/<prefix>/models/<content hash>/``."""
-    digest = hashlib.sha256()
-    for path in _model_files(folder):
-        digest.update(str(path.relative_to(folder)).encode())
-        digest.update(_file_hash(path).encode())
-    return f"s3://{bucket}/{prefix}/models/{digest.hexdigest()[:16]}/"
-
-
-def _model_files(folder: str) -> list[Path]:
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and not _hidden(p.relative_to(folder)))
-
-
 def spot_of(plan: TrainingPlan) -> bool:
     return bool(plan.sagemaker and plan.sagemaker.spot)
-
-
-def _hidden(relative: Path) -> bool:
-    return any(part.startswith(".") for part in relative.parts)
-
-
-def _file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -23,7 +23,7 @@ from ..batch import BatchResult
 from ..deploy_plan import ModelRef, TransformSpec
 from ..entrypoint.inference import JSONLINES as JSONLINES_TYPES
 from ..errors import CredentialsError, DataError, ServingError
-from .model_archive import exists
+from .s3_content import exists
 from .sagemaker import _say, _upload_bar, aws_errors
 from .sagemaker_serving import ServingBackend
 

@@ -129,7 +129,7 @@ def _code(script: str, scratch: str) -> str:
     import shutil
     from pathlib import Path
 
-    from ..backends.sagemaker import ENTRYPOINT_DIR, source_files
+    from ..backends.source_code import ENTRYPOINT_DIR, source_files
 
     folder = Path(scratch) / script.removesuffix(".py")
     for source in source_files(script):

@@ -105,7 +105,7 @@ def run_local(pipe: Pipeline, *, folder: str | Path | None, parameters: dict[str
 
 def _run_steps(pipe: Pipeline, run: PipelineRun, root: Path, registry: str | Path | None, cache: bool,
                progress: bool) -> None:
-    from ..backends.sagemaker import source_files
+    from ..backends.source_code import source_files
     from ..entrypoint.evaluation import READ_HYPERPARAMETERS
 
     prepared = pipe.job.prepare()  # the rows' content hash is the train step's main input
