@@ -94,7 +94,8 @@ def test_a_failing_script_raises_with_the_log(tmp_path):
 def test_interrupted_run_resumes_from_its_checkpoint_with_the_same_steps(tmp_path, trained_run):
     run_dir = tmp_path / "resumable"
     code = (
-        "import sys; sys.path.insert(0, %r)\n"
+        "import signal, sys; sys.path.insert(0, %r)\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises, even under a parent that ignores it\n"
         "from conftest import small_job\n"
         "small_job(save_steps=10).fit(run_dir=%r, progress=False)\n"
     ) % (os.path.dirname(__file__), str(run_dir))

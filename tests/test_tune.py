@@ -196,7 +196,8 @@ def test_a_poor_trial_is_pruned_after_its_first_epoch(tmp_path):
 def test_an_interrupted_study_resumes_without_running_finished_trials_again(tmp_path):
     folder = tmp_path / "study"
     args = "{'learning_rate': sft.Choice([8e-4, 6e-4])}, strategy='grid', parallel=1, run_dir=%r, progress=False" % str(folder)
-    code = (f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r})\n"
+    code = (f"import signal, sys; sys.path.insert(0, {os.path.dirname(__file__)!r})\n"
+            "signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises, even if the parent ignores it\n"
             "import sagefinetune as sft\nfrom test_tune import tiny_job\n"
             f"tiny_job(save_steps=4).tune({args})\n")
     proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
