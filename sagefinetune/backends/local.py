@@ -57,9 +57,7 @@ def command(plan: TrainingPlan, python: str = sys.executable) -> list[str]:
 def environment(run_dir: Path, channels: dict[str, Path], plan: TrainingPlan, threads: int | None = None) -> dict[str, str]:
     """The SageMaker-like environment; ``threads`` (torch threads per process) overrides OMP_NUM_THREADS."""
     env = dict(os.environ)
-    if threads is not None:
-        env["OMP_NUM_THREADS"] = str(threads)
-    threads = max(1, (os.cpu_count() or 1) // plan.processes_per_node)
+    share = str(max(1, (os.cpu_count() or 1) // plan.processes_per_node))  # the cores shared among the processes
     env.update({
         "SM_MODEL_DIR": str(run_dir / "model"),
         "SM_OUTPUT_DATA_DIR": str(run_dir / "output" / "data"),
@@ -71,7 +69,7 @@ def environment(run_dir: Path, channels: dict[str, Path], plan: TrainingPlan, th
         "SM_HOSTS": '["algo-1"]',
         "PYTHONUNBUFFERED": "1",
         "TOKENIZERS_PARALLELISM": "false",
-        "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", str(threads)),
+        "OMP_NUM_THREADS": str(threads) if threads is not None else env.get("OMP_NUM_THREADS", share),
         "SFT_CACHE_DIR": str(cache_root()),  # the entry point keeps tokenised data there, shared by local runs
     })
     for name, folder in channels.items():
