@@ -210,13 +210,12 @@ def _push(run: TrainingRun, repo_id: str, model_dir: Path, card: Any, picture: b
 
 def _model_files(model_dir: Path) -> list[Path]:
     """Every file of the model folder but hidden ones, caches and a README (the card replaces it)."""
-    out = []
-    for path in sorted(model_dir.rglob("*")):
-        rel = path.relative_to(model_dir)
-        if (path.is_file() and rel.as_posix() not in _SKIPPED and path.suffix != ".pyc"
-                and not any(part.startswith(".") or part == "__pycache__" for part in rel.parts)):
-            out.append(path)
-    return out
+    from .backends.s3_content import visible_files  # the listing an S3 upload of the folder makes
+
+    def skipped(rel: Path) -> bool:
+        return rel.as_posix() in _SKIPPED or rel.suffix == ".pyc" or "__pycache__" in rel.parts
+
+    return [p for p in visible_files(model_dir) if not skipped(p.relative_to(model_dir))]
 
 
 def _default_message(run: TrainingRun) -> str:
