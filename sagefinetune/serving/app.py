@@ -30,6 +30,8 @@ log = logging.getLogger("sagefinetune.serving")
 
 #: Response header: how many inputs (from all the requests batched together) shared the forward pass.
 BATCH_HEADER = "X-Sft-Batch-Inputs"
+#: How much of an oversized body is read (and dropped) before its 413 goes out, so the client can read the answer.
+DRAIN_BYTES = 16 * 2**20
 
 
 def build_app(classifier: handler.Classifier, *, max_batch_size: int = 32, max_wait_ms: float = 5.0,
@@ -83,17 +85,27 @@ def build_app(classifier: handler.Classifier, *, max_batch_size: int = 32, max_w
     return app
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, or a 413 as soon as it is known to be over ``limit`` bytes (declared or streamed)."""
+async def read_body(request: Request, limit: int, drain: int = DRAIN_BYTES) -> bytes:
+    """The body, or a 413 once it is known to be over ``limit`` bytes (declared or streamed).
+
+    The rest of an oversized body is read and dropped (up to ``drain`` bytes more) before the 413 goes out: a server
+    that closes on unread data makes the kernel reset the connection, and a client still sending then sees "connection
+    reset" instead of the 413 and its message.
+    """
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    over = declared.isdigit() and int(declared) > limit
+    if over and int(declared) > limit + drain:
         raise too_large(int(declared), limit)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
-            raise too_large(size, limit, streamed=True)
-        chunks.append(chunk)
+        over = over or size > limit
+        if size > limit + drain:
+            break
+        if not over:
+            chunks.append(chunk)
+    if over:
+        raise too_large(int(declared), limit) if declared.isdigit() else too_large(size, limit, streamed=True)
     return b"".join(chunks)
 
 
