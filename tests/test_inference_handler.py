@@ -186,6 +186,42 @@ def test_the_batcher_docstring_example_runs():
     assert result.attempted > 0 and result.failed == 0
 
 
+def test_the_batcher_waits_for_requests_on_their_way_but_not_for_those_being_computed():
+    import asyncio
+    import time
+
+    from sagefinetune.serving.batcher import DynamicBatcher
+
+    started = {}
+
+    def forward(items):
+        started[items[0]] = time.perf_counter()
+        time.sleep(0.6)
+        return [len(t) for t in items]
+
+    async def ask(batcher, items, delay=0.0):
+        async with batcher.request():
+            await asyncio.sleep(delay)  # still being read: on its way
+            asked = time.perf_counter()
+            rows, shared = await batcher.predict(items)
+            return rows, shared, asked
+
+    async def demo():
+        batcher = DynamicBatcher(forward, max_batch_size=8, max_wait_ms=2000, workers=2)
+        await batcher.start()
+        first = asyncio.create_task(ask(batcher, ["a"]))
+        await asyncio.sleep(0.05)  # "a" is in worker 1's forward pass now
+        second = await ask(batcher, ["bb"])  # worker 2 must not wait 2 s for "a", which will never join
+        third, fourth = await asyncio.gather(ask(batcher, ["ccc"]), ask(batcher, ["dddd"], delay=0.1))
+        await first
+        await batcher.stop()
+        return second, third, fourth
+
+    second, third, fourth = asyncio.run(demo())
+    assert second[:2] == ([2], 1) and started["bb"] - second[2] < 0.3  # not after "a" finished
+    assert third[:2] == ([3], 2) and fourth[:2] == ([4], 2)  # "ccc" waited for "dddd", on its way, and shared a pass
+
+
 @pytest.mark.slow
 def test_a_sagemaker_batch_transform_request_answers_the_local_batch_lines(trained_run, classifier, tmp_path):
     """A MultiRecord batch transform sends several of the uploaded lines in one application/jsonlines body; the

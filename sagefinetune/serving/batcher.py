@@ -3,7 +3,8 @@
 One asyncio task collects requests and hands each batch to a worker thread (torch releases the GIL while it computes,
 so the event loop keeps reading and parsing requests meanwhile). A batch is collected only once a worker is free; it
 starts with the oldest waiting request and takes every request that is already queued; while other requests are still
-in flight (being read or parsed) it waits for them up to ``max_wait_ms``, and never past ``max_batch_size`` inputs.
+in flight (being read or parsed, not those in another worker's forward pass) it waits for them up to ``max_wait_ms``,
+and never past ``max_batch_size`` inputs.
 A lone client therefore never waits for the window, and under load the requests that arrive during a forward pass
 form the next batch. ``workers`` > 1 runs that many forward passes at once (each with fewer torch threads), which
 keeps every core busy where one pass cannot.
@@ -59,6 +60,7 @@ class DynamicBatcher:
         self.max_wait = max_wait_ms / 1000
         self.workers = workers
         self.in_flight = 0
+        self.computing = 0  # requests in a running forward pass: in flight, but not on their way to a batch
         self.batches = 0
         self.inputs = 0
         self._queue: asyncio.Queue[_Pending] | None = None
@@ -125,12 +127,14 @@ class DynamicBatcher:
     async def _forward(self, batch: list[_Pending]) -> None:
         assert self._free is not None
         items = [item for pending in batch for item in pending.items]
+        self.computing += len(batch)
         try:
             rows = await asyncio.get_running_loop().run_in_executor(self._executor, self.forward, items)
         except Exception as exc:  # noqa: BLE001 - every request of the batch gets the error
             self._fail(batch, exc)
             return
         finally:
+            self.computing -= len(batch)
             self._free.release()
         self.batches += 1
         self.inputs += len(items)
@@ -154,7 +158,7 @@ class DynamicBatcher:
                 size += len(pending.items)
                 continue
             remaining = deadline - loop.time()
-            if remaining <= 0 or self.in_flight <= len(batch):  # nobody else is on the way
+            if remaining <= 0 or self.in_flight - self.computing <= len(batch):  # nobody else is on the way
                 break
             self._changed.clear()
             try:
