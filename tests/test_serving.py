@@ -90,6 +90,46 @@ def test_406_404_and_405_are_json_too(endpoint):
     assert http(f"{endpoint.url}/invocations")[0] == 405  # GET
 
 
+def test_accepted_connections_send_small_writes_at_once():
+    """TCP_NODELAY on every accepted connection: without it a kept-alive client (requests, boto3) waited 40 ms for
+    each response's body (Nagle's algorithm against the client's delayed ACK)."""
+    import asyncio
+    import socket
+
+    from sagefinetune.serving.server import bind
+
+    async def accepted_nodelay():
+        sock = bind("127.0.0.1", 0)
+        got = asyncio.get_running_loop().create_future()
+
+        def on_connection(reader, writer):
+            got.set_result(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(on_connection, sock=sock)
+        _, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
+        value = await got
+        writer.close()
+        server.close()
+        return value
+
+    assert asyncio.run(accepted_nodelay()) != 0
+
+
+def test_a_kept_alive_connection_is_answered_again_and_again(endpoint):
+    import http.client
+
+    host, port = endpoint.url.removeprefix("http://").rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    for text in (SPORT, "Shares fell 3% after the results.", SPORT):
+        connection.request("POST", "/invocations", body=json.dumps({"inputs": text}),
+                           headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        assert response.status == 200 and response.getheader("connection", "keep-alive") != "close"
+        assert json.loads(response.read())[0]["label"] in ("sports", "business")
+    connection.close()
+
+
 def test_request_bodies_over_the_limit_get_413(endpoint):
     big = json.dumps({"inputs": ["word " * 10_000] * 3})
     status, _, answer = http(f"{endpoint.url}/invocations", big)
