@@ -29,7 +29,7 @@ DEFAULT_CONCURRENCY = 5
 HANDLER_DIR = "/opt/ml/model/code"
 OPTIONS = ("instance", "serverless", "memory_mb", "max_concurrency", "instance_count", "name", "role", "region",
            "boto_session", "tags", "wait", "timeout", "bucket", "prefix", "image", "environment", "price_per_hour",
-           "progress", "poll_seconds")
+           "progress", "poll_seconds", "precision")
 _NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 _ROLE = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
@@ -225,10 +225,17 @@ def target(options: Mapping[str, Any]) -> tuple[str, HostingInstance | None, int
     return "realtime", lookup_hosting(DEFAULT_INSTANCE if instance is None else instance), None, None, count
 
 
-def environment(model: ModelRef, kind: str, region: str, extra: Any) -> dict[str, str]:
-    """The Hugging Face inference container's environment: handler, task, Hub id; never a secret."""
+def environment(model: ModelRef, kind: str, region: str, extra: Any, precision: Any = None) -> dict[str, str]:
+    """The Hugging Face inference container's environment: handler, task, Hub id, the handler's precision (when
+    ``precision=`` is given; the handler's default is ``auto``); never a secret."""
     user = string_mapping("environment", extra, "environment={'MY_FLAG': '1'}")
     check_no_secrets(user, "environment variable")
+    if precision is not None:
+        user = {**user, "SFT_PRECISION": precision}
+    if "SFT_PRECISION" in user:
+        from .predict import check_precision
+
+        check_precision(user["SFT_PRECISION"])
     env = {"HF_TASK": "text-classification", "SAGEMAKER_CONTAINER_LOG_LEVEL": "20", "SAGEMAKER_REGION": region}
     if model.kind != "hub":  # the toolkit imports code/inference.py from the model folder when there is one
         env.update(SAGEMAKER_PROGRAM="inference.py", SAGEMAKER_SUBMIT_DIRECTORY=HANDLER_DIR)
@@ -269,7 +276,8 @@ def plan_deploy(model: ModelRef, *, region: str, kind_default: str | None = None
                      "handler")
     return DeploySpec(
         name=name, kind=kind, region=region, image_uri=image or images.uri(model.image, region, "inference", processor),
-        model=model, environment=MappingProxyType(environment(model, kind, region, options.get("environment"))),
+        model=model, environment=MappingProxyType(environment(model, kind, region, options.get("environment"),
+                                                              options.get("precision"))),
         tags=MappingProxyType(our_tags(kind, model, check_tags(options.get("tags")), now)),
         role=check_role(options.get("role")), instance=host.name if host else None, instance_count=count,
         memory_mb=memory, max_concurrency=concurrency, hourly_cost=hourly, bucket=bucket_name(options.get("bucket")),

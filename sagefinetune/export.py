@@ -144,7 +144,7 @@ def export(source: TrainingRun | str | Path, format: str = "onnx", *, quantize: 
     for module in ("onnx", "onnxruntime", "onnxscript"):
         require(module, "export to ONNX")
     started = time.perf_counter()
-    reference = TorchRuntime(model_dir)
+    reference = TorchRuntime(model_dir, precision="fp32")  # the export computes in fp32: compare like with like
     items, labels = read_rows(rows, reference)
     staging = target.with_name(f".{target.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)

@@ -22,6 +22,11 @@ class Predictor:
     :meth:`TrainingRun.export <sagefinetune.TrainingRun.export>` (``model.onnx``) runs on ONNX Runtime, with the same
     answers in the same JSON; ``predictor.runtime.name`` says which (``"pytorch"`` or ``"onnx"``).
 
+    ``precision`` (PyTorch models): ``"auto"`` runs the model in bf16 where the device computes bf16 natively (Ampere
+    and newer GPUs, CPUs with AVX512-BF16 or AMX, Arm CPUs with BF16) and in fp32 elsewhere; ``"fp32"`` always in fp32
+    (scores move by a few thousandths at most between the two); ``"bf16"`` where the device has it. The local
+    endpoint and the serving handler choose the same way.
+
     Example:
         >>> Predictor(run.model_dir).predict(["a gripping, beautiful film"])  # doctest: +SKIP
         [{'label': 'positive', 'score': 0.98}]
@@ -30,11 +35,13 @@ class Predictor:
     """
 
     def __init__(self, model_dir: str | Path, *, batch_size: int = 32, device: str | int | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, precision: str = "auto") -> None:
         model_dir = check_model_dir(model_dir)
+        check_precision(precision)
         self.model_dir = model_dir
         self.batch_size = batch_size
-        self.runtime: Runtime = load_runtime(model_dir, batch_size=batch_size, device=device, threads=threads)
+        self.runtime: Runtime = load_runtime(model_dir, batch_size=batch_size, device=device, threads=threads,
+                                             precision=precision)
         self.settings = self.runtime.settings
         self.multi_label = self.runtime.multi_label
         self.threshold = self.runtime.threshold
@@ -88,6 +95,16 @@ class Predictor:
             raise ConfigError(f"this model takes one text per input; got {item!r}. Fix: predict(['a text', ...]) "
                               "(sentence pairs need a model trained with .columns(text_pair=...)).")
         return item
+
+
+def check_precision(precision: Any) -> str:
+    """``precision=`` of a Predictor or a local endpoint, checked before anything loads."""
+    from .entrypoint.inference import check_precision as check
+
+    try:
+        return check(precision)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def check_model_dir(model_dir: str | Path) -> Path:

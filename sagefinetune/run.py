@@ -78,8 +78,9 @@ class TrainingRun:
     def log_path(self) -> Path | None:
         return self.run_dir / "train.log" if self.run_dir else None
 
-    def predictor(self, *, batch_size: int = 32, device: str | int | None = None) -> Predictor:
-        """Predictions with label names from this run's model, in this process.
+    def predictor(self, *, batch_size: int = 32, device: str | int | None = None, precision: str = "auto") -> Predictor:
+        """Predictions with label names from this run's model, in this process (``precision``: see
+        :class:`~sagefinetune.Predictor`).
 
         Example:
             >>> run.predictor().predict(["i liked the movie"])  # doctest: +SKIP
@@ -87,7 +88,7 @@ class TrainingRun:
         """
         from .predict import Predictor
 
-        return Predictor(self.model_dir, batch_size=batch_size, device=device)
+        return Predictor(self.model_dir, batch_size=batch_size, device=device, precision=precision)
 
     def export(self, format: str = "onnx", *, quantize: str | None = None, path: str | Path | None = None,
                test_data: str | Path | None = None, max_accuracy_drop: float = 0.01) -> ExportedModel:
@@ -129,9 +130,10 @@ class TrainingRun:
         Args:
             instance: ``"local"`` (an HTTP server on 127.0.0.1, no charge) or a SageMaker instance type such as
                 ``"ml.m5.xlarge"`` (a real-time endpoint, billed per hour while it exists).
-            **options: local: ``port``, ``host``, ``max_batch_size``, ``max_wait_ms``, ``max_body_mb`` (see
-                :func:`sagefinetune.serving.deploy_local`); SageMaker: ``serverless=True`` with ``memory_mb`` and
-                ``max_concurrency``, and the options of :doc:`/serve-and-share`.
+            **options: both: ``precision`` (``"auto"``: bf16 where the device computes it natively, else fp32;
+                ``"fp32"``; ``"bf16"``). Local: ``port``, ``host``, ``max_batch_size``, ``max_wait_ms``,
+                ``max_body_mb`` (see :func:`sagefinetune.serving.deploy_local`); SageMaker: ``serverless=True`` with
+                ``memory_mb`` and ``max_concurrency``, and the options of :doc:`/serve-and-share`.
 
         Example:
             >>> with run.deploy() as ep:  # doctest: +SKIP

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ._deps import require
+from .entrypoint import inference as handler
 from .entrypoint.contract import SETTINGS_FILE
 from .errors import ConfigError
 
@@ -97,7 +98,7 @@ class TorchRuntime(Runtime):
     name = "pytorch"
 
     def __init__(self, model_dir: str | Path, *, batch_size: int = 32, device: str | int | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, precision: str = "auto") -> None:
         super().__init__(model_dir, batch_size=batch_size)
         import torch
         from transformers import AutoModelForSequenceClassification
@@ -107,6 +108,7 @@ class TorchRuntime(Runtime):
         self.device = torch.device(_torch_device(device))
         self.model = AutoModelForSequenceClassification.from_pretrained(self.model_dir, local_files_only=True)
         self.model.to(self.device).eval()
+        self.precision = handler.to_precision(self.model, str(self.device), precision)
 
     def logits(self, encoded: dict[str, Any]) -> Any:
         import torch
@@ -181,12 +183,14 @@ class FastTokenizer:
 
 
 def load_runtime(model_dir: str | Path, *, batch_size: int = 32, device: str | int | None = None,
-                 threads: int | None = None) -> Runtime:
+                 threads: int | None = None, precision: str = "auto") -> Runtime:
     """The runtime for a model folder: ONNX Runtime when it holds ``model.onnx``, else PyTorch.
 
     Args:
         device: PyTorch only: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a GPU index (default: CPU).
         threads: CPU threads for the forward pass (default: PyTorch's own choice; ONNX: one per core).
+        precision: PyTorch only: ``"auto"`` (bf16 where the device computes bf16 natively, else fp32),
+            ``"fp32"`` or ``"bf16"``; an ONNX model computes as it was exported.
     """
     folder = Path(model_dir)
     if (folder / ONNX_FILE).is_file():
@@ -195,7 +199,7 @@ def load_runtime(model_dir: str | Path, *, batch_size: int = 32, device: str | i
                               "Fix: drop device=, or serve the PyTorch model folder (run.model_dir) on a GPU.")
         return OnnxRuntime(folder, batch_size=batch_size, threads=threads)
     require("transformers", "load a model")
-    return TorchRuntime(folder, batch_size=batch_size, device=device, threads=threads)
+    return TorchRuntime(folder, batch_size=batch_size, device=device, threads=threads, precision=precision)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -88,7 +88,7 @@ def test_fp32_export_scores_as_pytorch_does(trained_run, tmp_path):
     exported = export(trained_run.model_dir, "onnx", path=tmp_path / "fp32",
                                  test_data=trained_run.run_dir / "input" / "data" / "test")
     assert exported.quantize is None and exported.agreement == 1.0 and exported.drop == 0
-    torch_out = trained_run.predictor().predict(TEXTS, all_scores=True)
+    torch_out = trained_run.predictor(precision="fp32").predict(TEXTS, all_scores=True)  # the export computes in fp32
     onnx_out = sft.Predictor(exported.path).predict(TEXTS, all_scores=True)
     for mine, theirs in zip(torch_out, onnx_out):
         assert [s["label"] for s in mine] == [s["label"] for s in theirs]

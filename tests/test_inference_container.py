@@ -59,7 +59,8 @@ def test_a_model_trained_on_4_56_is_served_by_the_4_51_inference_container(tf456
     here = handler.predict_fn(handler.input_fn(requests[0]["body"], "application/json"),
                               handler.model_fn(str(tf456_run.model_dir)))  # this process's transformers (5.x)
     assert [a["label"] for a in first] == [h["label"] for h in here]
-    assert all(abs(a["score"] - h["score"]) < 1e-4 for a, h in zip(first, here))
+    # both in precision "auto" (bf16 on a CPU with bf16 instructions): two transformers versions' bf16 differ a little
+    assert all(abs(a["score"] - h["score"]) < 0.01 for a, h in zip(first, here))
 
     top = json.loads(answers[1]["body"])  # JSON Lines: one line for the one input
     assert answers[1]["content_type"] == "application/jsonlines" and [t["label"] for t in top][:1] == ["sports"]

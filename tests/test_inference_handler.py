@@ -73,6 +73,47 @@ def test_the_handler_is_self_contained():
     assert imports <= {"csv", "io", "json", "os", "typing", "numpy", "torch", "transformers"}, imports
 
 
+# ---- precision: bf16 where the device computes it natively --------------------------------------------------
+@pytest.mark.parametrize("requested, native, chosen", [
+    ("auto", True, "bf16"), ("auto", False, "fp32"), ("fp32", True, "fp32"), ("bf16", True, "bf16"), ("bf16", False, "fp32"),
+])
+def test_serving_precision_is_bf16_only_where_the_device_computes_it(requested, native, chosen):
+    assert handler.serving_precision(requested, native)[0] == chosen
+
+
+def test_native_bf16_on_a_cpu_is_read_from_its_flags(monkeypatch):
+    for flags, native in (({"avx512f", "avx512_bf16"}, True), ({"amx_bf16"}, True), ({"fp", "asimd", "bf16"}, True),
+                          ({"avx2", "avx512f"}, False), (set(), False)):
+        monkeypatch.setattr(handler, "cpu_flags", lambda flags=flags: frozenset(flags))
+        assert handler.native_bf16("cpu") is native
+
+
+def test_to_precision_converts_the_weights_for_bf16_only(monkeypatch, capsys):
+    import torch
+
+    for native, requested, dtype in ((True, "auto", torch.bfloat16), (False, "auto", torch.float32),
+                                     (True, "fp32", torch.float32), (False, "bf16", torch.float32)):
+        monkeypatch.setattr(handler, "native_bf16", lambda device, native=native: native)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 2), torch.nn.LayerNorm(2))
+        chosen = handler.to_precision(model, "cpu", requested)
+        assert chosen == ("bf16" if dtype == torch.bfloat16 else "fp32")
+        assert {p.dtype for p in model.parameters()} == {dtype}
+    assert "no native bf16, so the model runs in fp32" in capsys.readouterr().out  # an explicit bf16 it lacks: said
+
+
+def test_an_unknown_precision_is_refused_before_anything_loads(tmp_path):
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16; got 'fp16'. Fix: precision='auto'"):
+        handler.serving_precision("fp16", True)
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):  # names only: nothing may be read
+        (tmp_path / name).write_text("not a model")
+    with pytest.raises(sft.ConfigError, match="got 'half'"):
+        sft.Predictor(tmp_path, precision="half")
+    from sagefinetune.serving import deploy_local
+
+    with pytest.raises(sft.ConfigError, match="got 'int8'"):
+        deploy_local(tmp_path, precision="int8")
+
+
 # ---- predictions from real models ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def classifier(trained_run):
@@ -117,6 +158,26 @@ def test_answers_are_the_predictors(trained_run, classifier):
     lines = handler.output_fn(handler.predict_fn(handler.input_fn(texts[0] + "\n", "text/plain"), classifier),
                               "application/jsonlines")
     same(answers[0], json.loads(lines))
+
+
+@pytest.mark.slow
+def test_auto_precision_answers_as_fp32_does(trained_run, monkeypatch):
+    """bf16 (auto, on a CPU with bf16 instructions) gives the labels fp32 gives and scores within 0.02."""
+    import torch
+
+    texts = list(sft.Dataset.example("bbc_news").sample(train=400, test=200, seed=1).load()["test"]["text"])[:60]
+    folder = str(trained_run.model_dir)
+    auto, fp32 = handler.load(folder, "auto"), handler.load(folder, "fp32")
+    assert auto.precision == ("bf16" if handler.native_bf16("cpu") else "fp32") and fp32.precision == "fp32"
+    assert auto.describe() == f"cpu, {auto.precision}"
+    assert next(auto.model.parameters()).dtype == (torch.bfloat16 if auto.precision == "bf16" else torch.float32)
+    a, b = auto.probabilities(texts), fp32.probabilities(texts)
+    assert (a.argmax(1) == b.argmax(1)).mean() >= 0.95 and abs(a - b).max() < 0.02
+    monkeypatch.setenv("SFT_PRECISION", "fp32")  # how a SageMaker endpoint is told (environment={...})
+    assert handler.model_fn(folder).precision == "fp32"
+    monkeypatch.setenv("SFT_PRECISION", "fast")
+    with pytest.raises(ValueError, match="got 'fast'"):
+        handler.model_fn(folder)
 
 
 @pytest.mark.slow

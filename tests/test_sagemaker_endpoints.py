@@ -113,13 +113,15 @@ def test_a_trained_run_deploys_to_a_real_time_endpoint(moto, monkeypatch, capsys
 
 def test_serverless_endpoint_request_and_price(moto, capsys):
     run = sm_run(moto)
-    ep = deploy_run(run, instance="local", serverless=True, memory_mb=4096, max_concurrency=10)  # as run.deploy passes it
+    ep = deploy_run(run, instance="local", serverless=True, memory_mb=4096, max_concurrency=10,  # as run.deploy passes it
+                    precision="fp32")
     variant = sent(moto, "CreateEndpointConfig")["ProductionVariants"]
     assert variant == [{"VariantName": "AllTraffic", "ModelName": ep.name,
                         "ServerlessConfig": {"MemorySizeInMB": 4096, "MaxConcurrency": 10}}]
     container = sent(moto, "CreateModel")["PrimaryContainer"]
     assert "-transformers5.5.3-cpu-py312" in container["Image"]  # serverless runs the CPU build
     assert container["Environment"]["SAGEMAKER_MODEL_SERVER_WORKERS"] == "1"
+    assert container["Environment"]["SFT_PRECISION"] == "fp32"  # the handler reads it
     assert tags_of(sent(moto, "CreateEndpoint"))["sagefinetune:kind"] == "serverless"
     assert ep.kind == "serverless" and ep.hourly_cost is None and ep.memory_mb == 4096
     err = capsys.readouterr().err
@@ -412,6 +414,8 @@ def test_batch_transform_reads_s3_input_where_it_is(moto):
     ({"instace": "ml.m5.xlarge"}, sft.ConfigError, "unknown option 'instace' of deploy\\(\\); did you mean 'instance'"),
     ({"timeout": -1}, sft.ConfigError, "timeout must be a finite number > 0"),
     ({"image": "latest"}, sft.ConfigError, "image='latest' is not a container image URI"),
+    ({"precision": "fp16"}, sft.ConfigError, "precision must be one of auto, fp32, bf16; got 'fp16'"),
+    ({"environment": {"SFT_PRECISION": "half"}}, sft.ConfigError, "got 'half'"),
 ])
 def test_bad_deploy_inputs_fail_before_any_aws_call(moto, options, error, message):
     run = sm_run(moto)

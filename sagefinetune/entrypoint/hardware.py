@@ -20,7 +20,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX512-BF16 / AMX; Arm (e.g. Graviton3) "bf16"
+try:
+    from .inference import CPU_BF16_FLAGS, cpu_flags  # the serving handler decides bf16 by the same flags
+except ImportError:  # run as a script inside the training container
+    from inference import CPU_BF16_FLAGS, cpu_flags  # type: ignore[no-redef]
 
 
 @dataclass(frozen=True)
@@ -137,19 +140,6 @@ def choose(preference: str, machine: Machine) -> Choices:
 
 
 # ---- detection (not pure) -----------------------------------------------------------------------------------------
-def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
-    """The CPU's feature flags (x86 ``flags``, Arm ``Features``); empty where there is no /proc/cpuinfo."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                if key.strip() in ("flags", "Features"):
-                    return frozenset(value.split())
-    except OSError:
-        pass
-    return frozenset()
-
-
 def detect() -> Machine:
     """The machine this process runs on (imports torch)."""
     import torch

@@ -16,6 +16,11 @@ input. Parameters: ``top_k`` (the k best labels, as a list) or ``all_scores`` (e
 multi-label model answers the labels whose score clears the threshold chosen on the validation split. Defaults for
 every request can be set with the ``SFT_PARAMETERS`` environment variable (JSON), e.g. for a batch transform.
 
+Precision (``SFT_PRECISION``): ``auto`` (the default) runs the model in bf16 where the device computes bf16 natively
+(Ampere and newer GPUs; CPUs with AVX512-BF16 or AMX; Arm CPUs with BF16), and in fp32 elsewhere; ``fp32`` always in
+fp32; ``bf16`` where the device has it (else fp32, logged). The scores are computed in fp32 from the logits; bf16
+moves them by a few thousandths at most and halves the model's memory.
+
 The model and tokenizer load from the model folder only, never from the Hub. Inputs are truncated to the training
 ``max_length`` (from ``sagefinetune.json``) and run in length-sorted batches. A request the handler cannot answer
 raises :class:`RequestError`, whose ``status`` is the HTTP status to answer with (the container answers 400 for
@@ -39,6 +44,8 @@ CSV = "text/csv"
 TEXT = "text/plain"
 CONTENT_TYPES = (JSON, *JSONLINES, CSV, TEXT)
 PARAMETERS = ("top_k", "all_scores")
+PRECISIONS = ("auto", "fp32", "bf16")
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX512-BF16 / AMX; Arm (e.g. Graviton3) "bf16"
 REQUEST_EXAMPLE = '{"inputs": ["a text", "another text"]}'
 
 
@@ -54,9 +61,10 @@ class RequestError(ValueError):
 class Classifier:
     """A loaded model with what serving needs: label names, problem type, threshold, max length, pairs."""
 
-    def __init__(self, model: Any, tokenizer: Any, settings: dict[str, Any], device: str) -> None:
+    def __init__(self, model: Any, tokenizer: Any, settings: dict[str, Any], device: str,
+                 precision: str = "fp32") -> None:
         config = model.config
-        self.model, self.tokenizer, self.device = model, tokenizer, device
+        self.model, self.tokenizer, self.device, self.precision = model, tokenizer, device, precision
         self.labels = [str(config.id2label[i]) for i in range(config.num_labels)]
         self.multi_label = (settings.get("problem_type") or config.problem_type) == "multi_label_classification"
         self.threshold = float(settings.get("threshold", 0.5))
@@ -126,11 +134,23 @@ class Classifier:
         return scores[0]
 
 
+    def describe(self) -> str:
+        """Where and how it computes, e.g. ``"cpu, bf16"``."""
+        return f"{self.device}, {self.precision}"
+
+
 def model_fn(model_dir: str) -> Classifier:
-    """Load model, tokenizer and serving settings from the model folder (never from the Hub)."""
+    """Load model, tokenizer and serving settings from the model folder (never from the Hub), to compute in the
+    precision ``SFT_PRECISION`` asks for (``auto`` when unset)."""
+    return load(model_dir, os.environ.get("SFT_PRECISION") or "auto")
+
+
+def load(model_dir: str, precision: str = "auto") -> Classifier:
+    """:func:`model_fn` with the precision given: ``auto``, ``fp32`` or ``bf16`` (see :func:`serving_precision`)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    check_precision(precision)
     settings: dict[str, Any] = {}
     path = os.path.join(model_dir, SETTINGS_FILE)
     if os.path.isfile(path):
@@ -140,7 +160,64 @@ def model_fn(model_dir: str) -> Classifier:
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).eval()
-    return Classifier(model, tokenizer, settings, device)
+    return Classifier(model, tokenizer, settings, device, to_precision(model, device, precision))
+
+
+# ---- precision ---------------------------------------------------------------------------------------------------
+def check_precision(precision: Any) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}. Fix: precision='auto' "
+                         "(bf16 where the device computes it natively, else fp32), or 'fp32' for fp32 everywhere.")
+    return str(precision)
+
+
+def serving_precision(requested: str, native: bool) -> tuple[str, str]:
+    """(precision, why): ``auto`` and ``bf16`` are bf16 where the device computes it natively, else fp32.
+
+    >>> serving_precision("auto", native=True)[0], serving_precision("bf16", native=False)[0]
+    ('bf16', 'fp32')
+    """
+    check_precision(requested)
+    if requested == "fp32":
+        return "fp32", "precision=fp32 as asked"
+    if native:
+        return "bf16", f"precision={requested}: the device computes bf16 natively"
+    return "fp32", f"precision={requested}: the device has no native bf16, so the model runs in fp32"
+
+
+def native_bf16(device: str) -> bool:
+    """Whether ``device`` computes bf16 natively: a CUDA GPU of compute capability 8.0 or newer, or a CPU with
+    bf16 instructions (:data:`CPU_BF16_FLAGS` in :func:`cpu_flags`)."""
+    if device.startswith("cuda"):
+        import torch
+
+        return tuple(torch.cuda.get_device_capability(device)) >= (8, 0)
+    return any(flag in cpu_flags() for flag in CPU_BF16_FLAGS)
+
+
+def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags (x86 ``flags``, Arm ``Features``); empty where there is no /proc/cpuinfo."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    return frozenset(value.split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def to_precision(model: Any, device: str, requested: str) -> str:
+    """Put a loaded model (on ``device``) in the precision :func:`serving_precision` chooses; returns it."""
+    import torch
+
+    chosen, why = serving_precision(requested, native_bf16(device))
+    if requested != "auto" and chosen != requested:
+        print(f"[sagefinetune] {why}", flush=True)
+    if chosen == "bf16":
+        model.to(torch.bfloat16)
+    return chosen
 
 
 # ---- input_fn ----------------------------------------------------------------------------------------------------

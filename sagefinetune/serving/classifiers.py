@@ -27,20 +27,24 @@ class OnnxClassifier(handler.Classifier):
     def __init__(self, runtime: OnnxRuntime) -> None:  # the handler's __init__ wants a PyTorch model: not called
         self.runtime = runtime
         self.model, self.tokenizer = None, runtime.tokenizer
-        self.device = f"cpu, ONNX Runtime {runtime.quantize or 'fp32'}"
+        self.device, self.precision = "cpu", runtime.quantize or "fp32"
         self.labels, self.multi_label, self.threshold = runtime.labels, runtime.multi_label, runtime.threshold
         self.max_length, self.pairs, self.batch_size = runtime.max_length, runtime.pairs, runtime.batch_size
 
     def probabilities(self, items: list[Any]) -> Any:
         return self.runtime.probabilities(items)
 
+    def describe(self) -> str:
+        return f"cpu, ONNX Runtime {self.precision}"
 
-def load_classifier(model_dir: str | Path, threads: int | None = None) -> handler.Classifier:
-    """The folder's model, ready to serve: ONNX Runtime for an ONNX export, else the handler's ``model_fn``."""
+
+def load_classifier(model_dir: str | Path, threads: int | None = None, precision: str = "auto") -> handler.Classifier:
+    """The folder's model, ready to serve: ONNX Runtime for an ONNX export (its own precision), else the handler's
+    PyTorch Classifier computing in ``precision`` (see :func:`~sagefinetune.entrypoint.inference.serving_precision`)."""
     if is_onnx(model_dir):
         return OnnxClassifier(OnnxRuntime(model_dir, threads=threads))
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    return handler.model_fn(str(model_dir))
+    return handler.load(str(model_dir), precision)

@@ -24,13 +24,14 @@ from typing import Any
 
 from ..endpoint import JSON, Endpoint
 from ..errors import ConfigError, EndpointError, did_you_mean
+from ..predict import check_precision
 
 __all__ = ["LocalEndpoint", "deploy_local", "LOCAL_OPTIONS"]
 
 #: Options of a local endpoint, with their defaults.
 LOCAL_OPTIONS: dict[str, Any] = {
     "max_batch_size": 32, "max_wait_ms": 5.0, "max_body_mb": 6.0, "grace": 30.0, "startup_timeout": 300.0,
-    "timeout": 120.0, "workers": None, "threads": None, "python": None, "log_path": None,
+    "timeout": 120.0, "workers": None, "threads": None, "precision": "auto", "python": None, "log_path": None,
 }
 #: Options that only a SageMaker endpoint takes (no "did you mean" among the local ones for these).
 SAGEMAKER_OPTIONS = {"serverless", "memory_mb", "max_concurrency", "instance_count", "role", "bucket", "region",
@@ -109,7 +110,8 @@ def deploy_local(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1
             waits for requests in flight), ``max_body_mb`` (6, SageMaker's limit: larger bodies get 413), ``grace``
             (30 s to finish requests in flight on delete), ``startup_timeout`` (300 s), ``timeout`` (120 s per
             request), ``workers`` (forward passes at once: 2, or 1 on one core) and ``threads`` (torch threads per
-            pass: the cores / workers), ``python`` (the interpreter that runs the server), ``log_path`` (the server's log file).
+            pass: the cores / workers), ``precision`` (``"auto"``: bf16 where the device computes bf16
+            natively, else fp32; ``"fp32"``; or ``"bf16"``; see :doc:`/serve-and-share`), ``python`` (the interpreter that runs the server), ``log_path`` (the server's log file).
 
     Example:
         >>> with deploy_local(run.model_dir) as ep:  # doctest: +SKIP
@@ -149,7 +151,7 @@ def deploy_local(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1
 def _server_command(folder: Path, host: str, port: int, port_file: Path, settings: dict[str, Any]) -> list[str]:
     command = [settings["python"] or sys.executable, "-m", "sagefinetune.serving", str(folder), "--host", host,
                "--port", str(port), "--port-file", str(port_file), "--parent-pid", str(os.getpid())]
-    for name in ("max_batch_size", "max_wait_ms", "max_body_mb", "grace", "workers", "threads"):
+    for name in ("max_batch_size", "max_wait_ms", "max_body_mb", "grace", "workers", "threads", "precision"):
         if settings[name] is not None:
             command += [f"--{name.replace('_', '-')}", str(settings[name])]
     return command
@@ -177,6 +179,7 @@ def _check_options(options: dict[str, Any], port: Any, host: Any) -> dict[str, A
         value = settings[name]
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ConfigError(f"{name} must be a whole number >= 1; got {value!r}. Fix: {name}=2.")
+    check_precision(settings["precision"])
     return settings
 
 

@@ -33,6 +33,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--grace", type=float, default=30.0, help="seconds to finish requests in flight on SIGTERM")
     parser.add_argument("--workers", type=int, help="forward passes that may run at once (default: 2, or 1 on one core)")
     parser.add_argument("--threads", type=int, help="torch threads per forward pass (default: the cores / workers)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="auto: bf16 where the device computes bf16 natively, else fp32")
     parser.add_argument("--port-file", help="write {'port', 'pid'} here once bound (for the parent)")
     parser.add_argument("--parent-pid", type=int, help="shut down when this process is gone")
     return parser.parse_args(argv)
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         write_port_file(args.port_file, port)
     started = time.time()
     workers, threads = parallelism(args.workers, args.threads)
-    classifier = load_classifier(args.model_dir, threads)
+    classifier = load_classifier(args.model_dir, threads, args.precision)
     app = build_app(classifier, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                     max_body_bytes=int(args.max_body_mb * 2**20), workers=workers)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
@@ -102,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.parent_pid:
         watch_parent(args.parent_pid, server)
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"[sagefinetune] serving {args.model_dir} at http://{host}:{port} ({classifier.device}; labels "
+    print(f"[sagefinetune] serving {args.model_dir} at http://{host}:{port} ({classifier.describe()}; labels "
           f"{classifier.labels}; max batch {args.max_batch_size}, wait {args.max_wait_ms:g} ms, {workers} worker(s) x "
           f"{threads} thread(s); "
           f"loaded in {time.time() - started:.1f}s)", flush=True)
