@@ -133,7 +133,6 @@ class Classifier:
             return [s for s in scores if s["score"] >= self.threshold]
         return scores[0]
 
-
     def describe(self) -> str:
         """Where and how it computes, e.g. ``"cpu, bf16"``."""
         return f"{self.device}, {self.precision}"

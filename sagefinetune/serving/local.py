@@ -111,7 +111,8 @@ def deploy_local(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1
             (30 s to finish requests in flight on delete), ``startup_timeout`` (300 s), ``timeout`` (120 s per
             request), ``workers`` (forward passes at once: 2, or 1 on one core) and ``threads`` (torch threads per
             pass: the cores / workers), ``precision`` (``"auto"``: bf16 where the device computes bf16
-            natively, else fp32; ``"fp32"``; or ``"bf16"``; see :doc:`/serve-and-share`), ``python`` (the interpreter that runs the server), ``log_path`` (the server's log file).
+            natively, else fp32; ``"fp32"``; or ``"bf16"``; see :doc:`/serve-and-share`), ``python`` (the
+            interpreter that runs the server), ``log_path`` (the server's log file).
 
     Example:
         >>> with deploy_local(run.model_dir) as ep:  # doctest: +SKIP

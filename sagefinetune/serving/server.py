@@ -18,6 +18,8 @@ import sys
 import threading
 import time
 
+from ..entrypoint.inference import PRECISIONS  # the standard library only
+
 __all__ = ["main"]
 
 
@@ -33,7 +35,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--grace", type=float, default=30.0, help="seconds to finish requests in flight on SIGTERM")
     parser.add_argument("--workers", type=int, help="forward passes that may run at once (default: 2, or 1 on one core)")
     parser.add_argument("--threads", type=int, help="torch threads per forward pass (default: the cores / workers)")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="auto: bf16 where the device computes bf16 natively, else fp32")
     parser.add_argument("--port-file", help="write {'port', 'pid'} here once bound (for the parent)")
     parser.add_argument("--parent-pid", type=int, help="shut down when this process is gone")
