@@ -212,9 +212,7 @@ def main() -> None:
     print(f"{'server':<34}{'p50 ms (1 client)':>19}{'p99 ms (1 client)':>19}{'req/s (16 clients)':>20}")
     for name, (p50, p99, rps) in results.items():
         print(f"{name:<34}{p50:>19.1f}{p99:>19.1f}{rps:>20.1f}")
-    machine = hardware.detect()
-    print(f"\n{machine.describe()}; the endpoint's precision='auto' is {'bf16' if machine.cpu_bf16 else 'fp32'} here")
-    print(check)
+    print(f"\n{hardware.detect().describe()}; {check}")
     for ours in ENDPOINTS:
         for naive in NAIVE:
             (n50, _, nrps), (o50, _, orps) = results[naive], results[ours]
