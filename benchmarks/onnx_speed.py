@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import sagefinetune as sft
-from sagefinetune.runtimes import Runtime, load_runtime
+from sagefinetune.runtime.loading import Runtime, load_runtime
 
 
 def train(run_dir: Path, rows: int, test: int) -> sft.TrainingRun:

@@ -39,8 +39,8 @@ _hyperparameter_table()
 
 
 def _hosting_table() -> None:
-    """docs/_generated/hosting-prices.rst from sagefinetune.hosting's dated table."""
-    from sagefinetune.hosting import HOSTING, PRICE_SOURCE
+    """docs/_generated/hosting-prices.rst from sagefinetune.facts.hosting's dated table."""
+    from sagefinetune.facts.hosting import HOSTING, PRICE_SOURCE
 
     rows = [f"   * - ``{i.name}``\n     - {i.gpus} x {i.gpu}" if i.gpus else f"   * - ``{i.name}``\n     - CPU"
             for i in HOSTING.values()]

@@ -16,7 +16,7 @@ def _table(rows: Sequence[Sequence[Any]], header: Sequence[str], widths: str | N
 
 
 def leave_one_out() -> str:
-    from sagefinetune.estimate import calibration_data
+    from sagefinetune.cost.estimate import calibration_data
 
     loo = calibration_data()["leave_one_out"]
     rows = [(r["run"], r["instance"], r["gpus"], r["nodes"], r["batch_size"], f"{r['dataset_size']:,}",
@@ -32,9 +32,9 @@ def leave_one_out() -> str:
 
 
 def gpu_speeds() -> str:
-    from sagefinetune.estimate import calibration
-    from sagefinetune.instances import INSTANCES
-    from sagefinetune.throughput import GPUS, relative_speed
+    from sagefinetune.cost.estimate import calibration
+    from sagefinetune.cost.throughput import GPUS, relative_speed
+    from sagefinetune.facts.instances import INSTANCES
 
     share = calibration().memory_share
     rows = []
@@ -48,7 +48,7 @@ def gpu_speeds() -> str:
 
 
 def nvidia_check() -> str:
-    from sagefinetune.estimate import calibration_data
+    from sagefinetune.cost.estimate import calibration_data
 
     speeds = calibration_data()["gpu_speeds"]
     rows = [(p["workload"], p["gpu"], p["precision"], f"{p['published']:.2f}", f"{p['model']:.2f}",
@@ -58,7 +58,7 @@ def nvidia_check() -> str:
 
 
 def seed_summary() -> str:
-    from sagefinetune.grid_result import seed_table
+    from sagefinetune.grid.result import seed_table
 
     table = seed_table()
     default = table[(table["learning_rate"] == 5e-05) & (table["batch_size"] == 32)]

@@ -14,23 +14,23 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Dataset": "dataset",
-    "LabelMap": "labels",
+    "Dataset": "data.dataset",
+    "LabelMap": "data.labels",
     "Job": "job",
-    "TrainingPlan": "plan",
+    "TrainingPlan": "plans.training",
     "TrainingRun": "run",
     "Cost": "run",
-    "Predictor": "predict",
+    "Predictor": "runtime.predict",
     "Endpoint": "endpoint",
-    "BatchResult": "batch",
-    "LogUniform": "space",
-    "Uniform": "space",
-    "IntRange": "space",
-    "Choice": "space",
-    "TuningPlan": "tuning_result",
-    "TuningResult": "tuning_result",
-    "Finding": "diagnose",
-    "Diagnosis": "diagnose",
+    "BatchResult": "backends.batch_result",
+    "LogUniform": "plans.space",
+    "Uniform": "plans.space",
+    "IntRange": "plans.space",
+    "Choice": "plans.space",
+    "TuningPlan": "tuning.result",
+    "TuningResult": "tuning.result",
+    "Finding": "runtime.diagnose",
+    "Diagnosis": "runtime.diagnose",
     "SagefinetuneError": "errors",
     "ConfigError": "errors",
     "DataError": "errors",
@@ -41,22 +41,22 @@ _EXPORTS = {
     "TrainingError": "errors",
     "EndpointError": "errors",
     "ExportError": "errors",
-    "ExportedModel": "export",
+    "ExportedModel": "runtime.export",
     "CredentialsError": "errors",
     "ImageError": "errors",
     "AWSError": "errors",
     "HubError": "errors",
-    "HubPush": "hub",
+    "HubPush": "hub.push",
     "ServingError": "errors",
-    "Estimate": "estimate",
-    "LocalSpeed": "localspeed",
-    "measure_speed": "localspeed",
-    "Grid": "grid",
-    "GridResult": "grid_result",
+    "Estimate": "cost.estimate",
+    "LocalSpeed": "cost.local_speed",
+    "measure_speed": "cost.local_speed",
+    "Grid": "grid.grid",
+    "GridResult": "grid.result",
     "PipelineError": "errors",
-    "Pipeline": "pipeline",
-    "PipelineExecution": "pipeline",
-    "PipelineRun": "pipeline",
+    "Pipeline": "pipeline.spec",
+    "PipelineExecution": "pipeline.execution",
+    "PipelineRun": "pipeline.local",
     "Registry": "registry",
     "ModelVersion": "registry",
 }
@@ -72,11 +72,13 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .batch import BatchResult
-    from .dataset import Dataset
-    from .diagnose import Diagnosis, Finding
-    from .endpoint import Endpoint
-    from .errors import (
+    from sagefinetune.backends.batch_result import BatchResult
+    from sagefinetune.cost.estimate import Estimate
+    from sagefinetune.cost.local_speed import LocalSpeed, measure_speed
+    from sagefinetune.data.dataset import Dataset
+    from sagefinetune.data.labels import LabelMap
+    from sagefinetune.endpoint import Endpoint
+    from sagefinetune.errors import (
         AWSError,
         ColumnError,
         ConfigError,
@@ -94,21 +96,19 @@ if TYPE_CHECKING:
         ServingError,
         TrainingError,
     )
-    from .estimate import Estimate
-    from .export import ExportedModel
-    from .grid import Grid
-    from .grid_result import GridResult
-    from .hub import HubPush
-    from .job import Job
-    from .labels import LabelMap
-    from .localspeed import LocalSpeed, measure_speed
-    from .pipeline import Pipeline, PipelineExecution, PipelineRun
-    from .plan import TrainingPlan
-    from .predict import Predictor
-    from .registry import ModelVersion, Registry
-    from .run import Cost, TrainingRun
-    from .space import Choice, IntRange, LogUniform, Uniform
-    from .tuning_result import TuningPlan, TuningResult
+    from sagefinetune.grid.grid import Grid
+    from sagefinetune.grid.result import GridResult
+    from sagefinetune.hub.push import HubPush
+    from sagefinetune.job import Job
+    from sagefinetune.pipeline import Pipeline, PipelineExecution, PipelineRun
+    from sagefinetune.plans.space import Choice, IntRange, LogUniform, Uniform
+    from sagefinetune.plans.training import TrainingPlan
+    from sagefinetune.registry import ModelVersion, Registry
+    from sagefinetune.run import Cost, TrainingRun
+    from sagefinetune.runtime.diagnose import Diagnosis, Finding
+    from sagefinetune.runtime.export import ExportedModel
+    from sagefinetune.runtime.predict import Predictor
+    from sagefinetune.tuning.result import TuningPlan, TuningResult
 
 
 def __getattr__(name: str) -> Any:

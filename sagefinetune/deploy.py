@@ -2,7 +2,7 @@
 
 ``TrainingRun.deploy`` / ``batch_predict`` and :meth:`sagefinetune.Endpoint.from_model` route through here:
 ``instance="local"`` goes to :mod:`sagefinetune.serving`; anything else to the SageMaker backends
-(:mod:`sagefinetune.backends.sagemaker_serving`, :mod:`sagefinetune.backends.sagemaker_batch`).
+(:mod:`sagefinetune.backends.sagemaker.endpoints`, :mod:`sagefinetune.backends.sagemaker.batch`).
 """
 
 from __future__ import annotations
@@ -11,17 +11,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import deploy_plan
-from .backends.model_archive import HANDLER
-from .backends.sagemaker import SageMakerBackend
-from .backends.sagemaker_serving import ServingBackend
-from .deploy_plan import ModelRef
-from .errors import ConfigError
+from sagefinetune.backends.sagemaker.endpoints import ServingBackend
+from sagefinetune.backends.sagemaker.model_archive import HANDLER
+from sagefinetune.backends.sagemaker.training import SageMakerBackend
+from sagefinetune.errors import ConfigError
+from sagefinetune.plans import deploy as deploy_plan
+from sagefinetune.plans.deploy import ModelRef
 
 if TYPE_CHECKING:
-    from .batch import BatchResult
-    from .endpoint import Endpoint
-    from .run import TrainingRun
+    from sagefinetune.backends.batch_result import BatchResult
+    from sagefinetune.endpoint import Endpoint
+    from sagefinetune.run import TrainingRun
 
 __all__ = ["deploy_run", "deploy_model", "batch_transform_run"]
 
@@ -70,7 +70,7 @@ def batch_transform_run(run: TrainingRun, data: Any, **options: Any) -> BatchRes
     Returns:
         A :class:`~sagefinetune.BatchResult`.
     """
-    from .backends.sagemaker_batch import transform
+    from sagefinetune.backends.sagemaker.batch import transform
 
     deploy_plan.check_options(options, deploy_plan.TRANSFORM_OPTIONS, "batch_predict")
     model, role, bucket = run_model(run)
@@ -96,7 +96,7 @@ def run_model(run: TrainingRun) -> tuple[ModelRef, str | None, str | None]:
 
 def backend_for(options: Mapping[str, Any], run: TrainingRun | None = None) -> ServingBackend:
     """The session and region given, else the SageMaker run's own, else the default credential chain's."""
-    from ._validate import boolean, positive_number
+    from sagefinetune.core.checks import boolean, positive_number
 
     session, region = options.get("boto_session"), options.get("region")
     if region is not None:
@@ -110,7 +110,7 @@ def backend_for(options: Mapping[str, Any], run: TrainingRun | None = None) -> S
 
 def model_ref(model: Any) -> ModelRef:
     """An ``s3://.../model.tar.gz``, a local model folder, or a Hub id, checked (no network)."""
-    from .models import check_name, model_source
+    from sagefinetune.facts.models import check_name, model_source
 
     pair = deploy_plan.images.IMAGE_PAIRS[0]
     if isinstance(model, Path):
@@ -127,7 +127,7 @@ def model_ref(model: Any) -> ModelRef:
 
 
 def local_folder(ref: ModelRef) -> Path:
-    from .models import local_path
+    from sagefinetune.facts.models import local_path
 
     found = ref.location if ref.kind == "folder" else local_path(ref.location) if ref.kind == "hub" else None
     if found is None:
@@ -139,7 +139,7 @@ def local_folder(ref: ModelRef) -> Path:
 def deploy_local(folder: Path, options: Mapping[str, Any]) -> Endpoint:
     """The local endpoint of sagefinetune.serving (imported only now)."""
     try:
-        from .serving import deploy_local as serve
+        from sagefinetune.serving import deploy_local as serve
     except ModuleNotFoundError as exc:
         if exc.name != f"{__package__}.serving":
             raise

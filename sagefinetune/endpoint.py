@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
+from sagefinetune.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -150,7 +150,7 @@ class Endpoint:
             >>> ep.hourly_cost  # doctest: +SKIP
             0.736
         """
-        from .deploy import deploy_model
+        from sagefinetune.deploy import deploy_model
 
         return deploy_model(model, instance=instance, serverless=serverless, **options)
 
@@ -161,7 +161,7 @@ class Endpoint:
         Example:
             >>> Endpoint.attach("sft-all-minilm-l6-v2-ep-20261122-101500").delete()  # doctest: +SKIP
         """
-        from .backends.sagemaker_serving import ServingBackend
+        from sagefinetune.backends.sagemaker.endpoints import ServingBackend
 
         return ServingBackend(boto_session, region).attach(name)
 
@@ -177,6 +177,6 @@ class Endpoint:
             >>> forgotten = Endpoint.list()  # doctest: +SKIP
             >>> for name in forgotten.name: Endpoint.attach(name).delete()  # doctest: +SKIP
         """
-        from .backends.sagemaker_serving import ServingBackend
+        from sagefinetune.backends.sagemaker.endpoints import ServingBackend
 
         return ServingBackend(boto_session, region).list()

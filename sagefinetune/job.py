@@ -10,19 +10,19 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from .dataset import Dataset
-from .entrypoint.contract import DEFAULT_MODEL, HYPERPARAMETERS, parse_str
-from .errors import ConfigError, did_you_mean
-from .labels import LabelMap
-from .models import check_name
+from sagefinetune.data.dataset import Dataset
+from sagefinetune.data.labels import LabelMap
+from sagefinetune.entrypoint.contract import DEFAULT_MODEL, HYPERPARAMETERS, parse_str
+from sagefinetune.errors import ConfigError, did_you_mean
+from sagefinetune.facts.models import check_name
 
 if TYPE_CHECKING:
-    from .pipeline import Pipeline
-    from .plan import TrainingPlan
-    from .prepare import Prepared
-    from .run import TrainingRun
-    from .space import Range
-    from .tuning_result import TuningPlan, TuningResult
+    from sagefinetune.data.prepare import Prepared
+    from sagefinetune.pipeline import Pipeline
+    from sagefinetune.plans.space import Range
+    from sagefinetune.plans.training import TrainingPlan
+    from sagefinetune.run import TrainingRun
+    from sagefinetune.tuning.result import TuningPlan, TuningResult
 
 __all__ = ["Job"]
 
@@ -31,7 +31,7 @@ USER_HYPERPARAMETERS = tuple(
     k for k in HYPERPARAMETERS if k not in ("model_name_or_path", "config_overrides", "labels", "problem_type",
                                              "label_mapping", "text_column", "text_pair_column", "label_column")
 )
-#: The learning rate and warmup are left out: the plan chooses them for the model's size (see sagefinetune.defaults).
+#: The learning rate and warmup are left out: the plan chooses them for the model's size (see sagefinetune.facts.defaults).
 DEFAULT_HYPERPARAMETERS: Mapping[str, Any] = MappingProxyType({"epochs": 3, "batch_size": 32, "max_length": 256})
 
 
@@ -126,19 +126,19 @@ class Job:
 
     # ---- planning and running ------------------------------------------------------------------------
     def plan(self, instance: str = "local", nodes: int = 1, **options: Any) -> TrainingPlan:
-        """What will run, where, with what: pure, no I/O. See :class:`~sagefinetune.plan.TrainingPlan`.
+        """What will run, where, with what: pure, no I/O. See :class:`~sagefinetune.plans.training.TrainingPlan`.
 
         ``plan.estimate`` predicts time and cost (see :doc:`/benchmark-grid`); ``train_rows=N`` gives the row count of
         data not read before launch, ``scale_lr=True`` raises the learning rate with the square root of the global
         batch, ``local_speed=`` (from :func:`~sagefinetune.measure_speed`) times a local plan.
         """
-        from .plan import make_plan
+        from sagefinetune.plans.training import make_plan
 
         return make_plan(self, instance=instance, nodes=nodes, **options)
 
     def prepare(self) -> Prepared:
         """Load the rows, check columns and labels, and encode labels to class ids (reads the data)."""
-        from .prepare import prepare
+        from sagefinetune.data.prepare import prepare
 
         return prepare(self)
 
@@ -167,16 +167,16 @@ class Job:
         """
         plan = self.plan(instance=instance, nodes=nodes, **options)
         if plan.backend == "local":
-            from .backends.local import LocalBackend
+            from sagefinetune.backends.local import LocalBackend
 
             run = LocalBackend().fit(self, plan, run_dir=run_dir, progress=progress)
         else:
-            from .backends.sagemaker import SageMakerBackend
+            from sagefinetune.backends.sagemaker.training import SageMakerBackend
 
             backend = SageMakerBackend(boto_session, region=plan.sagemaker.region if plan.sagemaker else None)
             run = backend.fit(self, plan, progress=progress, wait=wait, logs=logs)
         if progress and (plan.backend == "local" or wait):
-            from .diagnose import report
+            from sagefinetune.runtime.diagnose import report
 
             report(run)  # the findings of run.diagnose(), printed
         return run
@@ -192,7 +192,7 @@ class Job:
             >>> Job.from_dataset(Dataset.example("imdb")).tune_plan({"learning_rate": LogUniform(1e-5, 1e-4)}).trials
             8
         """
-        from .tune import make_tuning_plan
+        from sagefinetune.tuning.tune import make_tuning_plan
 
         return make_tuning_plan(self, space, objective=objective, direction=direction, trials=trials, parallel=parallel,
                                 instance=instance, nodes=nodes, strategy=strategy, pruner=pruner, seed=seed,
@@ -226,7 +226,7 @@ class Job:
             A :class:`~sagefinetune.TuningResult`: ``.table``, ``.best_hyperparameters``, ``.best_job``,
             ``.best_run``, ``.plot()``.
         """
-        from .tune import tune
+        from sagefinetune.tuning.tune import tune
 
         return tune(self, space, objective=objective, direction=direction, trials=trials, parallel=parallel,
                     instance=instance, nodes=nodes, strategy=strategy, pruner=pruner, seed=seed, baseline=baseline,
@@ -256,7 +256,7 @@ class Job:
             >>> str(pipe.conditions[0])
             'eval_f1 >= 0.9'
         """
-        from .pipeline.spec import make_pipeline
+        from sagefinetune.pipeline.spec import make_pipeline
 
         return make_pipeline(self, name, instance=instance, nodes=nodes, condition=condition, register=register,
                              deploy=deploy, approval=approval, boto_session=boto_session, **options)

@@ -24,12 +24,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
+from sagefinetune.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .endpoint import Endpoint
+    from sagefinetune.endpoint import Endpoint
 
 __all__ = ["Registry", "ModelVersion", "STATUSES"]
 
@@ -120,7 +120,7 @@ class Registry:
         if backend == "local":
             self._store = LocalStore(Path(path or DEFAULT_PATH) / self.group, self.group)
         else:
-            from .backends.sagemaker_registry import SageMakerStore
+            from sagefinetune.backends.sagemaker.registry import SageMakerStore
 
             self._store = SageMakerStore(self.group, boto_session=boto_session, region=region)
 
@@ -260,7 +260,7 @@ class LocalStore:
 
     def deploy(self, version: ModelVersion, instance: str, options: dict[str, Any]) -> Endpoint:
         if instance == "local" and not options.get("serverless"):
-            from .serving import deploy_local  # type: ignore[attr-defined,unused-ignore]
+            from sagefinetune.serving import deploy_local  # type: ignore[attr-defined,unused-ignore]
 
             return deploy_local(version.model, **options)  # type: ignore[no-any-return,unused-ignore]
         raise ConfigError(f"version {version.version} of {self.group!r} is in a local registry; its model folder deploys "

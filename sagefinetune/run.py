@@ -7,16 +7,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
+from sagefinetune.errors import ConfigError
 
 if TYPE_CHECKING:
-    from .curves import Curves
-    from .diagnose import Diagnosis
-    from .endpoint import Endpoint
-    from .export import ExportedModel
-    from .hub import HubPush
-    from .plan import TrainingPlan
-    from .predict import Predictor
+    from sagefinetune.endpoint import Endpoint
+    from sagefinetune.hub.push import HubPush
+    from sagefinetune.plans.training import TrainingPlan
+    from sagefinetune.runtime.curves import Curves
+    from sagefinetune.runtime.diagnose import Diagnosis
+    from sagefinetune.runtime.export import ExportedModel
+    from sagefinetune.runtime.predict import Predictor
 
 __all__ = ["TrainingRun", "Cost"]
 
@@ -86,7 +86,7 @@ class TrainingRun:
             >>> run.predictor().predict(["i liked the movie"])  # doctest: +SKIP
             [{'label': 'positive', 'score': 0.97}]
         """
-        from .predict import Predictor
+        from sagefinetune.runtime.predict import Predictor
 
         return Predictor(self.model_dir, batch_size=batch_size, device=device, precision=precision)
 
@@ -94,7 +94,7 @@ class TrainingRun:
                test_data: str | Path | None = None, max_accuracy_drop: float = 0.01) -> ExportedModel:
         """Export the model to ONNX for CPU serving, optionally with int8 weights, checked on the test split.
 
-        See :func:`sagefinetune.export.export`: the export fails with :class:`~sagefinetune.ExportError` when its
+        See :func:`sagefinetune.runtime.export.export`: the export fails with :class:`~sagefinetune.ExportError` when its
         accuracy is more than ``max_accuracy_drop`` (default one point) below the PyTorch model's.
 
         Example:
@@ -104,7 +104,7 @@ class TrainingRun:
             >>> exported.predictor().predict(["i liked the movie"])  # doctest: +SKIP
             [{'label': 'positive', 'score': 0.96}]
         """
-        from .export import export
+        from sagefinetune.runtime.export import export
 
         return export(self, format, quantize=quantize, path=path, test_data=test_data,
                       max_accuracy_drop=max_accuracy_drop)
@@ -113,13 +113,13 @@ class TrainingRun:
                     commit_message: str | None = None, revision: str | None = None) -> HubPush:
         """Publish the model, tokenizer, config, settings, metrics and a model card on the Hugging Face Hub.
 
-        See :func:`sagefinetune.hub.push_to_hub`; the token comes from ``token=`` or ``hf auth login``.
+        See :func:`sagefinetune.hub.push.push_to_hub`; the token comes from ``token=`` or ``hf auth login``.
 
         Example:
             >>> run.push_to_hub("me/imdb-minilm", private=True).url  # doctest: +SKIP
             'https://huggingface.co/me/imdb-minilm'
         """
-        from .hub import push_to_hub
+        from sagefinetune.hub.push import push_to_hub
 
         return push_to_hub(self, repo_id, private=private, token=token, commit_message=commit_message,
                            revision=revision)
@@ -141,10 +141,10 @@ class TrainingRun:
             [{'label': 'sports', 'score': 0.97}]
         """
         if instance == "local" and not options.get("serverless"):
-            from .serving import deploy_local
+            from sagefinetune.serving import deploy_local
 
             return deploy_local(self.model_dir, **options)
-        from .deploy import deploy_run
+        from sagefinetune.deploy import deploy_run
 
         return deploy_run(self, instance=None if instance == "local" else instance, **options)
 
@@ -169,11 +169,11 @@ class TrainingRun:
             >>> path = run.batch_predict(["a match report", "a budget speech"])  # doctest: +SKIP
         """
         if instance == "local":
-            from .serving import batch_predict_local
+            from sagefinetune.serving import batch_predict_local
 
             default = (self.run_dir or Path("sft-runs") / self.name) / "predictions.jsonl"
             return batch_predict_local(self.model_dir, data, output_path or default, **options)
-        from .deploy import batch_transform_run
+        from sagefinetune.deploy import batch_transform_run
 
         return batch_transform_run(self, data, instance=instance, output_path=output_path, **options)
 
@@ -191,7 +191,7 @@ class TrainingRun:
             return self
         finished: TrainingRun = self._backend.wait(self, logs=logs, progress=progress, timeout=timeout)
         if progress:
-            from .diagnose import report
+            from sagefinetune.runtime.diagnose import report
 
             report(finished)
         return finished
@@ -207,13 +207,13 @@ class TrainingRun:
 
     def curves(self) -> Curves:
         """The loss, gradient norm, learning rate and evaluation metrics as logged, and the label counts."""
-        from .curves import Curves
+        from sagefinetune.runtime.curves import Curves
 
         return Curves.from_lines(self.log_lines())
 
     def diagnose(self) -> Diagnosis:
         """What went wrong, read from this run's own curves: overfitting, a flat or diverged loss, no better than the
-        majority class, class imbalance, low GPU throughput. See :mod:`sagefinetune.diagnose`.
+        majority class, class imbalance, low GPU throughput. See :mod:`sagefinetune.runtime.diagnose`.
 
         Example:
             >>> print(run.diagnose())  # doctest: +SKIP
@@ -221,7 +221,7 @@ class TrainingRun:
               overfitting: the evaluation loss rose for 3 evaluations in a row ...
                 try: epochs=2 (the evaluation loss was lowest after epoch 2)
         """
-        from .diagnose import diagnose
+        from sagefinetune.runtime.diagnose import diagnose
 
         plan, gpu, max_length = self.plan, None, None
         if plan is not None:
@@ -241,7 +241,7 @@ class TrainingRun:
         Returns:
             The matplotlib Figure (shown inline in a notebook).
         """
-        from .curves import plot_curves
+        from sagefinetune.runtime.curves import plot_curves
 
         folder = self.run_dir / "checkpoints" if self.run_dir else None
         kept = sorted(int(p.name.split("-")[1]) for p in folder.glob("checkpoint-*")
@@ -270,7 +270,7 @@ class TrainingRun:
             >>> run = TrainingRun.attach("sft-all-minilm-l6-v2-20261121-101500")  # doctest: +SKIP
             >>> run.wait().metrics["eval_accuracy"]  # doctest: +SKIP
         """
-        from .backends.sagemaker import SageMakerBackend
+        from sagefinetune.backends.sagemaker.training import SageMakerBackend
 
         return SageMakerBackend(boto_session, region=region).attach(name)
 

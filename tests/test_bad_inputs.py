@@ -16,7 +16,7 @@ from conftest import MODEL
 
 import sagefinetune as sft
 from sagefinetune import Dataset, Job, LabelMap
-from sagefinetune.predict import Predictor
+from sagefinetune.runtime.predict import Predictor
 
 HF_TOKEN = "hf_" + "a1b2c3d4e5" * 3
 
@@ -247,7 +247,7 @@ def test_sagemaker_fit_refuses_before_upload_or_job(moto, name, make, options, e
 
 
 def test_attach_to_an_unknown_job_says_what_to_check(moto):
-    from sagefinetune.backends.sagemaker import SageMakerBackend
+    from sagefinetune.backends.sagemaker.training import SageMakerBackend
 
     backend = SageMakerBackend(moto.session())
     check(lambda: backend.attach("no-such-job"), sft.AWSError, "'no-such-job'")
@@ -256,7 +256,7 @@ def test_attach_to_an_unknown_job_says_what_to_check(moto):
 def test_a_local_model_folder_travels_as_the_model_channel(moto, tmp_path):
     import shutil
 
-    from sagefinetune.models import local_path
+    from sagefinetune.facts.models import local_path
 
     folder = tmp_path / "my-model"
     shutil.copytree(local_path(MODEL), folder)

@@ -4,13 +4,13 @@ import doctest
 
 import pytest
 
-import sagefinetune.dataset
-import sagefinetune.hub
+import sagefinetune.data.dataset
+import sagefinetune.data.labels
+import sagefinetune.hub.push
 import sagefinetune.job
-import sagefinetune.labels
 
 
-@pytest.mark.parametrize("module", [sagefinetune.labels, sagefinetune.dataset, sagefinetune.job, sagefinetune.hub])
+@pytest.mark.parametrize("module", [sagefinetune.data.labels, sagefinetune.data.dataset, sagefinetune.job, sagefinetune.hub.push])
 def test_docstring_examples(module):
     result = doctest.testmod(module, extraglobs={"Dataset": sagefinetune.Dataset, "Job": sagefinetune.Job,
                                                   "LabelMap": sagefinetune.LabelMap})

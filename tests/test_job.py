@@ -98,7 +98,7 @@ def test_a_missing_dependency_names_what_to_install(monkeypatch):
     import importlib.util
 
     from sagefinetune import MissingDependencyError
-    from sagefinetune._deps import require
+    from sagefinetune.core.deps import require
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("matplotlib", "torch") else real(name, *a))

@@ -26,15 +26,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ..cache import root as cache_root
-from ..entrypoint import contract
-from ..errors import ConfigError, TrainingError
-from ..models import preflight
+from sagefinetune.data.cache import root as cache_root
+from sagefinetune.entrypoint import contract
+from sagefinetune.errors import ConfigError, TrainingError
+from sagefinetune.facts.models import preflight
 
 if TYPE_CHECKING:
-    from ..job import Job
-    from ..plan import TrainingPlan
-    from ..run import TrainingRun
+    from sagefinetune.job import Job
+    from sagefinetune.plans.training import TrainingPlan
+    from sagefinetune.run import TrainingRun
 
 ENTRYPOINT = Path(__file__).resolve().parent.parent / "entrypoint" / "train.py"
 
@@ -96,7 +96,7 @@ class LocalBackend:
         self.threads = threads
 
     def fit(self, job: Job, plan: TrainingPlan, *, run_dir: str | Path | None = None, progress: bool = True) -> TrainingRun:
-        from ..run import TrainingRun
+        from sagefinetune.run import TrainingRun
 
         run_dir = _run_folder(run_dir, plan.job_name)
         preflight(job.model_id, job.model_config, required=True)  # the model is readable here, its overrides fit it
@@ -108,7 +108,7 @@ class LocalBackend:
         for note in prepared.notes:
             warnings.warn(note, stacklevel=3)
 
-        from ..measure import refine_at_fit
+        from sagefinetune.cost.measure import refine_at_fit
 
         plan = refine_at_fit(job, plan, prepared)  # the estimate, with the rows as read
         _check_same_job(run_dir, hyperparameters, prepared.fingerprint)
@@ -175,7 +175,7 @@ def _failure(name: str, code: int, run_dir: Path, tail: list[str]) -> TrainingEr
 
 
 def _run_folder(run_dir: str | Path | None, job_name: str) -> Path:
-    from ..plan import launch_name
+    from sagefinetune.plans.training import launch_name
 
     if not isinstance(run_dir, (str, Path, type(None))) or run_dir == "":
         raise ConfigError(f"run_dir must be a folder path; got {run_dir!r}. Fix: run_dir='sft-runs/my-run'.")

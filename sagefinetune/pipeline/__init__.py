@@ -10,9 +10,9 @@
 Importing this package imports no SageMaker SDK, torch or transformers.
 """
 
-from .conditions import Condition
-from .execution import PipelineExecution
-from .local import PipelineRun
-from .spec import Deployment, Pipeline
+from sagefinetune.pipeline.conditions import Condition
+from sagefinetune.pipeline.execution import PipelineExecution
+from sagefinetune.pipeline.local import PipelineRun
+from sagefinetune.pipeline.spec import Deployment, Pipeline
 
 __all__ = ["Pipeline", "PipelineExecution", "PipelineRun", "Condition", "Deployment"]

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError, did_you_mean
+from sagefinetune.errors import ConfigError, did_you_mean
 
 #: What evaluation.json holds: single-label and multi-label scores (see entrypoint/metrics/classification.py).
 SINGLE_LABEL = ("eval_accuracy", "eval_f1", "eval_precision", "eval_recall", "eval_mcc", "eval_loss")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..errors import AWSError, ConfigError, PipelineError
+from sagefinetune.errors import AWSError, ConfigError, PipelineError
 
 TERMINAL = ("Succeeded", "Failed", "Stopped")
 
@@ -30,7 +30,7 @@ class PipelineExecution:
     @classmethod
     def attach(cls, arn: str, *, boto_session: Any = None, region: str | None = None) -> PipelineExecution:
         """An execution by its ARN (e.g. from the console, or after the client died)."""
-        from ..backends.sagemaker import SageMakerBackend
+        from sagefinetune.backends.sagemaker.training import SageMakerBackend
 
         if not isinstance(arn, str) or ":pipeline/" not in arn or "/execution/" not in arn:
             raise ConfigError(f"{arn!r} is not a pipeline execution ARN. "
@@ -43,7 +43,7 @@ class PipelineExecution:
 
     def describe(self) -> dict[str, Any]:
         """DescribePipelineExecution's answer (kept as ``description``)."""
-        from ..backends.sagemaker import aws_errors
+        from sagefinetune.backends.sagemaker.aws import aws_errors
 
         with aws_errors("DescribePipelineExecution"):
             self.description = self._backend.client("sagemaker").describe_pipeline_execution(PipelineExecutionArn=self.arn)
@@ -56,7 +56,7 @@ class PipelineExecution:
     def steps(self) -> list[dict[str, Any]]:
         """The steps that ran or run, oldest first: ``name``, ``status``, ``started``, ``ended``, ``failure_reason``,
         ``job`` (the training or processing job's ARN, the model package's, ...)."""
-        from ..backends.sagemaker import aws_errors
+        from sagefinetune.backends.sagemaker.aws import aws_errors
 
         client = self._backend.client("sagemaker")
         found: list[dict[str, Any]] = []

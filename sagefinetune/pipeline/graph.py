@@ -34,16 +34,16 @@ from sagemaker.mlops.workflow.pipeline import Pipeline as SDKPipeline
 from sagemaker.mlops.workflow.steps import ProcessingStep, TrainingStep
 from sagemaker.serve.model_builder import ModelBuilder
 
-from ..deploy_plan import KIND_TAG, MODEL_TAG, TAG, ModelRef, environment
-from ..entrypoint.evaluation import READ_HYPERPARAMETERS
-from ..entrypoint.evaluation import REPORT as EVALUATION_FILE
-from .conditions import recheck
-from .local import inference_image
-from .spec import APPROVAL, DATA, DATA_LOCATION, INSTANCE
+from sagefinetune.entrypoint.evaluation import READ_HYPERPARAMETERS
+from sagefinetune.entrypoint.evaluation import REPORT as EVALUATION_FILE
+from sagefinetune.pipeline.conditions import recheck
+from sagefinetune.pipeline.local import inference_image
+from sagefinetune.pipeline.spec import APPROVAL, DATA, DATA_LOCATION, INSTANCE
+from sagefinetune.plans.deploy import KIND_TAG, MODEL_TAG, TAG, ModelRef, environment
 
 if TYPE_CHECKING:
-    from ..backends.sagemaker import SageMakerBackend, StagedInputs
-    from .spec import Pipeline
+    from sagefinetune.backends.sagemaker.training import SageMakerBackend, StagedInputs
+    from sagefinetune.pipeline.spec import Pipeline
 
 PROCESSING = "/opt/ml/processing"
 MAX_METADATA_VALUE = 256
@@ -129,7 +129,7 @@ def _code(script: str, scratch: str) -> str:
     import shutil
     from pathlib import Path
 
-    from ..backends.source_code import ENTRYPOINT_DIR, source_files
+    from sagefinetune.backends.sagemaker.source_code import ENTRYPOINT_DIR, source_files
 
     folder = Path(scratch) / script.removesuffix(".py")
     for source in source_files(script):
@@ -166,7 +166,7 @@ def evaluation_step(pipe: Pipeline, session: Any, role: str, staged: StagedInput
 def check_data_step(pipe: Pipeline, session: Any, role: str, staged: StagedInputs, params: Parameters,
                     scratch: str) -> Any:
     """from_s3 data is checked inside AWS (columns, texts, label values) before a GPU starts."""
-    from ..entrypoint.check_data import READ_HYPERPARAMETERS as CHECKED
+    from sagefinetune.entrypoint.check_data import READ_HYPERPARAMETERS as CHECKED
 
     processor = _processor(session, role, staged, params, "check_data.py", "check-data")
     inputs = [_input("code", _code("check_data.py", scratch), f"{PROCESSING}/input/code")]

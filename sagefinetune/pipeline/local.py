@@ -26,14 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, PipelineError
-from .conditions import recheck
-from .spec import APPROVAL
+from sagefinetune.core.console import say
+from sagefinetune.errors import ConfigError, PipelineError
+from sagefinetune.pipeline.conditions import recheck
+from sagefinetune.pipeline.spec import APPROVAL
 
 if TYPE_CHECKING:
-    from ..endpoint import Endpoint
-    from ..registry import ModelVersion
-    from .spec import Pipeline
+    from sagefinetune.endpoint import Endpoint
+    from sagefinetune.pipeline.spec import Pipeline
+    from sagefinetune.registry import ModelVersion
 
 RUN_FILE = "run.json"
 CACHED_STEPS = ("train", "evaluate")  # deterministic and costly: reused across runs; register and deploy never are
@@ -94,7 +95,7 @@ def run_local(pipe: Pipeline, *, folder: str | Path | None, parameters: dict[str
     except KeyboardInterrupt:
         run.status = "Interrupted"
         run.save()
-        _say(f"run {run.run_id} interrupted; run_local() again continues it (finished steps are not repeated)")
+        say(f"run {run.run_id} interrupted; run_local() again continues it (finished steps are not repeated)")
         raise
     except BaseException as exc:
         run.status, run.failure_reason = "Failed", f"{type(exc).__name__}: {exc}"
@@ -105,8 +106,8 @@ def run_local(pipe: Pipeline, *, folder: str | Path | None, parameters: dict[str
 
 def _run_steps(pipe: Pipeline, run: PipelineRun, root: Path, registry: str | Path | None, cache: bool,
                progress: bool) -> None:
-    from ..backends.source_code import source_files
-    from ..entrypoint.evaluation import READ_HYPERPARAMETERS
+    from sagefinetune.backends.sagemaker.source_code import source_files
+    from sagefinetune.entrypoint.evaluation import READ_HYPERPARAMETERS
 
     prepared = pipe.job.prepare()  # the rows' content hash is the train step's main input
     recheck(pipe.conditions, prepared.label_map.problem_type)
@@ -132,12 +133,12 @@ def _run_steps(pipe: Pipeline, run: PipelineRun, root: Path, registry: str | Pat
             f"registered. Fix: a better model (more rows or epochs), or another threshold "
             f"(parameters={{{pipe.conditions[0].parameter!r}: ...}}). Reports: {evaluation['folder']}.",
             step="condition", run=run)
-    _say(f"condition met: {', '.join(f'{k} = {metrics[k]:.4g} (threshold {v:g})' for k, v in thresholds.items())}")
+    say(f"condition met: {', '.join(f'{k} = {metrics[k]:.4g} (threshold {v:g})' for k, v in thresholds.items())}")
     status = run.parameters.get(APPROVAL, pipe.approval)
     register_inputs = {"model": train["model_hash"], "metrics": metrics, "group": pipe.group, "status": status}
     registered = step(run, root, "register", register_inputs, False,
                       lambda d: _register(pipe, run, train, metrics, prepared, status, registry))
-    from ..registry import Registry
+    from sagefinetune.registry import Registry
 
     reg = Registry(pipe.group, path=registry)
     run.version = reg.get(int(registered["version"]))
@@ -153,11 +154,11 @@ def step(run: PipelineRun, root: Path, name: str, inputs: Any, cache: bool,
     digest = _hash(inputs)
     done = run.steps.get(name)
     if done and done.get("status") == "Succeeded" and done.get("inputs") == digest:
-        _say(f"{name}: finished earlier in this run with the same inputs; not repeated")
+        say(f"{name}: finished earlier in this run with the same inputs; not repeated")
         return dict(done["outputs"])
     earlier = _cached(root, run, name, digest) if cache and name in CACHED_STEPS else None
     if earlier is not None:
-        _say(f"{name}: reused from run {earlier[0]} (same inputs {digest[:12]})")
+        say(f"{name}: reused from run {earlier[0]} (same inputs {digest[:12]})")
         run.steps[name] = {"status": "Succeeded", "inputs": digest, "seconds": 0.0, "outputs": earlier[1],
                            "reused_from": earlier[0]}
         run.save()
@@ -165,7 +166,7 @@ def step(run: PipelineRun, root: Path, name: str, inputs: Any, cache: bool,
     run.steps[name] = {"status": "Running", "inputs": digest}
     run.save()
     started = time.time()
-    _say(f"{name}: running")
+    say(f"{name}: running")
     outputs = action(run.folder / f"{name}-{digest[:8]}")
     run.steps[name] = {"status": "Succeeded", "inputs": digest, "seconds": round(time.time() - started, 2),
                        "outputs": outputs}
@@ -181,7 +182,7 @@ def open_run(root: Path, pipe: Pipeline, parameters: dict[str, Any]) -> Pipeline
         unfinished = last["status"] in ("Running", "Interrupted") or (
             last["status"] == "Failed" and last.get("failed_step") != "condition")
         if unfinished:
-            _say(f"continuing run {last['run_id']} of pipeline {pipe.name} ({last['status']})")
+            say(f"continuing run {last['run_id']} of pipeline {pipe.name} ({last['status']})")
             return PipelineRun(pipe.name, last["run_id"], runs[-1], parameters, "Running", last["steps"])
     run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     folder = root / run_id
@@ -195,7 +196,7 @@ def open_run(root: Path, pipe: Pipeline, parameters: dict[str, Any]) -> Pipeline
             folder = root / f"{run_id}-{suffix}"
     run = PipelineRun(pipe.name, folder.name, folder, parameters)
     run.save()
-    _say(f"pipeline {pipe.name}: run {run.run_id} in {folder}")
+    say(f"pipeline {pipe.name}: run {run.run_id} in {folder}")
     return run
 
 
@@ -222,7 +223,7 @@ def _train(pipe: Pipeline, folder: Path, progress: bool) -> dict[str, Any]:
 
 
 def _evaluate(folder: Path, train: dict[str, Any], read: dict[str, str]) -> dict[str, Any]:
-    from ..entrypoint import evaluation
+    from sagefinetune.entrypoint import evaluation
 
     folder.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, evaluation.__file__, "--model_dir", train["model_dir"], "--test_dir", train["test_dir"],
@@ -241,13 +242,13 @@ def _evaluate(folder: Path, train: dict[str, Any], read: dict[str, str]) -> dict
 
 def _register(pipe: Pipeline, run: PipelineRun, train: dict[str, Any], metrics: dict[str, float], prepared: Any,
               status: str, registry: str | Path | None) -> dict[str, Any]:
-    from ..registry import Registry
+    from sagefinetune.registry import Registry
 
     version = Registry(pipe.group, path=registry).register(
         train["model_dir"], metrics=metrics, labels=list(prepared.label_map.names_), status=status,
         inference_image=inference_image(pipe), source={"pipeline": pipe.name, "run": run.run_id,
                                                         "data": prepared.fingerprint})
-    _say(f"registered {pipe.group} v{version.version} ({status})")
+    say(f"registered {pipe.group} v{version.version} ({status})")
     return {"version": version.version, "model": version.model, "status": status}
 
 
@@ -258,7 +259,7 @@ def _deploy(pipe: Pipeline, run: PipelineRun, reg: Any) -> None:
         note = (f"{pipe.group} v{version.version} is {version.status}: not deployed. Fix: "
                 f"Registry({pipe.group!r}).approve({version.version}), then .deploy({version.version}).")
         run.steps["deploy"] = {"status": "Skipped", "outputs": {"reason": note}}
-        _say(note)
+        say(note)
         return
     run.endpoint = reg.deploy(version.version, "local")
     run.steps["deploy"] = {"status": "Succeeded", "outputs": {"endpoint": run.endpoint.name, "url": run.endpoint.url}}
@@ -266,7 +267,7 @@ def _deploy(pipe: Pipeline, run: PipelineRun, reg: Any) -> None:
 
 def inference_image(pipe: Pipeline) -> str | None:
     """The inference image paired with the pipeline's training image (GPU when it deploys on a GPU, else CPU)."""
-    from .. import images
+    from sagefinetune.facts import images
 
     spec = pipe.plan.sagemaker
     if spec is None:
@@ -297,7 +298,3 @@ def _code_hash(files: list[Path]) -> str:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
-
-
-def _say(message: str) -> None:
-    print(f"[sagefinetune] {message}", file=sys.stderr, flush=True)

@@ -6,12 +6,12 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, did_you_mean
-from ..registry import check_status
-from .spec import APPROVAL, DATA, DATA_LOCATION, INSTANCE
+from sagefinetune.errors import ConfigError, did_you_mean
+from sagefinetune.pipeline.spec import APPROVAL, DATA, DATA_LOCATION, INSTANCE
+from sagefinetune.registry import check_status
 
 if TYPE_CHECKING:
-    from .spec import Pipeline
+    from sagefinetune.pipeline.spec import Pipeline
 
 
 def check_parameters(pipe: Pipeline, parameters: Mapping[str, Any], *, local: bool = False) -> dict[str, Any]:
@@ -54,8 +54,8 @@ def _threshold(name: str, value: Any, metric: str) -> float:
 
 def _instance(pipe: Pipeline, value: Any) -> str:
     """Another instance type must run the same image with the same process layout (both are in the definition)."""
-    from .. import images
-    from ..instances import lookup
+    from sagefinetune.facts import images
+    from sagefinetune.facts.instances import lookup
 
     if not isinstance(value, str):
         raise ConfigError(f"{INSTANCE} must be an instance type; got {value!r}. Fix: {{'{INSTANCE}': 'ml.g5.xlarge'}}.")

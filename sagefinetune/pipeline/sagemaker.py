@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -21,11 +20,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AWSError, ConfigError
+from sagefinetune.core.console import say
+from sagefinetune.errors import AWSError, ConfigError
 
 if TYPE_CHECKING:
-    from .execution import PipelineExecution
-    from .spec import Pipeline
+    from sagefinetune.pipeline.execution import PipelineExecution
+    from sagefinetune.pipeline.spec import Pipeline
 
 ROLE_PLACEHOLDER = "arn:aws:iam::000000000000:role/execution-role-given-to-upsert"
 OFFLINE_KEY = "definition-only"  # the offline session's credentials: never used, every call is refused first
@@ -111,18 +111,18 @@ def offline_boto(region: str) -> Any:
 
 def _graph_builder() -> Any:
     """The step graph's builder; it needs the ``pipeline`` extra (sagemaker-mlops, sagemaker-serve)."""
-    from .._deps import require
+    from sagefinetune.core.deps import require
 
     require("sagemaker.mlops", "build a SageMaker pipeline")
     require("sagemaker.serve", "build a SageMaker pipeline's model and endpoint steps")
-    from .graph import build
+    from sagefinetune.pipeline.graph import build
 
     return build
 
 
 def definition(pipe: Pipeline, *, role: str | None, bucket: str | None) -> str:
-    from ..backends.sagemaker import ROLE_ENV, SageMakerBackend
-    from ..sagemaker_plan import DEFAULT_BUCKET
+    from sagefinetune.backends.sagemaker.training import ROLE_ENV, SageMakerBackend
+    from sagefinetune.plans.sagemaker import DEFAULT_BUCKET
 
     spec = _spec(pipe)
     with sdk_environment(spec.region, offline=True):
@@ -141,8 +141,9 @@ def definition(pipe: Pipeline, *, role: str | None, bucket: str | None) -> str:
 
 def upsert(pipe: Pipeline, *, role: str | None, description: str | None, boto_session: Any, progress: bool) -> dict[str, Any]:
     """Everything checked first (credentials, role, image, data), then uploads, the model group, the pipeline."""
-    from ..backends.sagemaker import SageMakerBackend, aws_errors
-    from ..models import preflight
+    from sagefinetune.backends.sagemaker.aws import aws_errors
+    from sagefinetune.backends.sagemaker.training import SageMakerBackend
+    from sagefinetune.facts.models import preflight
 
     spec = _spec(pipe)
     backend = SageMakerBackend(boto_session, region=spec.region)
@@ -163,7 +164,7 @@ def upsert(pipe: Pipeline, *, role: str | None, description: str | None, boto_se
             tags.append({"Key": "sagefinetune:pipeline", "Value": pipe.name})
             with aws_errors("CreatePipeline / UpdatePipeline"):
                 response: dict[str, Any] = sdk.upsert(role_arn=role, description=description or str(pipe), tags=tags)
-    _say(f"pipeline {pipe.name} is ready in {spec.region}: {response.get('PipelineArn')}", progress)
+    say(f"pipeline {pipe.name} is ready in {spec.region}: {response.get('PipelineArn')}", progress)
     return response
 
 
@@ -171,7 +172,7 @@ def ensure_group(backend: Any, group: str, pipeline: str) -> None:
     """The model package group the Register step writes to: created (tagged) when missing."""
     from botocore.exceptions import ClientError
 
-    from ..backends.sagemaker import aws_errors
+    from sagefinetune.backends.sagemaker.aws import aws_errors
 
     client = backend.client("sagemaker")
     try:
@@ -188,8 +189,8 @@ def ensure_group(backend: Any, group: str, pipeline: str) -> None:
 
 
 def start(pipe: Pipeline, parameters: dict[str, Any], *, boto_session: Any) -> PipelineExecution:
-    from ..backends.sagemaker import SageMakerBackend
-    from .execution import PipelineExecution
+    from sagefinetune.backends.sagemaker.training import SageMakerBackend
+    from sagefinetune.pipeline.execution import PipelineExecution
 
     spec = _spec(pipe)
     backend = SageMakerBackend(boto_session, region=spec.region)
@@ -205,7 +206,7 @@ def start(pipe: Pipeline, parameters: dict[str, Any], *, boto_session: Any) -> P
             raise AWSError(f"no pipeline {pipe.name!r} to start in {spec.region} ({code}). Fix: pipe.upsert(role=...) "
                            "first.", operation="StartPipelineExecution", code=code) from exc
         raise AWSError(f"StartPipelineExecution failed: {exc}", operation="StartPipelineExecution", code=code) from exc
-    _say(f"started {arn}", True)
+    say(f"started {arn}", True)
     return PipelineExecution(arn, backend)
 
 
@@ -227,7 +228,7 @@ def _read_files(path: Path) -> list[tuple[str, bytes]]:
 def _put_once(s3: Any, bucket: str, key: str, data: bytes, extra_args: Any, progress: bool) -> None:
     from botocore.exceptions import ClientError
 
-    from ..backends.sagemaker import aws_errors
+    from sagefinetune.backends.sagemaker.aws import aws_errors
 
     try:
         if int(s3.head_object(Bucket=bucket, Key=key).get("ContentLength", -1)) == len(data):
@@ -237,8 +238,3 @@ def _put_once(s3: Any, bucket: str, key: str, data: bytes, extra_args: Any, prog
             raise AWSError(f"HeadObject s3://{bucket}/{key} failed: {exc}", operation="HeadObject") from exc
     with aws_errors("PutObject"):
         s3.put_object(Bucket=bucket, Key=key, Body=data, **dict(extra_args or {}))
-
-
-def _say(message: str, enabled: bool) -> None:
-    if enabled:
-        print(f"[sagefinetune] {message}", file=sys.stderr, flush=True)

@@ -14,15 +14,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, did_you_mean
-from ..registry import check_group, check_status
-from .conditions import Condition
+from sagefinetune.errors import ConfigError, did_you_mean
+from sagefinetune.pipeline.conditions import Condition
+from sagefinetune.registry import check_group, check_status
 
 if TYPE_CHECKING:
-    from ..job import Job
-    from ..plan import TrainingPlan
-    from .execution import PipelineExecution
-    from .local import PipelineRun
+    from sagefinetune.job import Job
+    from sagefinetune.pipeline.execution import PipelineExecution
+    from sagefinetune.pipeline.local import PipelineRun
+    from sagefinetune.plans.training import TrainingPlan
 
 __all__ = ["Pipeline", "Deployment", "make_pipeline"]
 
@@ -68,7 +68,7 @@ class Deployment:
             return Deployment("serverless", None, 1, memory, concurrency, name)
         instance = value.get("instance")
         if instance != "local":
-            from ..instances import lookup
+            from sagefinetune.facts.instances import lookup
 
             if not isinstance(instance, str):
                 raise ConfigError(f"deploy needs an instance or serverless=True; got {dict(value)!r}. "
@@ -83,7 +83,7 @@ class Deployment:
     def gpu(self) -> bool:
         if self.kind != "realtime" or self.instance is None:
             return False
-        from ..instances import lookup
+        from sagefinetune.facts.instances import lookup
 
         return lookup(self.instance).gpus > 0
 
@@ -147,7 +147,7 @@ class Pipeline:
         The data is read here to address it by content (the S3 prefixes upsert() uploads to). Without a role or a
         bucket the definition shows placeholders that :meth:`upsert` fills in.
         """
-        from .sagemaker import definition
+        from sagefinetune.pipeline.sagemaker import definition
 
         return definition(self, role=role, bucket=bucket)
 
@@ -158,7 +158,7 @@ class Pipeline:
         Returns:
             SageMaker's answer (``PipelineArn``).
         """
-        from .sagemaker import upsert
+        from sagefinetune.pipeline.sagemaker import upsert
 
         return upsert(self, role=role, description=description, boto_session=boto_session or self.boto_session,
                       progress=progress)
@@ -171,13 +171,13 @@ class Pipeline:
             >>> execution.wait().status()  # doctest: +SKIP
             'Succeeded'
         """
-        from .sagemaker import start
+        from sagefinetune.pipeline.sagemaker import start
 
         return start(self, self.check_parameters(parameters or {}), boto_session=boto_session or self.boto_session)
 
     def check_parameters(self, parameters: Mapping[str, Any], local: bool = False) -> dict[str, Any]:
         """Parameter values checked before anything starts: names, thresholds, approval, instance, S3 URIs."""
-        from .parameters import check_parameters
+        from sagefinetune.pipeline.parameters import check_parameters
 
         return check_parameters(self, parameters, local=local)
 
@@ -197,7 +197,7 @@ class Pipeline:
         Raises:
             PipelineError: the condition was not met (which metric, by how much) or a step failed.
         """
-        from .local import run_local
+        from sagefinetune.pipeline.local import run_local
 
         return run_local(self, folder=folder, parameters=self.check_parameters(parameters or {}, local=True),
                          registry=registry, cache=cache, progress=progress)

@@ -10,7 +10,7 @@ The handler itself is :mod:`sagefinetune.entrypoint.inference`, the file every m
 ``code/inference.py``. Importing this package imports no torch, transformers or server library.
 """
 
-from .batch import batch_predict_local, jsonlines_records
-from .local import LocalEndpoint, deploy_local
+from sagefinetune.serving.batch import batch_predict_local, jsonlines_records
+from sagefinetune.serving.local import LocalEndpoint, deploy_local
 
 __all__ = ["LocalEndpoint", "deploy_local", "batch_predict_local", "jsonlines_records"]

@@ -21,8 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..entrypoint import inference as handler
-from .batcher import DynamicBatcher, ShuttingDown
+from sagefinetune.entrypoint import inference as handler
+from sagefinetune.serving.batcher import DynamicBatcher, ShuttingDown
 
 __all__ = ["build_app", "BATCH_HEADER"]
 

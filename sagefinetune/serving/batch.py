@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, DataError, did_you_mean
+from sagefinetune.errors import ConfigError, DataError, did_you_mean
 
 __all__ = ["batch_predict_local", "jsonlines_records", "BATCH_OPTIONS"]
 
@@ -41,9 +41,9 @@ def batch_predict_local(model_dir: str | Path, data: Any, output_path: str | Pat
         >>> batch_predict_local(run.model_dir, ["a match report", "a budget"], "preds.jsonl")  # doctest: +SKIP
         PosixPath('preds.jsonl')
     """
-    from ..entrypoint import inference as handler
-    from ..predict import check_model_dir
-    from .classifiers import load_classifier
+    from sagefinetune.entrypoint import inference as handler
+    from sagefinetune.runtime.predict import check_model_dir
+    from sagefinetune.serving.classifiers import load_classifier
 
     settings = _check_options(options)
     folder = check_model_dir(model_dir)
@@ -70,7 +70,7 @@ def batch_predict_local(model_dir: str | Path, data: Any, output_path: str | Pat
 def jsonlines_records(data: Any, split: str = "test") -> Iterator[str]:
     """The JSON Lines a batch job reads for ``data`` (see :func:`batch_predict_local`), one per input, each ending
     in a newline. A SageMaker batch transform can upload exactly these lines."""
-    from ..dataset import Dataset
+    from sagefinetune.data.dataset import Dataset
 
     if isinstance(data, Dataset):
         yield from _from_dataset(data, split)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..entrypoint import inference as handler
-from ..runtimes import ONNX_FILE, OnnxRuntime
+from sagefinetune.entrypoint import inference as handler
+from sagefinetune.runtime.loading import ONNX_FILE, OnnxRuntime
 
 __all__ = ["OnnxClassifier", "load_classifier", "is_onnx"]
 
@@ -22,7 +22,7 @@ def is_onnx(model_dir: str | Path) -> bool:
 
 
 class OnnxClassifier(handler.Classifier):
-    """The handler's Classifier over an :class:`~sagefinetune.runtimes.OnnxRuntime` (CPU)."""
+    """The handler's Classifier over an :class:`~sagefinetune.runtime.loading.OnnxRuntime` (CPU)."""
 
     def __init__(self, runtime: OnnxRuntime) -> None:  # the handler's __init__ wants a PyTorch model: not called
         self.runtime = runtime

@@ -22,9 +22,9 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from ..endpoint import JSON, Endpoint
-from ..errors import ConfigError, EndpointError, did_you_mean
-from ..predict import check_precision
+from sagefinetune.endpoint import JSON, Endpoint
+from sagefinetune.errors import ConfigError, EndpointError, did_you_mean
+from sagefinetune.runtime.predict import check_precision
 
 __all__ = ["LocalEndpoint", "deploy_local", "LOCAL_OPTIONS"]
 
@@ -119,8 +119,8 @@ def deploy_local(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1
         ...     ep.predict(["The striker scored twice."])
         [{'label': 'sports', 'score': 0.97}]
     """
-    from .._deps import require
-    from ..predict import check_model_dir
+    from sagefinetune.core.deps import require
+    from sagefinetune.runtime.predict import check_model_dir
 
     settings = _check_options(options, port, host)
     folder = check_model_dir(model_dir).resolve()

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 
-from ..entrypoint.inference import PRECISIONS  # the standard library only
+from sagefinetune.entrypoint.inference import PRECISIONS  # the standard library only
 
 __all__ = ["main"]
 
@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     import uvicorn
 
-    from .app import build_app
-    from .classifiers import load_classifier
+    from sagefinetune.serving.app import build_app
+    from sagefinetune.serving.classifiers import load_classifier
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     sock = bind(args.host, args.port)

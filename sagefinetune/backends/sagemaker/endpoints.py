@@ -1,0 +1,398 @@
+"""SageMaker real-time and serverless endpoints: create, call, find and delete them.
+
+With :mod:`.sagemaker` and :mod:`.sagemaker_batch` the only modules that import the sagemaker SDK (inside the
+functions that need it). Order of work in :meth:`ServingBackend.deploy`, so that nothing costs money before every
+check passed: options checked (pure, :mod:`sagefinetune.plans.deploy`) -> credentials, region, role -> the model
+data (an artifact is checked to exist; a folder is packed and uploaded once per content) -> Model, EndpointConfig,
+Endpoint, all tagged ``sagefinetune:*``. If a step fails, what was already created is deleted again.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sagefinetune.backends.sagemaker.aws import aws_errors
+from sagefinetune.backends.sagemaker.model_archive import HANDLER, upload_folder
+from sagefinetune.backends.sagemaker.training import ROLE_ENV, SageMakerBackend
+from sagefinetune.core.console import say
+from sagefinetune.endpoint import JSON, Endpoint
+from sagefinetune.errors import AWSError, CredentialsError, ServingError
+from sagefinetune.facts.hosting import HOSTING, serverless_line
+from sagefinetune.plans import deploy as deploy_plan
+from sagefinetune.plans.deploy import KIND_TAG, MODEL_TAG, RUN_TAG, DeploySpec, ModelRef
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+LIST_COLUMNS = ["name", "kind", "status", "instance", "instance_count", "memory_mb", "max_concurrency", "created_at",
+                "age_hours", "price_per_hour", "cost_so_far", "billing", "model", "run"]
+
+
+def runtime_url(region: str, name: str) -> str:
+    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://runtime.sagemaker.{region}.{domain}/endpoints/{name}/invocations"
+
+
+class SageMakerEndpoint(Endpoint):
+    """A SageMaker real-time or serverless endpoint. Create one with ``run.deploy(instance="ml.m5.xlarge")``,
+    ``run.deploy(serverless=True)``, :meth:`Endpoint.from_model` or :meth:`Endpoint.attach`.
+
+    Attributes:
+        region: the AWS region it runs in.
+        instance, instance_count: the hosting instances (None for serverless).
+        memory_mb, max_concurrency: the serverless configuration (None for real-time).
+        hourly_cost: USD per hour for all its instances while it exists (None for serverless: see ``cost_note``).
+        config_name, model_names: the endpoint config and the models behind it, which :meth:`delete` removes too.
+        owned: made by sagefinetune (tagged); an endpoint that is not has only itself deleted, not its config and model.
+
+    Example:
+        >>> with run.deploy(instance="ml.m5.xlarge") as ep:  # doctest: +SKIP
+        ...     ep.predict(["i liked the movie"])
+        [{'label': 'positive', 'score': 0.98}]
+    """
+
+    def __init__(self, name: str, *, kind: str, region: str, backend: ServingBackend, config_name: str | None,
+                 model_names: tuple[str, ...], owned: bool = True, instance: str | None = None,
+                 instance_count: int = 1, memory_mb: int | None = None, max_concurrency: int | None = None,
+                 price_per_hour: float | None = None, status: str | None = None) -> None:
+        hourly = price_per_hour * instance_count if price_per_hour is not None else None
+        super().__init__(name, runtime_url(region, name), hourly, serverless_line(memory_mb) if memory_mb else "")
+        self.kind = kind
+        self.region = region
+        self.instance, self.instance_count = instance, instance_count
+        self.memory_mb, self.max_concurrency = memory_mb, max_concurrency
+        self.config_name, self.model_names, self.owned = config_name, model_names, owned
+        self.status = status
+        self._backend = backend
+
+    def invoke(self, body: bytes, content_type: str = JSON, accept: str = JSON) -> bytes:
+        """One InvokeEndpoint call; a container's 4xx/5xx is a :class:`~sagefinetune.errors.ServingError`."""
+        self._check_alive()
+        return self._backend.invoke(self.name, body, content_type, accept)
+
+    def refresh(self) -> str:
+        """The endpoint's status now (``Creating``, ``InService``, ``Failed``, ...)."""
+        with aws_errors("DescribeEndpoint"):
+            self.status = str(self._backend.client("sagemaker").describe_endpoint(EndpointName=self.name)["EndpointStatus"])
+        return self.status
+
+    def wait(self, timeout: float | None = None) -> SageMakerEndpoint:
+        """Wait until it is InService (raises :class:`~sagefinetune.errors.ServingError` if it fails)."""
+        self.status = self._backend.wait_in_service(self, timeout)
+        return self
+
+    def _delete(self) -> list[str]:
+        config = self.config_name if self.owned else None
+        removed = self._backend.delete_resources(self.name, config, self.model_names if self.owned else ())
+        if not self.owned and (self.config_name or self.model_names):
+            say(f"{self.name} was not made by sagefinetune: its endpoint config {self.config_name} and model(s) "
+                 f"{', '.join(self.model_names)} are left as they are", True)
+        return removed
+
+
+class ServingBackend:
+    """Creates, calls, finds and deletes SageMaker endpoints through boto3 and sagemaker-core.
+
+    Args:
+        boto_session: a ``boto3.Session`` (default: a new one, from the usual credential chain).
+        region: overrides the session's region.
+        progress: print what is created and what it costs (to stderr).
+        poll_seconds: how often waiting asks for the endpoint's status.
+    """
+
+    def __init__(self, boto_session: Any = None, region: str | None = None, *, progress: bool = True,
+                 poll_seconds: float = 15.0) -> None:
+        self.aws = SageMakerBackend(boto_session, region=region)
+        self.progress = progress
+        self.poll_seconds = poll_seconds
+
+    @property
+    def region(self) -> str | None:
+        return self.aws.region
+
+    def client(self, name: str) -> Any:
+        return self.aws.client(name)
+
+    # ---- deploy ---------------------------------------------------------------------------------------------
+    def deploy(self, model: ModelRef, options: Mapping[str, Any], *, run_role: str | None = None,
+               artifact_bucket: str | None = None) -> SageMakerEndpoint:
+        """Check everything, then create Model, EndpointConfig and Endpoint (and wait, unless ``wait=False``)."""
+        if self.region is None:
+            raise CredentialsError("no AWS region. Fix: export AWS_DEFAULT_REGION=us-east-1, or deploy(..., region=...).")
+        spec = deploy_plan.plan_deploy(model, **{**options, "region": self.region})
+        self.aws.check_credentials()
+        role = self.resolve_role(spec.role, run_role)
+        model_data = self.model_data(spec, artifact_bucket)
+        where = (f"serverless {spec.memory_mb} MB" if spec.kind == "serverless"
+                 else f"{spec.instance_count} x {spec.instance}")
+        say(f"creating {spec.kind} endpoint {spec.name} ({where}) in {spec.region}: {spec.cost_line}. "
+             "Delete it with ep.delete(); sagefinetune.Endpoint.list() finds it later.", self.progress)
+        endpoint = self.create(spec, role, model_data)
+        if options.get("wait", True):
+            endpoint.wait(options.get("timeout"))
+        return endpoint
+
+    def resolve_role(self, role: str | None, run_role: str | None = None) -> str:
+        """The role argument, else the training job's role, else $SAGEMAKER_ROLE."""
+        found = role or run_role or os.environ.get(ROLE_ENV)
+        if not found:
+            raise CredentialsError("no SageMaker execution role for the model. Fix: deploy(..., role='arn:aws:iam::"
+                                   f"<account>:role/<name>'), or set {ROLE_ENV}.")
+        return deploy_plan.check_role(found) or found
+
+    def model_data(self, spec: DeploySpec, artifact_bucket: str | None = None) -> str | None:
+        """The model's S3 URI: an artifact (checked to exist), a folder (packed, uploaded once), or None (Hub)."""
+        model = spec.model
+        if model.kind == "hub":
+            return None
+        if model.kind == "artifact":
+            self.check_artifact(model.location)
+            return model.location
+        bucket = spec.bucket or artifact_bucket or self.default_bucket()
+        self.aws.check_bucket(bucket)
+        add_handler = not (Path(model.location) / "code" / "inference.py").is_file() and HANDLER.is_file()
+        return upload_folder(self.client("s3"), Path(model.location), bucket, spec.prefix, add_handler=add_handler,
+                             progress=self.progress)
+
+    def default_bucket(self) -> str:
+        from sagemaker.core.helper.session_helper import Session
+
+        return self.aws._bucket(None, self.aws._sagemaker_session(Session, None))
+
+    def check_artifact(self, uri: str) -> None:
+        from botocore.exceptions import ClientError
+
+        bucket, _, key = uri[len("s3://"):].partition("/")
+        try:
+            self.client("s3").head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            raise AWSError(f"the model archive {uri} cannot be read ({code}: it does not exist, or this account may not "
+                           "read it). Fix: wait for the training job to finish (run.wait()), or check the URI.",
+                           operation="HeadObject", code=code) from exc
+
+    def create_model(self, spec: DeploySpec, role: str, model_data: str | None) -> None:
+        """The SageMaker Model: the inference image, the model data (none for a Hub id), the environment, the tags."""
+        from sagemaker.core.resources import Model
+        from sagemaker.core.shapes import ContainerDefinition
+
+        container = {"image": spec.image_uri, "environment": dict(spec.environment)}
+        if model_data:
+            container["model_data_url"] = model_data
+        with aws_errors("CreateModel"):
+            Model.create(model_name=spec.name, primary_container=ContainerDefinition(**container),
+                         execution_role_arn=role, tags=spec.core_tags(),
+                         session=self.aws.boto, region=self.region)
+
+    def create(self, spec: DeploySpec, role: str, model_data: str | None) -> SageMakerEndpoint:
+        """Model, EndpointConfig, Endpoint; if one fails, the ones already made are deleted again."""
+        from sagemaker.core.resources import Endpoint as CoreEndpoint
+
+        made: list[str] = []
+        try:
+            self.create_model(spec, role, model_data)
+            made.append("model")
+            # boto3, not EndpointConfig.create: sagemaker-core 2.27 sends ServerlessConfig.MemorySizeInMB as
+            # "MemorySizeInMb", which the API refuses
+            with aws_errors("CreateEndpointConfig"):
+                self.client("sagemaker").create_endpoint_config(EndpointConfigName=spec.name,
+                                                                ProductionVariants=[spec.variant()], Tags=spec.tag_list())
+            made.append("config")
+            with aws_errors("CreateEndpoint"):
+                CoreEndpoint.create(endpoint_name=spec.name, endpoint_config_name=spec.name,
+                                    tags=spec.core_tags(), session=self.aws.boto,
+                                    region=self.region)
+        except BaseException:
+            self.delete_resources(None, spec.name if "config" in made else None, (spec.name,) if made else ())
+            raise
+        return SageMakerEndpoint(spec.name, kind=spec.kind, region=spec.region, backend=self, config_name=spec.name,
+                                 model_names=(spec.name,), instance=spec.instance, instance_count=spec.instance_count,
+                                 memory_mb=spec.memory_mb, max_concurrency=spec.max_concurrency,
+                                 price_per_hour=spec.hourly_cost if spec.kind == "realtime" else None, status="Creating")
+
+    def wait_in_service(self, endpoint: SageMakerEndpoint, timeout: float | None = None) -> str:
+        started, last = time.time(), ""
+        while True:
+            with aws_errors("DescribeEndpoint"):
+                d = self.client("sagemaker").describe_endpoint(EndpointName=endpoint.name)
+            status = str(d["EndpointStatus"])
+            if status != last:
+                say(f"{endpoint.name}: {status}", self.progress)
+                last = status
+            if status == "InService":
+                return status
+            if status in ("Failed", "OutOfService"):
+                reason = d.get("FailureReason") or status
+                endpoint.delete()
+                raise ServingError(f"endpoint {endpoint.name} {status.lower()}: {reason}. It was deleted (endpoint, "
+                                   f"config and model). Fix: read CloudWatch /aws/sagemaker/Endpoints/{endpoint.name}.",
+                                   name=endpoint.name, reason=reason, operation="CreateEndpoint")
+            if timeout is not None and time.time() - started > timeout:
+                raise ServingError(f"endpoint {endpoint.name} is still {status} after {timeout:.0f}s; it goes on being "
+                                   f"created, and billed once in service. Fix: sagefinetune.Endpoint.attach("
+                                   f"{endpoint.name!r}).wait() later, or .delete() it.", name=endpoint.name,
+                                   reason=status, operation="DescribeEndpoint")
+            time.sleep(self.poll_seconds)
+
+    # ---- call, delete, attach, list -----------------------------------------------------------------------------
+    def invoke(self, name: str, body: bytes, content_type: str, accept: str) -> bytes:
+        from botocore.exceptions import ClientError
+
+        try:
+            with aws_errors(f"InvokeEndpoint {name}"):
+                try:
+                    answer = self.client("sagemaker-runtime").invoke_endpoint(
+                        EndpointName=name, Body=body, ContentType=content_type, Accept=accept)
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code") == "ModelError":
+                        raise model_error(name, exc) from exc
+                    raise
+        except AWSError as exc:
+            if exc.code in ("ValidationError", "ValidationException") and "not found" in str(exc).lower():
+                raise AWSError(f"{exc} Fix: check the name and the region; sagefinetune.Endpoint.list() shows the "
+                               "endpoints sagefinetune made.", operation=exc.operation, code=exc.code,
+                               request_id=exc.request_id) from exc.__cause__
+            raise
+        return bytes(answer["Body"].read())
+
+    def delete_resources(self, endpoint: str | None, config: str | None, models: tuple[str, ...]) -> list[str]:
+        """Delete what exists of the three (endpoint first, then models, then the config); return what was removed."""
+        sm = self.client("sagemaker")
+        steps = [("endpoint", "DeleteEndpoint", sm.delete_endpoint, {"EndpointName": endpoint})] if endpoint else []
+        steps += [("model", "DeleteModel", sm.delete_model, {"ModelName": m}) for m in models]
+        if config:
+            steps.append(("endpoint config", "DeleteEndpointConfig", sm.delete_endpoint_config,
+                          {"EndpointConfigName": config}))
+        removed = []
+        for what, operation, call, args in steps:
+            if _delete_if_there(operation, call, args):
+                removed.append(f"{what} {next(iter(args.values()))}")
+        return removed
+
+    def attach(self, name: str) -> SageMakerEndpoint:
+        deploy_plan.check_name(name)
+        sm = self.client("sagemaker")
+        try:
+            with aws_errors("DescribeEndpoint"):
+                d = sm.describe_endpoint(EndpointName=name)
+        except AWSError as exc:
+            if exc.code not in ("ValidationError", "ValidationException"):
+                raise
+            raise AWSError(f"no SageMaker endpoint named {name!r} in {self.region}. Fix: check the name and the region "
+                           "(region=... or AWS_DEFAULT_REGION); sagefinetune.Endpoint.list() shows those sagefinetune "
+                           "made.", operation="DescribeEndpoint", code=exc.code, request_id=exc.request_id) from exc
+        config, tags = self._config(d.get("EndpointConfigName")), self._tags(d["EndpointArn"])
+        return self._endpoint(d, config, tags)
+
+    def list(self) -> pd.DataFrame:
+        """Every endpoint in the region that carries sagefinetune's tags, oldest first, with its age and cost so far."""
+        import pandas as pd
+
+        self.aws.check_credentials()
+        now = datetime.now(timezone.utc)
+        rows = []
+        with aws_errors("ListEndpoints"):
+            pages = list(self.client("sagemaker").get_paginator("list_endpoints").paginate())
+        for summary in (s for page in pages for s in page.get("Endpoints", [])):
+            tags = self._tags(summary["EndpointArn"])
+            if KIND_TAG in tags:  # ours: describe it (the summary does not name its config)
+                d = self._describe(summary["EndpointName"])
+                if d is not None:
+                    rows.append(list_row(d, self._config(d.get("EndpointConfigName")), tags, now))
+        if not rows:
+            return pd.DataFrame({c: pd.Series(dtype="object") for c in LIST_COLUMNS})
+        return pd.DataFrame(rows, columns=LIST_COLUMNS).sort_values("created_at", ignore_index=True)
+
+    def _describe(self, name: str) -> dict[str, Any] | None:
+        """DescribeEndpoint, or None when it was deleted meanwhile."""
+        try:
+            with aws_errors("DescribeEndpoint"):
+                return dict(self.client("sagemaker").describe_endpoint(EndpointName=name))
+        except AWSError as exc:
+            if exc.code in ("ValidationError", "ValidationException"):
+                return None
+            raise
+
+    def _config(self, name: str | None) -> dict[str, Any]:
+        if not name:
+            return {}
+        try:
+            with aws_errors("DescribeEndpointConfig"):
+                return dict(self.client("sagemaker").describe_endpoint_config(EndpointConfigName=name))
+        except AWSError as exc:
+            if exc.code in ("ValidationError", "ValidationException"):
+                return {}  # the config was deleted; the endpoint still runs on its copy
+            raise
+
+    def _tags(self, arn: str) -> dict[str, str]:
+        with aws_errors("ListTags"):
+            pages = self.client("sagemaker").get_paginator("list_tags").paginate(ResourceArn=arn)
+            return {t["Key"]: t["Value"] for page in pages for t in page.get("Tags", [])}
+
+    def _endpoint(self, d: Mapping[str, Any], config: Mapping[str, Any], tags: Mapping[str, str]) -> SageMakerEndpoint:
+        variant = (config.get("ProductionVariants") or [{}])[0]
+        serverless = variant.get("ServerlessConfig") or {}
+        host = HOSTING.get(variant.get("InstanceType", ""))
+        return SageMakerEndpoint(
+            str(d["EndpointName"]), kind="serverless" if serverless else "realtime", region=str(self.region),
+            backend=self, config_name=d.get("EndpointConfigName"), owned=KIND_TAG in tags,
+            model_names=tuple(v["ModelName"] for v in config.get("ProductionVariants") or [] if v.get("ModelName")),
+            instance=variant.get("InstanceType"), instance_count=int(variant.get("InitialInstanceCount") or 1),
+            memory_mb=serverless.get("MemorySizeInMB"), max_concurrency=serverless.get("MaxConcurrency"),
+            price_per_hour=host.price_per_hour if host else None, status=d.get("EndpointStatus"))
+
+
+def list_row(d: Mapping[str, Any], config: Mapping[str, Any], tags: Mapping[str, str], now: datetime) -> list[Any]:
+    """One row of :meth:`ServingBackend.list`: cost so far = hourly price x instances x age (an estimate)."""
+    variant = (config.get("ProductionVariants") or [{}])[0]
+    serverless = variant.get("ServerlessConfig") or {}
+    created = d["CreationTime"]
+    created = created if created.tzinfo else created.replace(tzinfo=timezone.utc)
+    age = (now - created).total_seconds() / 3600
+    instance, count = variant.get("InstanceType"), int(variant.get("InitialInstanceCount") or 1)
+    host = HOSTING.get(instance or "")
+    nan = float("nan")
+    if serverless:
+        price, cost, billing = nan, nan, "per request (GB-seconds of compute); nothing while idle"
+    elif host is None:
+        price, cost, billing = nan, nan, f"per hour; no price for {instance} in sagefinetune.facts.hosting"
+    else:
+        price, cost, billing = host.price_per_hour, host.price_per_hour * count * age, "per instance-hour while it exists"
+    return [d["EndpointName"], "serverless" if serverless else "realtime", d.get("EndpointStatus"),
+            instance, count if not serverless else None, serverless.get("MemorySizeInMB"),
+            serverless.get("MaxConcurrency"), created, round(age, 3), price, cost, billing, tags.get(MODEL_TAG),
+            tags.get(RUN_TAG)]
+
+
+def model_error(name: str, exc: Any) -> ServingError:
+    """The model container's own 4xx/5xx answer (botocore ModelError), with its status and message."""
+    response = exc.response
+    status = response.get("OriginalStatusCode")
+    message = response.get("OriginalMessage") or response.get("Error", {}).get("Message")
+    return ServingError(f"endpoint {name} answered {status}: {message}. Fix: check the request (a JSON body "
+                        '{"inputs": [...]}); the container log is in CloudWatch /aws/sagemaker/Endpoints/' f"{name}.",
+                        name=name, reason=message, status=int(status) if status else None, operation="InvokeEndpoint",
+                        code="ModelError", request_id=response.get("ResponseMetadata", {}).get("RequestId"))
+
+
+def _delete_if_there(operation: str, call: Any, args: dict[str, str]) -> bool:
+    """Delete one resource; False when it was already gone (so delete is idempotent)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        call(**args)
+    except ClientError as exc:
+        message = str(exc.response.get("Error", {}).get("Message", ""))
+        if exc.response.get("Error", {}).get("Code") in ("ValidationException", "ValidationError") and (
+                "Could not find" in message or "does not exist" in message):
+            return False
+        with aws_errors(operation):
+            raise
+    return True
+

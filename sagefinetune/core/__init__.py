@@ -1,0 +1,1 @@
+"""Foundation: optional-dependency loading, small shared checks, console output. Imports only errors."""

@@ -1,0 +1,27 @@
+"""Console output for long work: one-line status messages and byte progress bars (tqdm), both off with progress=False."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+__all__ = ["say", "upload_bar"]
+
+
+def say(message: str, enabled: bool = True) -> None:
+    """Print ``[sagefinetune] message`` to stderr when ``enabled``."""
+    if enabled:
+        print(f"[sagefinetune] {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def upload_bar(desc: str, total: int, enabled: bool) -> Iterator[Callable[[int], None]]:
+    """A byte progress bar for an upload or download; yields the callback that advances it."""
+    if not enabled:
+        yield lambda n: None
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, desc=desc, unit="B", unit_scale=True, mininterval=0.5) as bar:
+        yield bar.update

@@ -1,0 +1,1 @@
+"""Cost (pure): workload, the throughput model, the estimate, its calibration, this machine's measured speed."""

@@ -1,0 +1,139 @@
+"""How many rows, of what token lengths, a Job will train and evaluate on: known before launch, or counted at fit.
+
+Before launch (pure, no I/O) the rows are known when:
+
+- ``plan(..., train_rows=N)`` says so (the way for ``from_s3`` data and Hub datasets without a sample);
+- the Dataset is a bundled example (its sizes and token lengths ship in ``cost/example_tokens.json``);
+- ``.sample(train=N)`` caps the train split (at most N rows; the lengths stay unknown unless it is an example);
+- the Dataset is a pandas DataFrame in memory (rows counted; tokens about characters / 4).
+
+Otherwise the rows are counted when ``fit()`` reads them, and the estimate is refined then.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from sagefinetune.cost.throughput import Workload, padded_tokens_per_row
+from sagefinetune.entrypoint.contract import parse_hyperparameters
+
+if TYPE_CHECKING:
+    from sagefinetune.data.prepare import Prepared
+    from sagefinetune.job import Job
+
+__all__ = ["DataShape", "data_shape", "measured_shape", "workload", "CHARS_PER_TOKEN", "DEFAULT_TEST_SHARE"]
+
+CHARS_PER_TOKEN = 4.0  # English sub-word tokenizers: about 4 characters a token
+DEFAULT_TEST_SHARE = 0.1  # a source without a test split gets 10% of train carved out (Dataset.load)
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """Rows per split and a sample of token lengths (``None``: not known yet), and how they are known."""
+
+    train_rows: int | None
+    eval_rows: int = 0  # the split evaluated after each epoch (validation, else test)
+    test_rows: int = 0  # the split of the final evaluation (test, else validation)
+    validation_rows: int = 0
+    lengths: tuple[float, ...] | None = None  # token lengths before truncation, special tokens included
+    source: str = ""
+    reason: str = ""  # why the rows are not known
+
+
+@cache
+def example_tokens() -> dict[str, Any]:
+    text = resources.files("sagefinetune.cost").joinpath("example_tokens.json").read_text(encoding="utf-8")
+    return dict(json.loads(text))
+
+
+def _test_share(job: Job) -> float:
+    spec = dict(job.dataset.split_spec)
+    return sum(v for k, v in spec.items() if k in ("test", "validation") and isinstance(v, float))
+
+
+def data_shape(job: Job, train_rows: int | None = None) -> DataShape:
+    """What is known about the rows before launch. Pure: reads only what is in memory or ships with the package."""
+    ds = job.dataset
+    sample = {k: v for k, v in ds.sample_spec if k != "seed"}
+    kind = ds.source.kind
+    lengths: tuple[float, ...] | None = None
+    train = test = None
+    source = ""
+    if kind == "example":
+        info = example_tokens()[ds.source.args[0]]
+        train, test, lengths = info["train"], info["test"], tuple(info["quantiles"])
+        source = f"bundled example {ds.source.args[0]!r}"
+    elif kind == "pandas" and ds._frame is not None:
+        frames = ds._frame
+        train = len(frames["train"])
+        test = len(frames["test"]) if "test" in frames else None
+        if ds.text in frames["train"].columns:
+            lengths = tuple(len(str(t)) / CHARS_PER_TOKEN + 2 for t in frames["train"][ds.text].head(2000))
+        source = "DataFrame in memory (tokens: characters / 4)"
+    if train is not None and test is None:
+        test = math.ceil(train * (_test_share(job) or DEFAULT_TEST_SHARE))
+        train -= test
+    if "train" in sample:
+        train = min(train, sample["train"]) if train is not None else sample["train"]
+        source = source or "sample(train=...)"
+    if train_rows is not None:
+        train, source = train_rows, "train_rows given"
+    if train is None:
+        where = ds.source.describe()
+        why = ("is not read before launch" if ds.is_remote else
+               "has no sample size; its rows are counted when fit() reads them" if kind == "hub" else
+               "is counted when fit() reads it")
+        return DataShape(None, reason=f"{where} {why}. Fix: plan(..., train_rows=<rows>) to see a time now")
+    if test is None:
+        test = sample.get("test") or math.ceil(train * DEFAULT_TEST_SHARE)
+    elif "test" in sample:
+        test = min(test, sample["test"])
+    return DataShape(train, test, test, 0, lengths, source)
+
+
+def measured_shape(prepared: Prepared, lengths: Sequence[float] | None, source: str) -> DataShape:
+    """The shape of the rows as fit() read them."""
+    sizes = prepared.sizes()
+    validation = sizes.get("validation", 0)
+    test = sizes.get("test", 0) or validation
+    return DataShape(sizes["train"], validation or test, test, validation, tuple(lengths) if lengths else None, source)
+
+
+def workload(shape: DataShape, hyperparameters: Mapping[str, str], world: int) -> tuple[Workload, dict[str, Any]]:
+    """The work of a plan's hyperparameters on ``shape`` (rows known) for ``world`` processes, and the parsed values."""
+    hp = parse_hyperparameters(dict(hyperparameters))
+    assert shape.train_rows is not None
+    train_tokens = padded_tokens_per_row(shape.lengths, hp["max_length"], hp["batch_size"],
+                                         pad_to_max=hp["pad_to_max_length"], group_by_length=hp["group_by_length"])
+    eval_tokens = padded_tokens_per_row(shape.lengths, hp["max_length"], hp["eval_batch_size"],
+                                        pad_to_max=hp["pad_to_max_length"], group_by_length=False)
+    passes = evaluation_passes(hp, shape, world)
+    work = Workload(
+        train_rows=shape.train_rows, epochs=hp["epochs"], batch_size=hp["batch_size"], tokens_per_row=train_tokens,
+        max_steps=hp["max_steps"], grad_accum=hp["gradient_accumulation_steps"],
+        eval_rows=passes["epoch_evals"] * shape.eval_rows + shape.test_rows + passes["validation_predict"] * shape.validation_rows,
+        eval_tokens_per_row=eval_tokens,
+    )
+    return work, hp
+
+
+def epochs_run(hp: Mapping[str, Any], train_rows: int, world: int) -> int:
+    """Epochs the Trainer starts (each ends with an evaluation and a checkpoint when so configured)."""
+    if hp["max_steps"]:
+        per_epoch = max(1, math.ceil(train_rows / (hp["batch_size"] * hp["gradient_accumulation_steps"] * world)))
+        return math.ceil(hp["max_steps"] / per_epoch)
+    return math.ceil(hp["epochs"])
+
+
+def evaluation_passes(hp: Mapping[str, Any], shape: DataShape, world: int) -> dict[str, int]:
+    """Evaluations after each epoch and the multi-label threshold pass, as the entry point runs them."""
+    assert shape.train_rows is not None
+    epoch_evals = epochs_run(hp, shape.train_rows, world) if (hp["eval_each_epoch"] and shape.eval_rows) else 0
+    multi = hp["problem_type"] == "multi_label_classification"
+    return {"epoch_evals": epoch_evals, "validation_predict": int(multi and shape.validation_rows > 0)}

@@ -1,0 +1,1 @@
+"""The Hugging Face Hub: push a model folder with its model card."""

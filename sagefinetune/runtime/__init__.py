@@ -1,0 +1,1 @@
+"""Model runtime: loading a model folder (PyTorch / ONNX), predict, export, model card, curves, diagnose."""

@@ -1,0 +1,231 @@
+"""What runs a model folder's forward pass: PyTorch, or ONNX Runtime for a folder that holds ``model.onnx``.
+
+Both runtimes share one interface, so :class:`~sagefinetune.Predictor`, the export's accuracy check and a server
+answer the same inputs with the same scores whatever runs underneath::
+
+    runtime = load_runtime(model_dir)          # OnnxRuntime when model_dir/model.onnx exists, else TorchRuntime
+    runtime.labels, runtime.multi_label, runtime.threshold, runtime.max_length, runtime.pairs, runtime.batch_size
+    runtime.probabilities(["a text", ...])     # numpy float32 [inputs, labels]: softmax (sigmoid for multi-label)
+
+An input is a text, or a ``(text, text_pair)`` tuple for a model trained on pairs. Inputs run longest first in
+batches of ``batch_size``, so each batch pads to texts of similar length, and are truncated to the training
+``max_length`` (from ``sagefinetune.json``). The tokenizer is the model folder's own (never the Hub's). The ONNX
+runtime imports neither torch nor transformers (its tokenizer is the folder's ``tokenizer.json``, through the
+tokenizers library), so an ONNX server starts in a fraction of the time and memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sagefinetune.core.deps import require
+from sagefinetune.entrypoint import inference as handler
+from sagefinetune.entrypoint.contract import SETTINGS_FILE
+from sagefinetune.errors import ConfigError
+
+__all__ = ["Runtime", "TorchRuntime", "OnnxRuntime", "load_runtime", "ONNX_FILE"]
+
+ONNX_FILE = "model.onnx"
+Item = str | tuple[str, str]
+
+
+class Runtime:
+    """The shared part: settings from the folder, tokenisation, length-sorted batches, scores.
+
+    Subclasses load a tokenizer and implement :meth:`logits` on one tokenised batch (numpy arrays in, numpy logits
+    out).
+    """
+
+    name = "runtime"
+
+    def __init__(self, model_dir: str | Path, *, batch_size: int = 32) -> None:
+        self.model_dir = Path(model_dir)
+        self.settings: dict[str, Any] = _read_json(self.model_dir / SETTINGS_FILE)
+        config = _read_json(self.model_dir / "config.json")
+        id2label = config.get("id2label") or {str(i): f"LABEL_{i}" for i in range(config.get("num_labels", 2))}
+        self.labels: list[str] = [str(id2label[str(i)]) for i in range(len(id2label))]
+        problem = self.settings.get("problem_type") or config.get("problem_type")
+        self.multi_label = problem == "multi_label_classification"
+        self.threshold = float(self.settings.get("threshold", 0.5))
+        self.tokenizer = self.load_tokenizer()
+        model_max = getattr(self.tokenizer, "model_max_length", 512) or 512
+        self.max_length = int(self.settings.get("max_length") or min(512, model_max))
+        self.pairs = bool(self.settings.get("text_pair"))
+        self.batch_size = batch_size
+
+    def load_tokenizer(self) -> Any:
+        """The folder's tokenizer (🤗 transformers' AutoTokenizer)."""
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
+
+    def logits(self, encoded: dict[str, Any]) -> Any:
+        """Logits (numpy, [batch, labels]) for one tokenised batch."""
+        raise NotImplementedError
+
+    def encode(self, items: Sequence[Item]) -> dict[str, Any]:
+        """Tokenise one batch: numpy arrays, padded to the batch's longest input."""
+        firsts = [i[0] if isinstance(i, tuple) else i for i in items]
+        seconds = [i[1] for i in items] if self.pairs else None  # type: ignore[index]
+        return dict(self.tokenizer(firsts, seconds, truncation=True, max_length=self.max_length, padding=True,
+                                   return_tensors="np"))
+
+    def probabilities(self, items: Sequence[Item]) -> Any:
+        """Scores of ``items`` as a numpy float32 array [inputs, labels], in the order given.
+
+        Example:
+            >>> load_runtime(run.model_dir).probabilities(["a fine film"]).round(2)  # doctest: +SKIP
+            array([[0.04, 0.96]], dtype=float32)
+        """
+        import numpy as np
+
+        order = sorted(range(len(items)), key=lambda i: -_length(items[i]))
+        out = np.zeros((len(items), len(self.labels)), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start:start + self.batch_size]
+            logits = np.asarray(self.logits(self.encode([items[i] for i in chunk])), dtype=np.float64)
+            out[chunk] = _sigmoid(logits) if self.multi_label else _softmax(logits)
+        return out
+
+
+class TorchRuntime(Runtime):
+    """The model folder's PyTorch weights (``model.safetensors``), in eval mode, on ``device`` (CPU by default)."""
+
+    name = "pytorch"
+
+    def __init__(self, model_dir: str | Path, *, batch_size: int = 32, device: str | int | None = None,
+                 threads: int | None = None, precision: str = "auto") -> None:
+        super().__init__(model_dir, batch_size=batch_size)
+        import torch
+        from transformers import AutoModelForSequenceClassification
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.device = torch.device(_torch_device(device))
+        self.model = AutoModelForSequenceClassification.from_pretrained(self.model_dir, local_files_only=True)
+        self.model.to(self.device).eval()
+        self.precision = handler.to_precision(self.model, str(self.device), precision)
+
+    def logits(self, encoded: dict[str, Any]) -> Any:
+        import torch
+
+        with torch.inference_mode():
+            batch = {k: torch.from_numpy(v).to(self.device) for k, v in encoded.items()}
+            return self.model(**batch).logits.float().cpu().numpy()
+
+
+class OnnxRuntime(Runtime):
+    """``model.onnx`` in an ONNX Runtime CPU session (fp32, or int8 weights from ``export(quantize="int8")``)."""
+
+    name = "onnx"
+
+    def __init__(self, model_dir: str | Path, *, batch_size: int = 32, threads: int | None = None) -> None:
+        require("onnxruntime", "run ONNX models")
+        super().__init__(model_dir, batch_size=batch_size)
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(self.model_dir / ONNX_FILE), options,
+                                            providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.quantize = self.settings.get("onnx", {}).get("quantize")
+
+    def load_tokenizer(self) -> Any:
+        """The folder's ``tokenizer.json`` through the tokenizers library alone (no transformers, so no torch);
+        folders without one (slow tokenizers) load through transformers."""
+        path = self.model_dir / "tokenizer.json"
+        return FastTokenizer(self.model_dir) if path.is_file() else super().load_tokenizer()
+
+    def logits(self, encoded: dict[str, Any]) -> Any:
+        import numpy as np
+
+        feed = {name: np.asarray(encoded[name], dtype=np.int64) for name in self.input_names}
+        return self.session.run(None, feed)[0]
+
+
+class FastTokenizer:
+    """A ``tokenizer.json`` with the calling convention runtimes use: ``(texts, pairs, truncation=True,
+    max_length=n, padding=True, return_tensors="np")`` -> input_ids, attention_mask, token_type_ids.
+
+    The same tokenizer transformers' fast tokenizers wrap: the same normaliser, special tokens, pair template and
+    longest-first truncation.
+    """
+
+    def __init__(self, model_dir: Path) -> None:
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        config = _read_json(model_dir / "tokenizer_config.json")
+        self.model_max_length = int(config.get("model_max_length") or 512)
+        pad = config.get("pad_token")
+        pad = pad.get("content") if isinstance(pad, dict) else pad
+        self.pad_token = pad or "[PAD]"
+        self.pad_id = self.tokenizer.token_to_id(self.pad_token) or 0
+
+    def __call__(self, firsts: list[str], seconds: list[str] | None = None, *, truncation: bool = True,
+                 max_length: int = 512, padding: bool = True, return_tensors: str = "np") -> dict[str, Any]:
+        import numpy as np
+
+        tok = self.tokenizer
+        tok.enable_truncation(max_length, strategy="longest_first")
+        tok.enable_padding(pad_id=self.pad_id, pad_token=self.pad_token)
+        inputs: list[Any] = list(zip(firsts, seconds)) if seconds is not None else list(firsts)
+        encodings = tok.encode_batch(inputs)
+        return {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+                "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)}
+
+
+def load_runtime(model_dir: str | Path, *, batch_size: int = 32, device: str | int | None = None,
+                 threads: int | None = None, precision: str = "auto") -> Runtime:
+    """The runtime for a model folder: ONNX Runtime when it holds ``model.onnx``, else PyTorch.
+
+    Args:
+        device: PyTorch only: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a GPU index (default: CPU).
+        threads: CPU threads for the forward pass (default: PyTorch's own choice; ONNX: one per core).
+        precision: PyTorch only: ``"auto"`` (bf16 where the device computes bf16 natively, else fp32),
+            ``"fp32"`` or ``"bf16"``; an ONNX model computes as it was exported.
+    """
+    folder = Path(model_dir)
+    if (folder / ONNX_FILE).is_file():
+        if device not in (None, "cpu", -1):
+            raise ConfigError(f"{folder} holds an ONNX model, which runs on the CPU here; got device={device!r}. "
+                              "Fix: drop device=, or serve the PyTorch model folder (run.model_dir) on a GPU.")
+        return OnnxRuntime(folder, batch_size=batch_size, threads=threads)
+    require("transformers", "load a model")
+    return TorchRuntime(folder, batch_size=batch_size, device=device, threads=threads, precision=precision)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _torch_device(device: str | int | None) -> str:
+    if device is None or device == -1:
+        return "cpu"
+    if isinstance(device, int):
+        return f"cuda:{device}"
+    return device
+
+
+def _length(item: Item) -> int:
+    return len(item[0]) + len(item[1]) if isinstance(item, tuple) else len(item)
+
+
+def _softmax(x: Any) -> Any:
+    import numpy as np
+
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _sigmoid(x: Any) -> Any:
+    import numpy as np
+
+    return 1 / (1 + np.exp(-x))

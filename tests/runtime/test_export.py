@@ -1,0 +1,167 @@
+"""ONNX export: a real trained model exported (fp32 and int8), checked on its test split, served by Predictor."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import sagefinetune as sft
+from sagefinetune.runtime.export import ExportedModel, check_arguments, check_drop, export, score
+
+TEXTS = ["The striker scored twice as the club won the cup final.", "Shares fell after the bank's profit warning.",
+         "The minister defended the new tax in parliament.", "A new smartphone chip doubles battery life."]
+
+
+# ---- pure checks ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("args", "message"), [
+    (("torchscript", None, 0.01), "export format 'torchscript' is not supported. Fix: export('onnx')"),
+    (("onnx", "int4", 0.01), "quantize='int4' is not supported. Fix: quantize='int8'"),
+    (("onnx", None, 5), "max_accuracy_drop=5 must be a fraction in [0, 1]"),
+    (("onnx", None, True), "max_accuracy_drop=True must be a fraction"),
+    (("onnx", None, -0.1), "max_accuracy_drop=-0.1"),
+])
+def test_bad_arguments_are_refused_before_anything_loads(args, message):
+    with pytest.raises(sft.ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        check_arguments(*args)
+
+
+def test_a_drop_beyond_the_limit_raises_with_both_scores_and_the_fix():
+    report = ExportedModel(path=Path("x"), format="onnx", quantize="int8", metric="accuracy", accuracy=0.80,
+                           reference_accuracy=0.83, agreement=0.95, rows=400, size_bytes=1, seconds=1.0)
+    with pytest.raises(sft.ExportError) as info:
+        check_drop(report, 0.01)
+    text = str(info.value)
+    assert "accuracy 0.8000 on 400 test rows, 3.00 points below the PyTorch model's 0.8300" in text
+    assert "limit is 1.00 points" in text and "Fix: export without int8 weights (quantize=None)" in text
+    assert (info.value.reference, info.value.exported, info.value.limit, info.value.rows) == (0.83, 0.80, 0.01, 400)
+    check_drop(report, 0.03)  # within the limit: no error
+
+
+def test_multi_label_score_is_micro_f1():
+    import numpy as np
+
+    predicted = np.array([[1, 0, 1], [0, 1, 0]])
+    labels = np.array([[1, 0, 0], [0, 1, 1]])
+    assert score(predicted, labels, multi=True) == pytest.approx(2 * 2 / (3 + 3))
+    assert score(np.array([0, 1, 2]), np.array([0, 1, 1]), multi=False) == pytest.approx(2 / 3)
+
+
+# ---- a real export ---------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def onnx_int8(trained_run):
+    return trained_run.export("onnx", quantize="int8")
+
+
+@pytest.mark.slow
+def test_int8_export_keeps_accuracy_and_answers_like_pytorch(trained_run, onnx_int8):
+    exported = onnx_int8
+    assert exported.path == trained_run.run_dir / "onnx-int8"
+    names = {p.name for p in exported.path.iterdir()}
+    assert {"model.onnx", "tokenizer.json", "config.json", "sagefinetune.json", "export.json"} <= names
+    assert not any(n.startswith(".") for n in names) and not list(trained_run.run_dir.glob(".onnx*partial*"))
+    # the reference is the run's own model on its own test split: the number training reported
+    assert exported.reference_accuracy == pytest.approx(trained_run.metrics["eval_accuracy"], abs=0.006)
+    assert exported.rows == 200 and exported.drop <= 0.01 and exported.agreement >= 0.95
+    weights = (trained_run.model_dir / "model.safetensors").stat().st_size
+    assert exported.size_bytes < weights / 2.5  # int8 weights (the embeddings stay fp32)
+    assert json.loads((exported.path / "export.json").read_text())["accuracy"] == exported.accuracy
+
+    torch_out = trained_run.predictor().predict(TEXTS, all_scores=True)
+    predictor = exported.predictor()
+    assert predictor.runtime.name == "onnx" and predictor.labels == trained_run.predictor().labels
+    onnx_out = predictor.predict(TEXTS, all_scores=True)
+    for mine, theirs in zip(torch_out, onnx_out):
+        assert [s["label"] for s in mine][:1] == [s["label"] for s in theirs][:1]
+        assert sorted(s["label"] for s in theirs) == sorted(s["label"] for s in mine)
+        assert all(isinstance(s["score"], float) for s in theirs)
+        assert sum(s["score"] for s in theirs) == pytest.approx(1.0, abs=1e-4)
+    assert predictor.predict(TEXTS[0])[0]["label"] == "sports"  # same JSON as the PyTorch predictor's
+
+
+@pytest.mark.slow
+def test_fp32_export_scores_as_pytorch_does(trained_run, tmp_path):
+    exported = export(trained_run.model_dir, "onnx", path=tmp_path / "fp32",
+                                 test_data=trained_run.run_dir / "input" / "data" / "test")
+    assert exported.quantize is None and exported.agreement == 1.0 and exported.drop == 0
+    torch_out = trained_run.predictor(precision="fp32").predict(TEXTS, all_scores=True)  # the export computes in fp32
+    onnx_out = sft.Predictor(exported.path).predict(TEXTS, all_scores=True)
+    for mine, theirs in zip(torch_out, onnx_out):
+        assert [s["label"] for s in mine] == [s["label"] for s in theirs]
+        assert [s["score"] for s in mine] == pytest.approx([s["score"] for s in theirs], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_an_export_that_loses_accuracy_fails_and_leaves_nothing(trained_run, onnx_int8, tmp_path):
+    """Rows that PyTorch gets right and int8 gets wrong: the int8 export, checked on them, must fail."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sagefinetune.runtime.export import read_rows
+    from sagefinetune.runtime.loading import load_runtime
+
+    test_file = trained_run.run_dir / "input" / "data" / "test" / "data.parquet"
+    reference, exported = load_runtime(trained_run.model_dir), load_runtime(onnx_int8.path)
+    items, labels = read_rows(test_file, reference)
+    right = reference.probabilities(items).argmax(-1) == labels
+    wrong = exported.probabilities(items).argmax(-1) != labels
+    picked = [i for i in range(len(items)) if right[i] and wrong[i]]
+    if not picked:
+        pytest.skip("int8 flips no row of this run's test split")
+    hard = pq.read_table(test_file).take(pa.array(picked * 2 + [i for i in range(len(items)) if right[i]][:10]))
+    pq.write_table(hard, tmp_path / "hard.parquet")
+    with pytest.raises(sft.ExportError, match="points below the PyTorch model's 1.0000") as info:
+        trained_run.export("onnx", quantize="int8", path=tmp_path / "out", test_data=tmp_path / "hard.parquet")
+    assert info.value.reference == 1.0 and info.value.exported < 0.99
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_export_refuses_what_it_cannot_check(trained_run, tmp_path):
+    bare = tmp_path / "bare" / "model"
+    shutil.copytree(trained_run.model_dir, bare)
+    with pytest.raises(sft.ConfigError, match=r"no test rows to check the export on.*Fix: export\(\.\.\., test_data="):
+        export(bare, "onnx")
+    (tmp_path / "rows.csv").write_text("review,stars\nfine,5\n")
+    with pytest.raises(sft.ConfigError, match=r"has no column\(s\) \['text', 'label'\]"):
+        export(bare, "onnx", test_data=tmp_path / "rows.csv")
+    (tmp_path / "rows.csv").write_text("text,label\nfine,weather\n")
+    with pytest.raises(sft.ConfigError, match="label 'weather', which is neither a class name"):
+        export(bare, "onnx", test_data=tmp_path / "rows.csv")
+    with pytest.raises(sft.ConfigError, match="is the model folder itself"):
+        export(bare, "onnx", path=bare, test_data=trained_run.run_dir / "input" / "data" / "test")
+
+
+@pytest.mark.slow
+def test_onnx_predictions_import_neither_torch_nor_transformers(onnx_int8):
+    code = ("import sys, json, sagefinetune as sft; p = sft.Predictor(sys.argv[1]); out = p.predict(['a film']); "
+            "print(json.dumps([p.runtime.name, sorted(m for m in ('torch', 'transformers') if m in sys.modules)]))")
+    done = subprocess.run([sys.executable, "-c", code, str(onnx_int8.path)], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["onnx", []]
+
+
+@pytest.mark.slow
+def test_the_local_endpoint_and_batch_predictions_serve_the_export_with_the_same_json(trained_run, onnx_int8, tmp_path):
+    import urllib.request
+
+    from sagefinetune.serving import batch_predict_local
+
+    expected = trained_run.predictor().predict(TEXTS)
+    with onnx_int8.deploy() as ep:
+        request = urllib.request.Request(f"{ep.url}/invocations", data=json.dumps({"inputs": TEXTS}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(request, timeout=60) as response:
+            body = json.loads(response.read())
+        top2 = ep.predict(TEXTS[:1], top_k=2)
+        log = ep.log_path.read_text()
+    assert [set(item) for item in body] == [{"label", "score"}] * len(TEXTS)
+    assert [item["label"] for item in body] == [item["label"] for item in expected]
+    assert len(top2[0]) == 2 and top2[0][0]["label"] == expected[0]["label"]
+    assert "ONNX Runtime int8" in log
+    out = batch_predict_local(onnx_int8.path, TEXTS, tmp_path / "preds.jsonl")
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["label"] for line in lines] == [item["label"] for item in expected]
