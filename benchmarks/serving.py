@@ -34,8 +34,8 @@ import urllib.request
 from pathlib import Path
 
 import sagefinetune as sft
+from sagefinetune.endpoint import deploy_local
 from sagefinetune.entrypoint import hardware
-from sagefinetune.serving import deploy_local
 
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 MAX_LENGTH = 128

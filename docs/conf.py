@@ -22,7 +22,7 @@ nitpicky = False
 def _hyperparameter_table() -> None:
     """docs/_generated/hyperparameters.rst from the entry point's own table, so the docs cannot drift."""
     from sagefinetune.entrypoint.contract import HYPERPARAMETERS
-    from sagefinetune.job import DEFAULT_HYPERPARAMETERS, USER_HYPERPARAMETERS
+    from sagefinetune.plans.hyperparameters import DEFAULT_HYPERPARAMETERS, USER_HYPERPARAMETERS
 
     rows = []
     for name in USER_HYPERPARAMETERS:

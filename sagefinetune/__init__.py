@@ -27,7 +27,7 @@ _EXPORTS = {
     "Uniform": "plans.space",
     "IntRange": "plans.space",
     "Choice": "plans.space",
-    "TuningPlan": "tuning.result",
+    "TuningPlan": "plans.tuning",
     "TuningResult": "tuning.result",
     "Finding": "runtime.diagnose",
     "Diagnosis": "runtime.diagnose",
@@ -41,7 +41,7 @@ _EXPORTS = {
     "TrainingError": "errors",
     "EndpointError": "errors",
     "ExportError": "errors",
-    "ExportedModel": "runtime.export",
+    "ExportedModel": "run",
     "CredentialsError": "errors",
     "ImageError": "errors",
     "AWSError": "errors",
@@ -50,7 +50,7 @@ _EXPORTS = {
     "ServingError": "errors",
     "Estimate": "cost.estimate",
     "LocalSpeed": "cost.local_speed",
-    "measure_speed": "cost.local_speed",
+    "measure_speed": "speed",
     "Grid": "grid.grid",
     "GridResult": "grid.result",
     "PipelineError": "errors",
@@ -58,7 +58,7 @@ _EXPORTS = {
     "PipelineExecution": "pipeline.execution",
     "PipelineRun": "pipeline.local",
     "Registry": "registry",
-    "ModelVersion": "registry",
+    "ModelVersion": "backends.records",
 }
 
 __all__ = [
@@ -73,8 +73,9 @@ __all__ = [
 
 if TYPE_CHECKING:
     from sagefinetune.backends.batch_result import BatchResult
+    from sagefinetune.backends.records import ModelVersion
     from sagefinetune.cost.estimate import Estimate
-    from sagefinetune.cost.local_speed import LocalSpeed, measure_speed
+    from sagefinetune.cost.local_speed import LocalSpeed
     from sagefinetune.data.dataset import Dataset
     from sagefinetune.data.labels import LabelMap
     from sagefinetune.endpoint import Endpoint
@@ -103,12 +104,13 @@ if TYPE_CHECKING:
     from sagefinetune.pipeline import Pipeline, PipelineExecution, PipelineRun
     from sagefinetune.plans.space import Choice, IntRange, LogUniform, Uniform
     from sagefinetune.plans.training import TrainingPlan
-    from sagefinetune.registry import ModelVersion, Registry
-    from sagefinetune.run import Cost, TrainingRun
+    from sagefinetune.plans.tuning import TuningPlan
+    from sagefinetune.registry import Registry
+    from sagefinetune.run import Cost, ExportedModel, TrainingRun
     from sagefinetune.runtime.diagnose import Diagnosis, Finding
-    from sagefinetune.runtime.export import ExportedModel
     from sagefinetune.runtime.predict import Predictor
-    from sagefinetune.tuning.result import TuningPlan, TuningResult
+    from sagefinetune.speed import measure_speed
+    from sagefinetune.tuning.result import TuningResult
 
 
 def __getattr__(name: str) -> Any:

@@ -20,16 +20,20 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sagefinetune.errors import ConfigError
+from sagefinetune.core.console import say
+from sagefinetune.errors import ConfigError, ServingError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Endpoint", "request_body", "parse_response"]
+    from sagefinetune.backends.sagemaker.endpoints import EndpointRecord, ServingBackend
+    from sagefinetune.serving.local import LocalServer
+
+__all__ = ["Endpoint", "LocalEndpoint", "SageMakerEndpoint", "deploy_local", "request_body", "parse_response"]
 
 JSON = "application/json"
 
@@ -150,9 +154,19 @@ class Endpoint:
             >>> ep.hourly_cost  # doctest: +SKIP
             0.736
         """
-        from sagefinetune.deploy import deploy_model
+        from sagefinetune.plans import deploy as deploy_plan
 
-        return deploy_model(model, instance=instance, serverless=serverless, **options)
+        ref = deploy_plan.model_ref(model)
+        if instance == "local" and not serverless:
+            return deploy_local(deploy_plan.local_folder(ref), **options)
+        if ref.kind == "folder" and (Path(ref.location) / "model.onnx").is_file():
+            raise ConfigError(f"{ref.location} is an ONNX export; SageMaker's Hugging Face inference container runs "
+                              "PyTorch models only. Fix: serve the export here (instance='local', or Predictor), or "
+                              "deploy the PyTorch model folder (run.model_dir) to SageMaker.")
+        options = {**options, "instance": instance, "serverless": serverless}
+        deploy_plan.check_options(options)
+        backend = serving_backend(options)
+        return SageMakerEndpoint(backend.deploy(ref, options), backend)
 
     @classmethod
     def attach(cls, name: str, *, region: str | None = None, boto_session: Any = None) -> Endpoint:
@@ -163,7 +177,8 @@ class Endpoint:
         """
         from sagefinetune.backends.sagemaker.endpoints import ServingBackend
 
-        return ServingBackend(boto_session, region).attach(name)
+        backend = ServingBackend(boto_session, region)
+        return SageMakerEndpoint(backend.attach(name), backend)
 
     @classmethod
     def list(cls, *, region: str | None = None, boto_session: Any = None) -> pd.DataFrame:
@@ -180,3 +195,143 @@ class Endpoint:
         from sagefinetune.backends.sagemaker.endpoints import ServingBackend
 
         return ServingBackend(boto_session, region).list()
+
+
+class LocalEndpoint(Endpoint):
+    """A model answering on ``http://127.0.0.1:<port>`` with SageMaker's container contract. No charge.
+
+    Create one with ``run.deploy(instance="local")`` or :func:`deploy_local`. ``delete()`` (or leaving a ``with``
+    block) sends SIGTERM, which finishes the requests in flight; the server also stops when this Python process ends.
+
+    Attributes:
+        model_dir: the model folder served.
+        pid: the server process id.
+        log_path: the server's log (start-up, errors with tracebacks).
+    """
+
+    kind = "local"
+
+    def __init__(self, server: LocalServer) -> None:
+        super().__init__(server.name, server.url, hourly_cost=None, cost_note="local: no charge")
+        self.server = server
+        self.model_dir = server.model_dir
+        self.log_path = server.log_path
+
+    @property
+    def pid(self) -> int:
+        return self.server.pid
+
+    @property
+    def running(self) -> bool:
+        return self.server.running
+
+    def invoke(self, body: bytes, content_type: str = JSON, accept: str = JSON) -> bytes:
+        """POST ``body`` to ``/invocations``; the answer's bytes, or :class:`~sagefinetune.EndpointError`."""
+        self._check_alive()
+        return self.server.invoke(body, content_type, accept)
+
+    def _delete(self) -> list[str]:
+        return self.server.stop()
+
+
+def deploy_local(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1", **options: Any) -> LocalEndpoint:
+    """Serve a model folder over HTTP on this machine, in a server subprocess; returns when it answers ``/ping``.
+
+    Args:
+        model_dir: a model folder (``run.model_dir``, or any ``save_pretrained`` folder of a text classifier), or an
+            ONNX export (``run.export("onnx", quantize="int8").path``), served by ONNX Runtime with the same JSON.
+        port: the port (0: a free one; see ``endpoint.url``).
+        host: the address to bind; the default 127.0.0.1 is reachable from this machine only.
+        **options: ``max_batch_size`` (32: most inputs per forward pass), ``max_wait_ms`` (5: how long a batch
+            waits for requests in flight), ``max_body_mb`` (6, SageMaker's limit: larger bodies get 413), ``grace``
+            (30 s to finish requests in flight on delete), ``startup_timeout`` (300 s), ``timeout`` (120 s per
+            request), ``workers`` (forward passes at once: 2, or 1 on one core) and ``threads`` (torch threads per
+            pass: the cores / workers), ``precision`` (``"auto"``: bf16 where the device computes bf16
+            natively, else fp32; ``"fp32"``; or ``"bf16"``; see :doc:`/serve-and-share`), ``python`` (the
+            interpreter that runs the server), ``log_path`` (the server's log file).
+
+    Example:
+        >>> with deploy_local(run.model_dir) as ep:  # doctest: +SKIP
+        ...     ep.predict(["The striker scored twice."])
+        [{'label': 'sports', 'score': 0.97}]
+    """
+    from sagefinetune.serving.local import start_server
+
+    options = {k: v for k, v in options.items() if k not in ("instance", "serverless")}
+    return LocalEndpoint(start_server(model_dir, port=port, host=host, **options))
+
+
+class SageMakerEndpoint(Endpoint):
+    """A SageMaker real-time or serverless endpoint. Create one with ``run.deploy(instance="ml.m5.xlarge")``,
+    ``run.deploy(serverless=True)``, :meth:`Endpoint.from_model` or :meth:`Endpoint.attach`.
+
+    Attributes:
+        region: the AWS region it runs in.
+        instance, instance_count: the hosting instances (None for serverless).
+        memory_mb, max_concurrency: the serverless configuration (None for real-time).
+        hourly_cost: USD per hour for all its instances while it exists (None for serverless: see ``cost_note``).
+        config_name, model_names: the endpoint config and the models behind it, which :meth:`delete` removes too.
+        owned: made by sagefinetune (tagged); an endpoint that is not has only itself deleted, not its config and model.
+
+    Example:
+        >>> with run.deploy(instance="ml.m5.xlarge") as ep:  # doctest: +SKIP
+        ...     ep.predict(["i liked the movie"])
+        [{'label': 'positive', 'score': 0.98}]
+    """
+
+    def __init__(self, record: EndpointRecord, backend: ServingBackend) -> None:
+        from sagefinetune.facts.hosting import serverless_line
+
+        hourly = record.price_per_hour * record.instance_count if record.price_per_hour is not None else None
+        super().__init__(record.name, record.url, hourly, serverless_line(record.memory_mb) if record.memory_mb else "")
+        self.record = record
+        self.kind = record.kind
+        self.region = record.region
+        self.instance, self.instance_count = record.instance, record.instance_count
+        self.memory_mb, self.max_concurrency = record.memory_mb, record.max_concurrency
+        self.config_name, self.model_names, self.owned = record.config_name, record.model_names, record.owned
+        self.status = record.status
+        self._backend = backend
+
+    def invoke(self, body: bytes, content_type: str = JSON, accept: str = JSON) -> bytes:
+        """One InvokeEndpoint call; a container's 4xx/5xx is a :class:`~sagefinetune.errors.ServingError`."""
+        self._check_alive()
+        return self._backend.invoke(self.name, body, content_type, accept)
+
+    def refresh(self) -> str:
+        """The endpoint's status now (``Creating``, ``InService``, ``Failed``, ...)."""
+        self.status = self._backend.status(self.name)
+        return self.status
+
+    def wait(self, timeout: float | None = None) -> SageMakerEndpoint:
+        """Wait until it is InService (raises :class:`~sagefinetune.errors.ServingError` if it fails)."""
+        try:
+            self.status = self._backend.wait_in_service(self.record, timeout)
+        except ServingError as exc:
+            self.deleted = exc.operation == "CreateEndpoint"  # it failed, and the backend deleted it
+            raise
+        return self
+
+    def _delete(self) -> list[str]:
+        removed = self._backend.delete_owned(self.record)
+        if not self.owned and (self.config_name or self.model_names):
+            say(f"{self.name} was not made by sagefinetune: its endpoint config {self.config_name} and model(s) "
+                f"{', '.join(self.model_names)} are left as they are", True)
+        return removed
+
+
+def serving_backend(options: Mapping[str, Any], session: Any = None, region: str | None = None) -> ServingBackend:
+    """The SageMaker serving backend for ``options``: their session and region, else ``session`` / ``region`` (a
+    SageMaker run's own), else the default credential chain's."""
+    from sagefinetune.backends.sagemaker.endpoints import ServingBackend
+    from sagefinetune.core.checks import boolean, positive_number
+    from sagefinetune.plans import deploy as deploy_plan
+
+    given_session, given_region = options.get("boto_session"), options.get("region")
+    if given_region is not None:
+        deploy_plan.check_region(given_region)
+    progress = boolean("progress", options.get("progress", True), "progress=False")
+    poll = positive_number("poll_seconds", options.get("poll_seconds", 15.0), "poll_seconds=15")
+    if given_session is None and given_region is None:
+        given_session, given_region = session, region
+    return ServingBackend(given_session, given_region, progress=progress, poll_seconds=poll)

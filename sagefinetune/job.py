@@ -12,46 +12,24 @@ from typing import TYPE_CHECKING, Any
 
 from sagefinetune.data.dataset import Dataset
 from sagefinetune.data.labels import LabelMap
-from sagefinetune.entrypoint.contract import DEFAULT_MODEL, HYPERPARAMETERS, parse_str
-from sagefinetune.errors import ConfigError, did_you_mean
+from sagefinetune.entrypoint.contract import DEFAULT_MODEL
+from sagefinetune.errors import ConfigError
 from sagefinetune.facts.models import check_name
+from sagefinetune.plans.hyperparameters import (
+    DEFAULT_HYPERPARAMETERS,
+    check_hyperparameter,
+)
 
 if TYPE_CHECKING:
-    from sagefinetune.data.prepare import Prepared
+    from sagefinetune.data.prepared import Prepared
     from sagefinetune.pipeline import Pipeline
     from sagefinetune.plans.space import Range
     from sagefinetune.plans.training import TrainingPlan
+    from sagefinetune.plans.tuning import TuningPlan
     from sagefinetune.run import TrainingRun
-    from sagefinetune.tuning.result import TuningPlan, TuningResult
+    from sagefinetune.tuning.result import TuningResult
 
 __all__ = ["Job"]
-
-#: Hyperparameters a user sets with Job.hyperparameters(); the rest are derived from the Job.
-USER_HYPERPARAMETERS = tuple(
-    k for k in HYPERPARAMETERS if k not in ("model_name_or_path", "config_overrides", "labels", "problem_type",
-                                             "label_mapping", "text_column", "text_pair_column", "label_column")
-)
-#: The learning rate and warmup are left out: the plan chooses them for the model's size (see sagefinetune.facts.defaults).
-DEFAULT_HYPERPARAMETERS: Mapping[str, Any] = MappingProxyType({"epochs": 3, "batch_size": 32, "max_length": 256})
-
-
-def _check_hyperparameter(name: str, value: Any) -> None:
-    if name not in USER_HYPERPARAMETERS:
-        raise ConfigError(f"unknown hyperparameter {name!r}{did_you_mean(name, USER_HYPERPARAMETERS)} "
-                          f"Fix: one of {', '.join(USER_HYPERPARAMETERS)} (see the hyperparameters page).")
-    param = HYPERPARAMETERS[name]
-    wrong_type = isinstance(value, str) and param.parse is not parse_str
-    try:
-        parsed = None if wrong_type else param.parse(value)
-    except (TypeError, ValueError):
-        wrong_type = True
-    if wrong_type:
-        raise ConfigError(f"hyperparameter {name}={value!r} has the wrong type; {param.help} "
-                          f"(default {param.default!r}). Fix: .hyperparameters({name}={param.default!r}).")
-    if param.check is not None and not param.check(parsed):
-        raise ConfigError(f"hyperparameter {name}={value!r} must be {param.rule}. "
-                          f"Fix: .hyperparameters({name}=<a value {param.rule}>), e.g. {param.default!r}.")
-
 
 @dataclass(frozen=True, eq=False)
 class Job:
@@ -120,7 +98,7 @@ class Job:
             128
         """
         for name, value in values.items():
-            _check_hyperparameter(name, value)
+            check_hyperparameter(name, value)
         merged = {**self.hyperparameters_, **values}
         return dataclasses.replace(self, hyperparameters_=MappingProxyType(merged))
 
@@ -165,16 +143,18 @@ class Job:
             A :class:`~sagefinetune.TrainingRun` with the final metrics and the model. When it has finished (and
             ``progress``), its diagnosis (:meth:`TrainingRun.diagnose`) is printed.
         """
+        from sagefinetune.run import TrainingRun
+
         plan = self.plan(instance=instance, nodes=nodes, **options)
         if plan.backend == "local":
             from sagefinetune.backends.local import LocalBackend
 
-            run = LocalBackend().fit(self, plan, run_dir=run_dir, progress=progress)
+            run = TrainingRun.from_record(LocalBackend().fit(self, plan, run_dir=run_dir, progress=progress))
         else:
             from sagefinetune.backends.sagemaker.training import SageMakerBackend
 
             backend = SageMakerBackend(boto_session, region=plan.sagemaker.region if plan.sagemaker else None)
-            run = backend.fit(self, plan, progress=progress, wait=wait, logs=logs)
+            run = TrainingRun.from_record(backend.fit(self, plan, progress=progress, wait=wait, logs=logs), backend)
         if progress and (plan.backend == "local" or wait):
             from sagefinetune.runtime.diagnose import report
 

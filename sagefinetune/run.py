@@ -2,44 +2,27 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sagefinetune.backends.records import Cost, RunRecord
 from sagefinetune.errors import ConfigError
+from sagefinetune.runtime.export import ExportReport
 
 if TYPE_CHECKING:
-    from sagefinetune.endpoint import Endpoint
+    from sagefinetune.endpoint import Endpoint, LocalEndpoint
     from sagefinetune.hub.push import HubPush
     from sagefinetune.plans.training import TrainingPlan
     from sagefinetune.runtime.curves import Curves
     from sagefinetune.runtime.diagnose import Diagnosis
-    from sagefinetune.runtime.export import ExportedModel
     from sagefinetune.runtime.predict import Predictor
 
-__all__ = ["TrainingRun", "Cost"]
-
-
-@dataclass(frozen=True)
-class Cost:
-    """What a run cost: ``billable_seconds / 3600 x price_per_hour x nodes``."""
-
-    usd: float
-    billable_seconds: float = 0.0
-    price_per_hour: float = 0.0
-    nodes: int = 1
-    source: str = "local run: no charge"
-
-    def __str__(self) -> str:
-        if not self.price_per_hour:
-            return f"${self.usd:.2f} ({self.source})"
-        return (f"${self.usd:.2f} = {self.billable_seconds:.0f} s x ${self.price_per_hour:.4f}/h x {self.nodes} node(s) "
-                f"({self.source})")
+__all__ = ["TrainingRun", "Cost", "ExportedModel"]
 
 
 @dataclass
-class TrainingRun:
+class TrainingRun(RunRecord):
     """A finished (or running, on SageMaker) training run.
 
     Attributes:
@@ -50,29 +33,17 @@ class TrainingRun:
         run_dir: local runs: the run folder (input/, model/, output/, checkpoints/, train.log).
     """
 
-    name: str
-    backend: str
-    metrics: dict[str, float] = field(default_factory=dict)
-    cost: Cost = field(default_factory=lambda: Cost(0.0))
-    run_dir: Path | None = None
-    plan: TrainingPlan | None = None
-    status: str = "Completed"
-    model_artifact: str | None = None  # s3:// URI of model.tar.gz (SageMaker)
-    training_seconds: float | None = None
-    billable_seconds: float | None = None
-    description: dict[str, Any] = field(default_factory=dict, repr=False)  # DescribeTrainingJob (SageMaker)
-    _model_dir: Path | None = field(default=None, repr=False)
-    _backend: Any = field(default=None, repr=False)
+    sagemaker: Any = field(default=None, repr=False)  # SageMaker runs: the backend that follows the job
 
     @property
     def model_dir(self) -> Path:
         """The local folder with model, tokenizer, config (id2label) and metrics.json (downloads it once on SageMaker)."""
-        if self._model_dir is None:
+        if self.model_folder is None:
             if self.backend == "sagemaker":
-                self._model_dir = self.download()
+                self.model_folder = self.download()
             else:
                 raise ConfigError(f"run {self.name} has no model folder.")
-        return self._model_dir
+        return self.model_folder
 
     @property
     def log_path(self) -> Path | None:
@@ -106,8 +77,9 @@ class TrainingRun:
         """
         from sagefinetune.runtime.export import export
 
-        return export(self, format, quantize=quantize, path=path, test_data=test_data,
-                      max_accuracy_drop=max_accuracy_drop)
+        report = export(self, format, quantize=quantize, path=path, test_data=test_data,
+                        max_accuracy_drop=max_accuracy_drop)
+        return ExportedModel(**{f.name: getattr(report, f.name) for f in fields(report)})
 
     def push_to_hub(self, repo_id: str, *, private: bool | None = None, token: str | None = None,
                     commit_message: str | None = None, revision: str | None = None) -> HubPush:
@@ -132,7 +104,7 @@ class TrainingRun:
                 ``"ml.m5.xlarge"`` (a real-time endpoint, billed per hour while it exists).
             **options: both: ``precision`` (``"auto"``: bf16 where the device computes it natively, else fp32;
                 ``"fp32"``; ``"bf16"``). Local: ``port``, ``host``, ``max_batch_size``, ``max_wait_ms``,
-                ``max_body_mb`` (see :func:`sagefinetune.serving.deploy_local`); SageMaker: ``serverless=True`` with
+                ``max_body_mb`` (see :func:`sagefinetune.endpoint.deploy_local`); SageMaker: ``serverless=True`` with
                 ``memory_mb`` and ``max_concurrency``, and the options of :doc:`/serve-and-share`.
 
         Example:
@@ -141,7 +113,7 @@ class TrainingRun:
             [{'label': 'sports', 'score': 0.97}]
         """
         if instance == "local" and not options.get("serverless"):
-            from sagefinetune.serving import deploy_local
+            from sagefinetune.endpoint import deploy_local
 
             return deploy_local(self.model_dir, **options)
         from sagefinetune.deploy import deploy_run
@@ -169,7 +141,7 @@ class TrainingRun:
             >>> path = run.batch_predict(["a match report", "a budget speech"])  # doctest: +SKIP
         """
         if instance == "local":
-            from sagefinetune.serving import batch_predict_local
+            from sagefinetune.serving.batch import batch_predict_local
 
             default = (self.run_dir or Path("sft-runs") / self.name) / "predictions.jsonl"
             return batch_predict_local(self.model_dir, data, output_path or default, **options)
@@ -179,17 +151,18 @@ class TrainingRun:
 
     def download(self, path: str | Path | None = None) -> Path:
         """Download and unpack the model artifact of a SageMaker run; returns the folder."""
-        if self._backend is None or not hasattr(self._backend, "download"):
-            raise ConfigError(f"run {self.name} ({self.backend}) has nothing to download; its model is in {self._model_dir}.")
-        folder = self._backend.download(self, path)
-        self._model_dir = Path(folder)
-        return self._model_dir
+        if self.sagemaker is None or not hasattr(self.sagemaker, "download"):
+            raise ConfigError(f"run {self.name} ({self.backend}) has nothing to download; its model is in {self.model_folder}.")
+        folder = self.sagemaker.download(self, path)
+        self.model_folder = Path(folder)
+        return self.model_folder
 
     def wait(self, *, logs: bool = False, progress: bool = True, timeout: float | None = None) -> TrainingRun:
         """Follow a SageMaker job to its end and return the finished run (raises if it failed)."""
-        if self.backend != "sagemaker" or self._backend is None:
+        if self.backend != "sagemaker" or self.sagemaker is None:
             return self
-        finished: TrainingRun = self._backend.wait(self, logs=logs, progress=progress, timeout=timeout)
+        finished = TrainingRun.from_record(self.sagemaker.wait(self, logs=logs, progress=progress, timeout=timeout),
+                                           self.sagemaker)
         if progress:
             from sagefinetune.runtime.diagnose import report
 
@@ -199,8 +172,8 @@ class TrainingRun:
     # ---- curves and diagnosis -----------------------------------------------------------------------------------
     def log_lines(self) -> list[str]:
         """What the entry point printed: a local run's train.log, or a SageMaker job's CloudWatch log events."""
-        if self.backend == "sagemaker" and self._backend is not None:
-            return [e["message"] for e in self._backend.log_events(self.name)]
+        if self.backend == "sagemaker" and self.sagemaker is not None:
+            return [e["message"] for e in self.sagemaker.log_events(self.name)]
         if self.log_path is not None and self.log_path.exists():
             return self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
         raise ConfigError(f"run {self.name} has no log to read (no run folder, no SageMaker job).")
@@ -250,17 +223,15 @@ class TrainingRun:
         return plot_curves(self.curves(), path, title=f"{self.name}  {shown}", checkpoints=kept)
 
     @classmethod
+    def from_record(cls, record: RunRecord, backend: Any = None) -> TrainingRun:
+        """Wrap what a backend returned; ``backend`` is kept to follow, download and read logs of a SageMaker job."""
+        values = {f.name: getattr(record, f.name) for f in fields(RunRecord)}
+        return cls(**values, sagemaker=backend)
+
+    @classmethod
     def from_run_dir(cls, run_dir: str | Path, plan: TrainingPlan | None = None) -> TrainingRun:
         """A local run's outcome, read back from its run folder."""
-        run_dir = Path(run_dir)
-        model_dir = run_dir / "model"
-        metrics_path = model_dir / "metrics.json"
-        if not metrics_path.exists():
-            raise ConfigError(f"{run_dir} holds no finished run ({metrics_path} is missing). "
-                              "Fix: run job.fit(run_dir=...) to finish or resume it.")
-        metrics = json.loads(metrics_path.read_text())
-        return cls(name=plan.job_name if plan else run_dir.name, backend="local", metrics=metrics, run_dir=run_dir,
-                   plan=plan, _model_dir=model_dir)
+        return cls.from_record(RunRecord.from_run_dir(run_dir, plan))
 
     @classmethod
     def attach(cls, name: str, *, boto_session: Any = None, region: str | None = None) -> TrainingRun:
@@ -272,8 +243,30 @@ class TrainingRun:
         """
         from sagefinetune.backends.sagemaker.training import SageMakerBackend
 
-        return SageMakerBackend(boto_session, region=region).attach(name)
+        backend = SageMakerBackend(boto_session, region=region)
+        return cls.from_record(backend.attach(name), backend)
 
     def __repr__(self) -> str:
         shown = {k: round(v, 4) for k, v in self.metrics.items() if k in ("eval_accuracy", "eval_f1", "eval_f1_micro")}
         return f"<TrainingRun {self.name} {self.backend} {self.status} {shown} cost={self.cost.usd:.2f}$>"
+
+
+@dataclass(frozen=True)
+class ExportedModel(ExportReport):
+    """An exported model folder, the accuracy check it passed, and a local endpoint on it (``run.export`` returns one).
+
+    See :class:`~sagefinetune.runtime.export.ExportReport` for the attributes.
+    """
+
+    def deploy(self, **options: Any) -> LocalEndpoint:
+        """Serve the exported model on this machine (see :func:`sagefinetune.endpoint.deploy_local`): the same JSON
+        as the PyTorch model's endpoint, from ONNX Runtime.
+
+        Example:
+            >>> with run.export("onnx", quantize="int8").deploy() as ep:  # doctest: +SKIP
+            ...     ep.predict(["i liked the movie"])
+            [{'label': 'positive', 'score': 0.96}]
+        """
+        from sagefinetune.endpoint import deploy_local
+
+        return deploy_local(self.path, **options)

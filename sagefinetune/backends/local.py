@@ -26,6 +26,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from sagefinetune.backends.records import RunRecord
 from sagefinetune.data.cache import root as cache_root
 from sagefinetune.entrypoint import contract
 from sagefinetune.errors import ConfigError, TrainingError
@@ -34,7 +35,6 @@ from sagefinetune.facts.models import preflight
 if TYPE_CHECKING:
     from sagefinetune.job import Job
     from sagefinetune.plans.training import TrainingPlan
-    from sagefinetune.run import TrainingRun
 
 ENTRYPOINT = Path(__file__).resolve().parent.parent / "entrypoint" / "train.py"
 
@@ -78,7 +78,7 @@ def environment(run_dir: Path, channels: dict[str, Path], plan: TrainingPlan, th
 
 
 class LocalBackend:
-    """Runs a plan's entry point in a subprocess and returns a :class:`~sagefinetune.TrainingRun`.
+    """Runs a plan's entry point in a subprocess and returns a :class:`~sagefinetune.backends.records.RunRecord`.
 
     Args:
         python: the interpreter that runs the entry point (default: this one). Another environment's Python runs
@@ -95,9 +95,7 @@ class LocalBackend:
         self.on_line = on_line
         self.threads = threads
 
-    def fit(self, job: Job, plan: TrainingPlan, *, run_dir: str | Path | None = None, progress: bool = True) -> TrainingRun:
-        from sagefinetune.run import TrainingRun
-
+    def fit(self, job: Job, plan: TrainingPlan, *, run_dir: str | Path | None = None, progress: bool = True) -> RunRecord:
         run_dir = _run_folder(run_dir, plan.job_name)
         preflight(job.model_id, job.model_config, required=True)  # the model is readable here, its overrides fit it
         prepared = job.prepare()  # checks columns and labels before any training starts
@@ -120,7 +118,7 @@ class LocalBackend:
         env = environment(run_dir, channels, plan, self.threads)
         started = time.monotonic()
         self._run(command(plan, self.python), env, run_dir, plan.job_name, progress)
-        run = TrainingRun.from_run_dir(run_dir, plan)
+        run = RunRecord.from_run_dir(run_dir, plan)
         run.training_seconds = time.monotonic() - started  # the entry point's run time, as SageMaker counts it
         return run
 

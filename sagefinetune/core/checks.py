@@ -67,3 +67,13 @@ def bucket_name(value: Any) -> str | None:
         raise ConfigError(f"bucket={value!r} is not an S3 bucket name (3-63 lowercase letters, digits, '.' and '-'). "
                           "Fix: bucket='my-sagemaker-bucket'.")
     return value
+
+
+def check_precision(precision: Any) -> str:
+    """``precision=`` of a Predictor or a local endpoint, checked before anything loads."""
+    from sagefinetune.entrypoint.inference import check_precision as check
+
+    try:
+        return check(precision)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

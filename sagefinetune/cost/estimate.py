@@ -2,7 +2,7 @@
 
 SageMaker plans are estimated by the throughput model of :mod:`sagefinetune.cost.throughput`, calibrated on the seed's 25
 V100 runs (:mod:`sagefinetune.cost.calibration`); other GPUs and mixed precision are *extrapolated* by published speeds.
-Local plans are estimated from this machine's own measured speed (:func:`sagefinetune.cost.local_speed.measure_speed`).
+Local plans are estimated from this machine's own measured speed (:func:`sagefinetune.speed.measure_speed`).
 
     >>> import sagefinetune as sft
     >>> job = sft.Job.from_dataset(sft.Dataset.example("imdb")).hyperparameters(max_length=256)

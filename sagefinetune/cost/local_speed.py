@@ -1,4 +1,5 @@
-"""This machine's own training speed: a probe of a few steps through the real entry point, cached per settings.
+"""This machine's own training speed, as a probe measured it (see :func:`sagefinetune.speed.measure_speed`), cached per
+settings.
 
 The probe trains the Job's own model on a sample of its own rows, with its batch size, token length, precision and
 number of processes, for two short epochs (``max_steps``), saves one checkpoint and evaluates a small test split.
@@ -20,7 +21,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,7 +34,8 @@ from sagefinetune.errors import TrainingError
 if TYPE_CHECKING:
     from sagefinetune.job import Job
 
-__all__ = ["LocalSpeed", "measure_speed", "cached_speed", "cache_path", "speed_settings", "PROBE_STEPS"]
+__all__ = ["LocalSpeed", "cached_speed", "cache_path", "speed_settings", "speed_key", "store", "timings", "PROBE_STEPS",
+           "PROBE_TEST_ROWS"]
 
 CACHE_ENV = "SFT_CACHE_DIR"
 PROBE_STEPS = 8  # steps per probe epoch; the probe runs two epochs
@@ -97,7 +98,8 @@ def speed_settings(job: Job, processes: int, python: str = sys.executable) -> di
     }
 
 
-def _key(settings: Mapping[str, Any]) -> str:
+def speed_key(settings: Mapping[str, Any]) -> str:
+    """The cache key of a speed: a hash of everything it depends on."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -110,7 +112,8 @@ def _read_cache() -> dict[str, Any]:
     return dict(data.get("speeds", {})) if isinstance(data, dict) else {}
 
 
-def _write_cache(speed: LocalSpeed) -> None:
+def store(speed: LocalSpeed) -> None:
+    """Add ``speed`` to the cache file (atomically replaced)."""
     path = cache_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     speeds = _read_cache()
@@ -123,54 +126,11 @@ def _write_cache(speed: LocalSpeed) -> None:
 def cached_speed(job: Job, nodes: int = 1, *, python: str = sys.executable) -> LocalSpeed | None:
     """The cached speed of ``job`` with ``nodes`` local processes, or None (reads the cache; never probes)."""
     settings = speed_settings(job, nodes, python)
-    found = _read_cache().get(_key(settings))
+    found = _read_cache().get(speed_key(settings))
     return LocalSpeed.from_dict(found, cached=True) if found else None
 
 
-def measure_speed(job: Job, nodes: int = 1, *, refresh: bool = False, progress: bool = True,
-                  python: str = sys.executable) -> LocalSpeed:
-    """This machine's speed for ``job`` run locally with ``nodes`` processes: cached, else a probe (10-60 s).
-
-    Example:
-        >>> speed = sft.measure_speed(job)  # doctest: +SKIP
-        >>> job.plan(local_speed=speed).estimate.seconds  # doctest: +SKIP
-        41.2
-    """
-    if not refresh:
-        found = cached_speed(job, nodes, python=python)
-        if found is not None:
-            return found
-    settings = speed_settings(job, nodes, python)
-    if progress:
-        print(f"[sagefinetune] measuring this machine's speed for {job.model_id} with {nodes} process(es) "
-              f"(a probe of {2 * PROBE_STEPS} steps; cached in {cache_path()})", file=sys.stderr, flush=True)
-    speed = _probe(job, nodes, settings, python)
-    _write_cache(speed)
-    return speed
-
-
-def _probe_job(job: Job, nodes: int) -> Job:
-    hp = contract.parse_hyperparameters({k: contract.render_hyperparameter(v) for k, v in job.hyperparameters_.items()})
-    rows = PROBE_STEPS * hp["batch_size"] * hp["gradient_accumulation_steps"] * nodes
-    seed = dict(job.dataset.sample_spec).get("seed", 42)
-    dataset = job.dataset.sample(train=rows, test=PROBE_TEST_ROWS, seed=seed)
-    return (job.__class__(dataset, job.label_map, job.model_id, job.model_config, job.hyperparameters_)
-            .hyperparameters(max_steps=2 * PROBE_STEPS, save_steps=2 * PROBE_STEPS, eval_each_epoch=False))
-
-
-def _probe(job: Job, nodes: int, settings: dict[str, Any], python: str) -> LocalSpeed:
-    from sagefinetune.backends.local import LocalBackend
-
-    lines: list[tuple[float, str]] = []
-    backend = LocalBackend(python=python, on_line=lambda t, line: lines.append((t, line)))
-    probe = _probe_job(job, nodes)
-    with tempfile.TemporaryDirectory(prefix="sagefinetune-probe-") as tmp:
-        run = backend.fit(probe, probe.plan(nodes=nodes), run_dir=Path(tmp) / "probe", progress=False)
-    total = run.training_seconds or (lines[-1][0] if lines else 0.0)
-    return _timings(lines, total, run.metrics, settings)
-
-
-def _timings(lines: list[tuple[float, str]], total: float, metrics: Mapping[str, float],
+def timings(lines: list[tuple[float, str]], total: float, metrics: Mapping[str, float],
              settings: dict[str, Any]) -> LocalSpeed:
     """Read the probe's timestamped lines into a LocalSpeed."""
     steps: dict[int, float] = {}
@@ -192,7 +152,7 @@ def _timings(lines: list[tuple[float, str]], total: float, metrics: Mapping[str,
     step_s = (steps[last] - steps[half]) / (last - half)
     eval_rows = max(1.0, metrics.get("eval_runtime", 0.0) * metrics.get("eval_samples_per_second", 0.0))
     return LocalSpeed(
-        key=_key(settings), settings=MappingProxyType(settings), startup_s=max(0.0, steps[1] - step_s), step_s=step_s,
+        key=speed_key(settings), settings=MappingProxyType(settings), startup_s=max(0.0, steps[1] - step_s), step_s=step_s,
         save_s=max(0.0, train_end - steps[last]), eval_row_s=max(0.0, first_eval - train_end) / eval_rows,
         final_s=max(0.0, total - last_eval), probe_steps=last, probe_seconds=total,
         measured_at=time.strftime("%Y-%m-%d %H:%M", time.localtime()),

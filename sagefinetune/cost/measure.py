@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sagefinetune.cost.workload import CHARS_PER_TOKEN, measured_shape
 
 if TYPE_CHECKING:
-    from sagefinetune.data.prepare import Prepared
+    from sagefinetune.data.prepared import Prepared
     from sagefinetune.job import Job
     from sagefinetune.plans.training import TrainingPlan
 

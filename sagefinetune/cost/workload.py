@@ -24,7 +24,7 @@ from sagefinetune.cost.throughput import Workload, padded_tokens_per_row
 from sagefinetune.entrypoint.contract import parse_hyperparameters
 
 if TYPE_CHECKING:
-    from sagefinetune.data.prepare import Prepared
+    from sagefinetune.data.prepared import Prepared
     from sagefinetune.job import Job
 
 __all__ = ["DataShape", "data_shape", "measured_shape", "workload", "CHARS_PER_TOKEN", "DEFAULT_TEST_SHARE"]

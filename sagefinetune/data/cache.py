@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sagefinetune.data.dataset import Dataset
-    from sagefinetune.data.prepare import Prepared
+    from sagefinetune.data.prepared import Prepared
     from sagefinetune.job import Job
 
 FORMAT = 2  # bump when prepare() changes what it writes
@@ -49,7 +49,7 @@ def key(job: Job) -> str | None:
 def load(job: Job) -> Prepared | None:
     """The cached Prepared of this Job, or None."""
     from sagefinetune.data.labels import LabelMap
-    from sagefinetune.data.prepare import Prepared
+    from sagefinetune.data.prepared import Prepared
 
     k = key(job)
     folder = root() / "prepared" / k if k else None
@@ -115,7 +115,7 @@ def _frames_key(frames: dict[str, Any]) -> Any:
     """The DataFrames' content, hashed as Arrow data (None when a column cannot be Arrow: loading will say why)."""
     import pyarrow as pa
 
-    from sagefinetune.data.prepare import table_hash
+    from sagefinetune.data.prepared import table_hash
 
     try:
         return ["pandas", {split: table_hash(pa.Table.from_pandas(df, preserve_index=False))

@@ -60,6 +60,21 @@ def tokenize(where: contract.Paths, tokenizer: Any, hp: dict[str, Any], names: l
                                 prune=not shared)
 
 
+def machine_choices(hp: dict[str, Any], world: int) -> Any:
+    """This machine's precision, attention and TF32 choices, applied and logged with the versions."""
+    import torch
+    import transformers
+
+    machine = hardware.detect()
+    choices = hardware.choose(hp["precision"], machine)
+    hardware.apply_tf32(choices)
+    log(f"transformers {transformers.__version__}, torch {torch.__version__}, {world} process(es), "
+        f"{'cuda x' + str(torch.cuda.device_count()) if machine.cuda else 'cpu'}, precision {choices.precision}")
+    for line in choices.why:
+        log(line)
+    return choices
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     outputs.clear_failure()
     hp = read_hyperparameters(sys.argv[1:] if argv is None else argv)
@@ -68,20 +83,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         raise SystemExit("no train channel: set SM_CHANNEL_TRAIN or put files under /opt/ml/input/data/train")
     names, multi = hp["labels"], hp["problem_type"] == "multi_label_classification"
 
-    import torch
-    import transformers
     from transformers import AutoTokenizer
 
     training.quiet_other_ranks()
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    machine = hardware.detect()
-    choices = hardware.choose(hp["precision"], machine)
-    hardware.apply_tf32(choices)
+    choices = machine_choices(hp, world)
     precision = choices.precision
-    log(f"transformers {transformers.__version__}, torch {torch.__version__}, {world} process(es), "
-        f"{'cuda x' + str(torch.cuda.device_count()) if machine.cuda else 'cpu'}, precision {precision}")
-    for line in choices.why:
-        log(line)
 
     model_path = training.resolve_model(hp["model_name_or_path"], os.environ.get("SM_CHANNEL_MODEL"))
     tokenizer = AutoTokenizer.from_pretrained(model_path)

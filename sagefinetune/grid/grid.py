@@ -27,7 +27,9 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from sagefinetune.errors import ConfigError, did_you_mean
-from sagefinetune.job import USER_HYPERPARAMETERS, Job
+from sagefinetune.grid.runner import job_name_for
+from sagefinetune.job import Job
+from sagefinetune.plans.hyperparameters import USER_HYPERPARAMETERS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from sagefinetune.grid.result import GridResult
     from sagefinetune.plans.training import TrainingPlan
 
-__all__ = ["Grid", "Cell", "job_name_for"]
+__all__ = ["Grid", "Cell"]
 
 BUILTIN_AXES = ("instance", "nodes", "train_size")
 
@@ -211,10 +213,3 @@ class Grid:
     def __repr__(self) -> str:
         axes = ", ".join(f"{k}={list(v)}" for k, v in self.axes.items())
         return f"Grid<{len(self.cells())} cells over {axes or 'nothing'} from {self.job!r}>"
-
-
-def job_name_for(cell: Cell) -> str:
-    """A SageMaker base job name per cell (the SDK appends the launch second): cells launched together differ."""
-    from sagefinetune.plans.training import job_name
-
-    return f"{job_name(cell.job)[:38].rstrip('-')}-{cell.key[:8]}"

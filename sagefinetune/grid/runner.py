@@ -95,11 +95,12 @@ def _todo(cells: list[Cell], state: GridState, retry_failed: bool) -> list[Cell]
 # ---- local cells ---------------------------------------------------------------------------------------------
 def _local_speeds(cells: list[Cell], progress: bool) -> dict[str, Any]:
     """This machine's speed for each distinct (settings, processes) among the cells: cached, else probed."""
-    from sagefinetune.cost.local_speed import _key, measure_speed, speed_settings
+    from sagefinetune.cost.local_speed import speed_key, speed_settings
+    from sagefinetune.speed import measure_speed
 
     speeds: dict[str, Any] = {}
     for cell in cells:
-        key = _key(speed_settings(cell.job, cell.nodes))
+        key = speed_key(speed_settings(cell.job, cell.nodes))
         if key not in speeds:
             try:
                 speeds[key] = measure_speed(cell.job, cell.nodes, progress=progress)
@@ -111,7 +112,7 @@ def _local_speeds(cells: list[Cell], progress: bool) -> dict[str, Any]:
 
 def _run_local(cells: list[Cell], folder: Path, state: GridState, bar: Progress, options: dict[str, Any],
                retry_failed: bool) -> dict[str, TrainingRun]:
-    from sagefinetune.cost.local_speed import _key, speed_settings
+    from sagefinetune.cost.local_speed import speed_key, speed_settings
     from sagefinetune.run import TrainingRun
 
     runs: dict[str, TrainingRun] = {}
@@ -123,7 +124,7 @@ def _run_local(cells: list[Cell], folder: Path, state: GridState, bar: Progress,
             if state.status(cell) == "Completed" and (run_dir / "model" / "metrics.json").exists():
                 runs[cell.key] = TrainingRun.from_run_dir(run_dir)
             continue
-        speed = speeds.get(_key(speed_settings(cell.job, cell.nodes)))
+        speed = speeds.get(speed_key(speed_settings(cell.job, cell.nodes)))
         try:
             plan = cell.job.plan(instance="local", nodes=cell.nodes, local_speed=speed, **options)
             state.update(cell, status="Running", run=str(run_dir), predicted=_estimate(plan), error=None)
@@ -145,8 +146,6 @@ def _estimate(plan: TrainingPlan | None) -> dict[str, Any] | None:
 
 # ---- SageMaker cells -------------------------------------------------------------------------------------------
 def _launch(backend: Any, cell: Cell, folder: Path, state: GridState, options: dict[str, Any]) -> TrainingRun | None:
-    from sagefinetune.grid.grid import job_name_for
-
     try:
         plan = cell.job.plan(instance=cell.instance, nodes=cell.nodes, job_name=job_name_for(cell), **options)
         run = backend.fit(cell.job, plan, progress=False, wait=False)
@@ -171,6 +170,7 @@ def _run_sagemaker(cells: list[Cell], folder: Path, state: GridState, bar: Progr
                    parallel: int, retry_failed: bool, boto_session: Any, poll_seconds: float) -> dict[str, TrainingRun]:
     from sagefinetune.backends.sagemaker.aws import aws_errors
     from sagefinetune.backends.sagemaker.training import SageMakerBackend
+    from sagefinetune.run import TrainingRun
 
     backend = SageMakerBackend(boto_session, region=options.get("region"))
     todo = _todo(cells, state, retry_failed)
@@ -192,7 +192,7 @@ def _run_sagemaker(cells: list[Cell], folder: Path, state: GridState, bar: Progr
             with aws_errors("DescribeTrainingJob"):
                 description = backend.client("sagemaker").describe_training_job(TrainingJobName=name)
             if description["TrainingJobStatus"] in TERMINAL:
-                run = backend.describe(name, description=description)  # metrics from the logs, cost: once, at the end
+                run = TrainingRun.from_record(backend.describe(name, description=description), backend)  # cost: once, at the end
                 _record(cell, run, folder, state)
                 runs[key] = run
                 del running[key]
@@ -225,3 +225,10 @@ def run_grid(grid: Grid, folder: Path, *, parallel: int, progress: bool, retry_f
     table.to_csv(folder / "results.csv", index=False)
     group = ("train_size", *[k for k in grid.axes if k not in ("instance", "nodes", "train_size")])
     return GridResult(folder, table, {c.name: runs[c.key] for c in cells if c.key in runs}, group)
+
+
+def job_name_for(cell: Cell) -> str:
+    """A SageMaker base job name per cell (the SDK appends the launch second): cells launched together differ."""
+    from sagefinetune.plans.training import job_name
+
+    return f"{job_name(cell.job)[:38].rstrip('-')}-{cell.key[:8]}"

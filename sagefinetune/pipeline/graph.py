@@ -38,7 +38,7 @@ from sagefinetune.entrypoint.evaluation import READ_HYPERPARAMETERS
 from sagefinetune.entrypoint.evaluation import REPORT as EVALUATION_FILE
 from sagefinetune.pipeline.conditions import recheck
 from sagefinetune.pipeline.local import inference_image
-from sagefinetune.pipeline.spec import APPROVAL, DATA, DATA_LOCATION, INSTANCE
+from sagefinetune.pipeline.parameters import APPROVAL, DATA, DATA_LOCATION, INSTANCE
 from sagefinetune.plans.deploy import KIND_TAG, MODEL_TAG, TAG, ModelRef, environment
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def build(pipe: Pipeline, session: Any, role: str, staged: StagedInputs, backend
     assert spec is not None
     # a spot job resumes within its execution; another execution (other data, perhaps) starts from scratch
     checkpoint = Join(on="", values=[staged.checkpoint, ExecutionVariables.PIPELINE_EXECUTION_ID, "/"])
-    trainer = backend._model_trainer(staged.plan, session, role, staged.hyperparameters, staged.bucket, checkpoint,
+    trainer = backend.model_trainer(staged.plan, session, role, staged.hyperparameters, staged.bucket, checkpoint,
                                      None, instance_type=params.instance)
     channels = [InputData(channel_name=s, data_source=params.data.get(s, uri)) for s, uri in staged.channels.items()]
     train = TrainingStep(name="Train", step_args=trainer.train(input_data_config=channels, wait=False, logs=False),

@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Any
 from sagefinetune.core.console import say
 from sagefinetune.errors import ConfigError, PipelineError
 from sagefinetune.pipeline.conditions import recheck
-from sagefinetune.pipeline.spec import APPROVAL
+from sagefinetune.pipeline.parameters import APPROVAL
 
 if TYPE_CHECKING:
+    from sagefinetune.backends.records import ModelVersion
     from sagefinetune.endpoint import Endpoint
     from sagefinetune.pipeline.spec import Pipeline
-    from sagefinetune.registry import ModelVersion
 
 RUN_FILE = "run.json"
 CACHED_STEPS = ("train", "evaluate")  # deterministic and costly: reused across runs; register and deploy never are

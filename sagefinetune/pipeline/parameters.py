@@ -6,12 +6,18 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from sagefinetune.backends.local_registry import check_status
 from sagefinetune.errors import ConfigError, did_you_mean
-from sagefinetune.pipeline.spec import APPROVAL, DATA, DATA_LOCATION, INSTANCE
-from sagefinetune.registry import check_status
 
 if TYPE_CHECKING:
     from sagefinetune.pipeline.spec import Pipeline
+
+
+#: The execution parameters' names, shared by the SageMaker graph and the local run.
+APPROVAL = "ModelApprovalStatus"
+INSTANCE = "InstanceType"
+DATA_LOCATION = "DataLocation"  # uploaded data: the content-addressed prefix holding train/, test/ (, validation/)
+DATA = {"train": "TrainData", "validation": "ValidationData", "test": "TestData"}  # from_s3 data: one per channel
 
 
 def check_parameters(pipe: Pipeline, parameters: Mapping[str, Any], *, local: bool = False) -> dict[str, Any]:

@@ -14,9 +14,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from sagefinetune.backends.local_registry import check_group, check_status
 from sagefinetune.errors import ConfigError, did_you_mean
 from sagefinetune.pipeline.conditions import Condition
-from sagefinetune.registry import check_group, check_status
+from sagefinetune.pipeline.parameters import APPROVAL, DATA, DATA_LOCATION, INSTANCE
 
 if TYPE_CHECKING:
     from sagefinetune.job import Job
@@ -27,10 +28,6 @@ if TYPE_CHECKING:
 __all__ = ["Pipeline", "Deployment", "make_pipeline"]
 
 _NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}")
-APPROVAL = "ModelApprovalStatus"
-INSTANCE = "InstanceType"
-DATA_LOCATION = "DataLocation"  # uploaded data: the content-addressed prefix holding train/, test/ (, validation/)
-DATA = {"train": "TrainData", "validation": "ValidationData", "test": "TestData"}  # from_s3 data: one per channel
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -25,7 +26,7 @@ from sagefinetune.facts.hosting import (
     lookup_hosting,
     serverless_line,
 )
-from sagefinetune.plans.sagemaker import _prefix, check_no_secrets
+from sagefinetune.plans.sagemaker import check_no_secrets, s3_prefix
 
 TAG = "sagefinetune:"  # every tag key this library writes starts with it; Endpoint.list() finds endpoints by it
 KIND_TAG, MODEL_TAG, RUN_TAG, CREATED_TAG = (f"{TAG}kind", f"{TAG}model", f"{TAG}run", f"{TAG}created-at")
@@ -239,7 +240,7 @@ def environment(model: ModelRef, kind: str, region: str, extra: Any, precision: 
     if precision is not None:
         user = {**user, "SFT_PRECISION": precision}
     if "SFT_PRECISION" in user:
-        from sagefinetune.runtime.predict import check_precision
+        from sagefinetune.core.checks import check_precision
 
         check_precision(user["SFT_PRECISION"])
     env = {"HF_TASK": "text-classification", "SAGEMAKER_CONTAINER_LOG_LEVEL": "20", "SAGEMAKER_REGION": region}
@@ -287,7 +288,7 @@ def plan_deploy(model: ModelRef, *, region: str, kind_default: str | None = None
         tags=MappingProxyType(our_tags(kind, model, check_tags(options.get("tags")), now)),
         role=check_role(options.get("role")), instance=host.name if host else None, instance_count=count,
         memory_mb=memory, max_concurrency=concurrency, hourly_cost=hourly, bucket=bucket_name(options.get("bucket")),
-        prefix=_prefix(options.get("prefix")), notes=tuple(notes),
+        prefix=s3_prefix(options.get("prefix")), notes=tuple(notes),
     )
 
 
@@ -357,3 +358,38 @@ def transform_source(data: Any, split: Any) -> tuple[str, str | None]:
         return "rows", None
     raise ConfigError(f"batch_predict takes a Dataset, a list of texts (or of (text, text_pair) tuples), or an s3:// "
                       f"URI of JSON Lines files; got {str(data)[:100]!r}. Fix: one of those.")
+
+
+def model_ref(model: Any) -> ModelRef:
+    """An ``s3://.../model.tar.gz``, a local model folder, or a Hub id, checked (no network)."""
+    from sagefinetune.facts.models import check_name, model_source
+
+    pair = images.IMAGE_PAIRS[0]
+    if isinstance(model, Path):
+        model = str(model)
+    if isinstance(model, str) and model.startswith("s3://"):
+        if not model.endswith(".tar.gz") or len(model.split("/")) < 4:
+            raise ConfigError(f"from_model needs a model archive, s3://<bucket>/<key>.tar.gz; got {model!r}. Fix: a "
+                              "training job's artifact (TrainingRun.model_artifact), or the local model folder.")
+        return ModelRef("artifact", model, pair, None)
+    name = check_name(model)
+    if model_source(name) == "folder":
+        return ModelRef("folder", name, pair, (Path(name) / "code" / "inference.py").is_file() or handler_file().is_file())
+    return ModelRef("hub", name, pair, False)
+
+
+def local_folder(ref: ModelRef) -> Path:
+    from sagefinetune.facts.models import local_path
+
+    found = ref.location if ref.kind == "folder" else local_path(ref.location) if ref.kind == "hub" else None
+    if found is None:
+        raise ConfigError(f"instance='local' serves a model folder on this machine; {ref.location!r} is not one. Fix: "
+                          "download (and unpack) it, then Endpoint.from_model('<folder>', instance='local').")
+    return Path(found)
+
+
+def handler_file() -> Path:
+    """sagefinetune's serving handler (``entrypoint/inference.py``), which a model folder gets as ``code/inference.py``."""
+    from sagefinetune import entrypoint
+
+    return Path(entrypoint.__file__).resolve().parent / "inference.py"

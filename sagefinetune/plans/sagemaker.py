@@ -178,7 +178,7 @@ def sagemaker_spec(job: Job, *, instance: str, nodes: int, hyperparameters: Mapp
     tags, environment = _recorded(options, job_name)
     subnets, groups, isolation, encrypt, notes = _network(job, options, nodes)
     bucket = bucket_name(options.get("bucket"))
-    prefix = _prefix(options.get("prefix"))
+    prefix = s3_prefix(options.get("prefix"))
     root = f"s3://{bucket or DEFAULT_BUCKET}/{prefix}"
     channels = _channels(job, root)
     # the same Job on the same rows resumes from its checkpoints when launched again; anything else starts fresh
@@ -205,7 +205,7 @@ def sagemaker_spec(job: Job, *, instance: str, nodes: int, hyperparameters: Mapp
 
 def check_options(options: Mapping[str, Any]) -> None:
     """Every option is a SageMaker option; a hyperparameter given here is pointed to .hyperparameters()."""
-    from sagefinetune.job import USER_HYPERPARAMETERS
+    from sagefinetune.plans.hyperparameters import USER_HYPERPARAMETERS
 
     for name in sorted(set(options) - set(OPTIONS)):
         if name in USER_HYPERPARAMETERS:
@@ -300,7 +300,8 @@ def _channels(job: Job, root: str) -> dict[str, str]:
     return channels
 
 
-def _prefix(value: Any) -> str:
+def s3_prefix(value: Any) -> str:
+    """The S3 key prefix sagefinetune writes under (default ``sagefinetune``), checked."""
     prefix = DEFAULT_PREFIX if value is None else value
     if not isinstance(prefix, str) or not prefix.strip("/") or not re.fullmatch(r"[A-Za-z0-9!_.*()/-]+", prefix):
         raise ConfigError(f"prefix={value!r} must be an S3 key prefix of letters, digits and !_.*()/-. "

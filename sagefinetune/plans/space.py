@@ -166,7 +166,7 @@ def check_space(space: Mapping[str, Any]) -> dict[str, Range]:
         sagefinetune.errors.ConfigError: batch_size takes whole numbers, so Uniform(8.0, 64.0) cannot search it. Fix: IntRange(8, 64) or Choice([...]).
     """
     from sagefinetune.entrypoint.contract import HYPERPARAMETERS
-    from sagefinetune.job import _check_hyperparameter
+    from sagefinetune.plans.hyperparameters import check_hyperparameter
 
     if not isinstance(space, Mapping) or not space:
         raise ConfigError(f"a search space is a non-empty dict of hyperparameter -> range; got {space!r}. "
@@ -177,10 +177,10 @@ def check_space(space: Mapping[str, Any]) -> dict[str, Range]:
             raise ConfigError(f"space[{name!r}] = {rng!r} is not a range. Fix: sft.LogUniform, sft.Uniform, "
                               f"sft.IntRange or sft.Choice, e.g. {{{name!r}: sft.Choice([{rng!r}])}} for one value.")
         if name not in HYPERPARAMETERS:
-            _check_hyperparameter(name, None)  # unknown: the same message as .hyperparameters(), with the names
+            check_hyperparameter(name, None)  # unknown: the same message as .hyperparameters(), with the names
         for value in rng.ends():
             try:
-                _check_hyperparameter(name, value)  # the name, the type and the allowed values, as .hyperparameters()
+                check_hyperparameter(name, value)  # the name, the type and the allowed values, as .hyperparameters()
             except ConfigError as exc:
                 problem = str(exc).split(" Fix:")[0].rstrip(".")
                 rule = HYPERPARAMETERS[name].rule if "must be" in problem else f"of {name}'s type"

@@ -39,9 +39,8 @@ from sagefinetune.runtime.loading import ONNX_FILE, OnnxRuntime, Runtime, TorchR
 if TYPE_CHECKING:
     from sagefinetune.run import TrainingRun
     from sagefinetune.runtime.predict import Predictor
-    from sagefinetune.serving import LocalEndpoint
 
-__all__ = ["export", "ExportedModel", "FORMATS", "QUANTIZATIONS"]
+__all__ = ["export", "ExportReport", "FORMATS", "QUANTIZATIONS"]
 
 FORMATS = ("onnx",)
 QUANTIZATIONS = (None, "int8")
@@ -50,8 +49,8 @@ DATA_PATTERNS = ("*.parquet", "*.jsonl", "*.json", "*.csv")
 
 
 @dataclass(frozen=True)
-class ExportedModel:
-    """An exported model folder and the accuracy check it passed.
+class ExportReport:
+    """An exported model folder and the accuracy check it passed (:class:`sagefinetune.ExportedModel` adds ``deploy()``).
 
     Attributes:
         path: the folder (``model.onnx``, tokenizer, config, settings, ``export.json``).
@@ -87,19 +86,6 @@ class ExportedModel:
 
         return Predictor(self.path, batch_size=batch_size, threads=threads)
 
-    def deploy(self, **options: Any) -> LocalEndpoint:
-        """Serve the exported model on this machine (see :func:`sagefinetune.serving.deploy_local`): the same JSON
-        as the PyTorch model's endpoint, from ONNX Runtime.
-
-        Example:
-            >>> with run.export("onnx", quantize="int8").deploy() as ep:  # doctest: +SKIP
-            ...     ep.predict(["i liked the movie"])
-            [{'label': 'positive', 'score': 0.96}]
-        """
-        from sagefinetune.serving import deploy_local
-
-        return deploy_local(self.path, **options)
-
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "path": str(self.path), "drop": self.drop}
 
@@ -112,7 +98,7 @@ class ExportedModel:
 
 def export(source: TrainingRun | str | Path, format: str = "onnx", *, quantize: str | None = None,
            path: str | Path | None = None, test_data: str | Path | None = None,
-           max_accuracy_drop: float = 0.01) -> ExportedModel:
+           max_accuracy_drop: float = 0.01) -> ExportReport:
     """Export a run's model (or a model folder) to ONNX and check its accuracy against the PyTorch model.
 
     Args:
@@ -153,7 +139,7 @@ def export(source: TrainingRun | str | Path, format: str = "onnx", *, quantize: 
         exported_rt = OnnxRuntime(staging)
         result = compare(reference, exported_rt, items, labels)
         size = (staging / ONNX_FILE).stat().st_size
-        report = ExportedModel(path=target, format=format, quantize=quantize, size_bytes=size,
+        report = ExportReport(path=target, format=format, quantize=quantize, size_bytes=size,
                                seconds=time.perf_counter() - started, **result)
         check_drop(report, max_accuracy_drop)
         (staging / REPORT_FILE).write_text(json.dumps({**report.to_dict(), "limit": max_accuracy_drop}, indent=2))
@@ -179,7 +165,7 @@ def check_arguments(format: Any, quantize: Any, max_accuracy_drop: Any) -> None:
                           "point of accuracy). Fix: max_accuracy_drop=0.01.")
 
 
-def check_drop(report: ExportedModel, limit: float) -> None:
+def check_drop(report: ExportReport, limit: float) -> None:
     """Raise :class:`ExportError` when the exported model lost more than ``limit`` of its accuracy."""
     if report.drop <= limit + 1e-12:
         return
@@ -337,10 +323,9 @@ def _read_table(file: Path) -> Any:
 
 
 def _model_dir(source: Any) -> Path:
-    from sagefinetune.run import TrainingRun
     from sagefinetune.runtime.predict import check_model_dir
 
-    folder = source.model_dir if isinstance(source, TrainingRun) else source
+    folder = source if isinstance(source, (str, Path)) else getattr(source, "model_dir", source)  # a run
     if not isinstance(folder, (str, Path)):
         raise ConfigError(f"export needs a TrainingRun or a model folder; got {type(source).__name__}. "
                           "Fix: run.export('onnx') or export('sft-runs/demo/model').")

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sagefinetune.core.checks import check_precision
 from sagefinetune.errors import ConfigError
 from sagefinetune.runtime.loading import ONNX_FILE, Runtime, load_runtime
 
@@ -95,16 +96,6 @@ class Predictor:
             raise ConfigError(f"this model takes one text per input; got {item!r}. Fix: predict(['a text', ...]) "
                               "(sentence pairs need a model trained with .columns(text_pair=...)).")
         return item
-
-
-def check_precision(precision: Any) -> str:
-    """``precision=`` of a Predictor or a local endpoint, checked before anything loads."""
-    from sagefinetune.entrypoint.inference import check_precision as check
-
-    try:
-        return check(precision)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
 
 
 def check_model_dir(model_dir: str | Path) -> Path:

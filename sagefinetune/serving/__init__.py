@@ -1,6 +1,6 @@
 """The local endpoint: SageMaker's serving contract over HTTP on this machine, with dynamic batching.
 
-    local.py    LocalEndpoint and deploy_local(): the server subprocess, started and stopped by the Endpoint object
+    local.py    LocalServer and start_server(): the server subprocess, which sagefinetune.endpoint.LocalEndpoint wraps
     server.py   that process: load the model with the serving handler, bind, run uvicorn, stop on SIGTERM
     app.py      the Starlette app: GET /ping, POST /invocations, the body limit, JSON errors
     batcher.py  dynamic batching: concurrent requests share one forward pass
@@ -11,6 +11,6 @@ The handler itself is :mod:`sagefinetune.entrypoint.inference`, the file every m
 """
 
 from sagefinetune.serving.batch import batch_predict_local, jsonlines_records
-from sagefinetune.serving.local import LocalEndpoint, deploy_local
+from sagefinetune.serving.local import LocalServer, start_server
 
-__all__ = ["LocalEndpoint", "deploy_local", "batch_predict_local", "jsonlines_records"]
+__all__ = ["LocalServer", "start_server", "batch_predict_local", "jsonlines_records"]

@@ -1,4 +1,4 @@
-"""LocalEndpoint: a model served over HTTP on this machine by a server subprocess.
+"""LocalServer: a model served over HTTP on this machine by a server subprocess (the local endpoint's backend).
 
 Why a subprocess rather than a thread of the caller: the server keeps its own interpreter, so a caller busy in
 Python (16 client threads, a notebook cell) cannot starve it of the GIL; it can be sent SIGTERM and shut down the
@@ -22,11 +22,12 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from sagefinetune.endpoint import JSON, Endpoint
+from sagefinetune.core.checks import check_precision
 from sagefinetune.errors import ConfigError, EndpointError, did_you_mean
-from sagefinetune.runtime.predict import check_precision
 
-__all__ = ["LocalEndpoint", "deploy_local", "LOCAL_OPTIONS"]
+__all__ = ["LocalServer", "start_server", "LOCAL_OPTIONS"]
+
+JSON = "application/json"
 
 #: Options of a local endpoint, with their defaults.
 LOCAL_OPTIONS: dict[str, Any] = {
@@ -40,23 +41,21 @@ PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent.parent)
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never send 127.0.0.1 through a proxy
 
 
-class LocalEndpoint(Endpoint):
-    """A model answering on ``http://127.0.0.1:<port>`` with SageMaker's container contract. No charge.
+class LocalServer:
+    """A server subprocess answering on ``http://127.0.0.1:<port>`` with SageMaker's container contract.
 
-    Create one with ``run.deploy(instance="local")`` or :func:`deploy_local`. ``delete()`` (or leaving a ``with``
-    block) sends SIGTERM, which finishes the requests in flight; the server also stops when this Python process ends.
+    Made by :func:`start_server`; :class:`sagefinetune.endpoint.LocalEndpoint` wraps it. :meth:`stop` sends SIGTERM,
+    which finishes the requests in flight; the server also stops when this Python process ends.
 
     Attributes:
         model_dir: the model folder served.
-        pid: the server process id.
         log_path: the server's log (start-up, errors with tracebacks).
     """
 
-    kind = "local"
-
     def __init__(self, name: str, url: str, *, model_dir: Path, process: subprocess.Popen[bytes], log_path: Path,
                  timeout: float, grace: float, workdir: Path | None = None) -> None:
-        super().__init__(name, url, hourly_cost=None, cost_note="local: no charge")
+        self.name = name
+        self.url = url
         self.model_dir = model_dir
         self.log_path = log_path
         self.timeout = timeout
@@ -75,7 +74,6 @@ class LocalEndpoint(Endpoint):
 
     def invoke(self, body: bytes, content_type: str = JSON, accept: str = JSON) -> bytes:
         """POST ``body`` to ``/invocations``; the answer's bytes, or :class:`EndpointError` with its status."""
-        self._check_alive()
         request = urllib.request.Request(f"{self.url}/invocations", data=body, method="POST",
                                          headers={"Content-Type": content_type, "Accept": accept})
         try:
@@ -90,7 +88,8 @@ class LocalEndpoint(Endpoint):
             raise EndpointError(f"local endpoint {self.name} at {self.url} did not answer ({exc}); its server {state}. "
                                 f"Fix: read {self.log_path}, then deploy again.", endpoint=self.name) from exc
 
-    def _delete(self) -> list[str]:
+    def stop(self) -> list[str]:
+        """SIGTERM, then SIGKILL after the grace period; the working folder goes when the stop was clean."""
         self._finalizer.detach()
         code = _terminate(self._process, self.grace)
         if code == 0 and self._workdir is not None and self.log_path.parent == self._workdir:
@@ -98,7 +97,7 @@ class LocalEndpoint(Endpoint):
         return [f"local endpoint {self.name} (server pid {self.pid} at {self.url}, exit code {code})"]
 
 
-def deploy_local(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1", **options: Any) -> LocalEndpoint:
+def start_server(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1", **options: Any) -> LocalServer:
     """Serve a model folder over HTTP on this machine, in a server subprocess; returns when it answers ``/ping``.
 
     Args:
@@ -114,10 +113,7 @@ def deploy_local(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1
             natively, else fp32; ``"fp32"``; or ``"bf16"``; see :doc:`/serve-and-share`), ``python`` (the
             interpreter that runs the server), ``log_path`` (the server's log file).
 
-    Example:
-        >>> with deploy_local(run.model_dir) as ep:  # doctest: +SKIP
-        ...     ep.predict(["The striker scored twice."])
-        [{'label': 'sports', 'score': 0.97}]
+    The public face is :func:`sagefinetune.endpoint.deploy_local`, which wraps the server in an Endpoint.
     """
     from sagefinetune.core.deps import require
     from sagefinetune.runtime.predict import check_model_dir
@@ -143,10 +139,10 @@ def deploy_local(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1
         raise
     shown = f"[{host}]" if ":" in host else host
     label = folder.parent.name if folder.name == "model" else folder.name
-    endpoint = LocalEndpoint(f"local-{label}-{bound}", f"http://{shown}:{bound}", model_dir=folder, process=process,
-                             log_path=log_path, timeout=settings["timeout"], grace=settings["grace"], workdir=work)
-    print(f"[sagefinetune] local endpoint {endpoint.name} at {endpoint.url} (no charge; log {log_path})")
-    return endpoint
+    server = LocalServer(f"local-{label}-{bound}", f"http://{shown}:{bound}", model_dir=folder, process=process,
+                         log_path=log_path, timeout=settings["timeout"], grace=settings["grace"], workdir=work)
+    print(f"[sagefinetune] local endpoint {server.name} at {server.url} (no charge; log {log_path})")
+    return server
 
 
 def _server_command(folder: Path, host: str, port: int, port_file: Path, settings: dict[str, Any]) -> list[str]:

@@ -2,7 +2,7 @@
 
     python -m sagefinetune.serving ./sft-runs/my-run/model --port 8080
 
-:func:`sagefinetune.serving.deploy_local` starts this in a subprocess. On SIGTERM uvicorn stops accepting
+:func:`sagefinetune.endpoint.deploy_local` starts this in a subprocess. On SIGTERM uvicorn stops accepting
 connections, finishes the requests in flight (up to ``--grace`` seconds), then stops the batcher and exits 0.
 """
 

@@ -26,7 +26,8 @@ from sagefinetune.core.deps import require
 from sagefinetune.entrypoint import contract
 from sagefinetune.errors import ConfigError, SagefinetuneError, TrainingError
 from sagefinetune.plans.space import Choice, IntRange, LogUniform, Range
-from sagefinetune.tuning.result import TuningPlan, TuningResult, trials_table
+from sagefinetune.plans.tuning import TuningPlan
+from sagefinetune.tuning.result import TuningResult, trials_table
 
 if TYPE_CHECKING:
     import optuna
@@ -182,7 +183,7 @@ def prepare_study(study: optuna.Study, job: Job, plan: TuningPlan) -> None:
     """Requeue the trials a killed process left running; on a new study, queue the grid or the baseline."""
     from optuna.trial import TrialState
 
-    from sagefinetune.tuning.tune import _baseline_values, grid_points
+    from sagefinetune.plans.tuning import baseline_values, grid_points
 
     for t in study.trials:
         if t.state == TrialState.RUNNING:  # the lock says no other process runs it: it was interrupted
@@ -193,7 +194,7 @@ def prepare_study(study: optuna.Study, job: Job, plan: TuningPlan) -> None:
         for point in grid_points(plan.space)[: plan.trials]:
             study.enqueue_trial(point)
     elif plan.baseline:
-        study.enqueue_trial(_baseline_values(job, plan.space), user_attrs={"baseline": True})
+        study.enqueue_trial(baseline_values(job, plan.space), user_attrs={"baseline": True})
 
 
 # ---- running trials -----------------------------------------------------------------------------------------------
@@ -366,7 +367,7 @@ def check_before_trials(job: Job, plan: TuningPlan) -> None:
     problem type the labels make (a multi-label job reports eval_f1_micro, not eval_f1). It also imports in this
     thread what the trials' threads would otherwise import at once (transformers' lazy modules are not thread-safe)."""
     from sagefinetune.facts.models import preflight
-    from sagefinetune.tuning.tune import check_objective
+    from sagefinetune.plans.tuning import check_objective
 
     preflight(job.model_id, job.model_config, required=True)
     check_objective(plan.objective, plan.direction, job.prepare().label_map.problem_type)

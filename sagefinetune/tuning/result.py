@@ -1,4 +1,4 @@
-"""What a study will run (:class:`TuningPlan`, pure) and what it found (:class:`TuningResult`)."""
+"""What a study found (:class:`TuningResult`); what it will run is :class:`~sagefinetune.plans.tuning.TuningPlan`."""
 
 from __future__ import annotations
 
@@ -11,82 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 from sagefinetune.core.deps import require
 from sagefinetune.errors import TrainingError
-from sagefinetune.plans.space import Choice, LogUniform, Range
+from sagefinetune.plans.space import Choice, LogUniform
+from sagefinetune.plans.tuning import TuningPlan
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from sagefinetune.job import Job
-    from sagefinetune.plans.training import TrainingPlan
     from sagefinetune.run import TrainingRun
 
-__all__ = ["TuningPlan", "TuningResult", "trials_table"]
-
-
-@dataclass(frozen=True)
-class TuningPlan:
-    """A study, decided before anything runs: the trials' plan, the space, the objective, the budget and its cost.
-
-    ``str(plan)`` is a compact table; :meth:`to_dict` is the same as data. The cost is per trial times the trials: the
-    estimate's time when the plan carries one, else the ceiling at ``max_run``.
-    """
-
-    trial_plan: TrainingPlan
-    space: Mapping[str, Range]
-    objective: str
-    direction: str
-    trials: int
-    parallel: int
-    strategy: str
-    pruner: str | None
-    seed: int
-    baseline: bool
-    threads_per_trial: int | None
-    max_epochs: int
-    notes: tuple[str, ...] = field(default=())
-
-    @property
-    def backend(self) -> str:
-        return self.trial_plan.backend
-
-    def cost(self) -> dict[str, float | None]:
-        """USD: ``per_trial`` and ``total`` (from the estimate, when there is one), and the ``ceiling`` at max_run."""
-        spec = self.trial_plan.sagemaker
-        if spec is None:
-            return {"per_trial": 0.0, "total": 0.0, "ceiling": 0.0, "hourly": 0.0}
-        estimate = getattr(self.trial_plan, "estimate", None)
-        per_trial = getattr(estimate, "cost", None)
-        return {"per_trial": per_trial, "total": per_trial * self.trials if per_trial is not None else None,
-                "ceiling": spec.cost.max_usd * self.trials, "hourly": spec.cost.hourly_usd * self.parallel}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"trial_plan": self.trial_plan.to_dict(), "space": {k: repr(v) for k, v in self.space.items()},
-                "objective": self.objective, "direction": self.direction, "trials": self.trials,
-                "parallel": self.parallel, "strategy": self.strategy, "pruner": self.pruner, "seed": self.seed,
-                "baseline": self.baseline, "threads_per_trial": self.threads_per_trial, "cost": self.cost(),
-                "notes": list(self.notes)}
-
-    def __str__(self) -> str:
-        where = ("this machine: Optuna, each trial the local backend" if self.backend == "local"
-                 else f"SageMaker hyperparameter tuning job on {self.trial_plan.instance}")
-        stop = self.pruner or ("hyperband" if self.strategy == "hyperband" else "none")
-        lines = [
-            f"TuningPlan for {self.trial_plan.job_name}",
-            f"  runner       {where}",
-            f"  objective    {self.direction} {self.objective} (the final evaluation); stopping early: {stop}",
-            f"  trials       {self.trials}, {self.parallel} at once, strategy {self.strategy}, seed {self.seed}"
-            + (f", {self.threads_per_trial} thread(s) each" if self.threads_per_trial else ""),
-            "  space        " + ", ".join(f"{k}={v!r}" for k, v in self.space.items()),
-        ]
-        cost = self.cost()
-        if self.backend == "sagemaker":
-            each = (f"${cost['per_trial']:.2f} per trial x {self.trials} = ${cost['total']:.2f} estimated; "
-                    if cost["per_trial"] is not None else "")
-            lines.append(f"  total cost   {each}at most ${cost['ceiling']:.2f} ({self.trials} trials x max_run); "
-                         f"${cost['hourly']:.2f}/h while {self.parallel} run at once")
-        lines += [f"  note         {n}" for n in self.notes]
-        lines += ["  each trial:"] + ["  " + line for line in str(self.trial_plan).splitlines()]
-        return "\n".join(lines)
+__all__ = ["TuningResult", "TuningPlan", "trials_table"]
 
 
 @dataclass(frozen=True, eq=False)

@@ -12,7 +12,6 @@ metric. The result and the plan live in :mod:`sagefinetune.tuning.result`.
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 from collections.abc import Mapping
@@ -21,85 +20,23 @@ from typing import TYPE_CHECKING, Any
 
 from sagefinetune.errors import ConfigError, did_you_mean
 from sagefinetune.plans.space import Choice, IntRange, LogUniform, Range, Uniform, check_space
-from sagefinetune.tuning.result import TuningPlan, TuningResult
+from sagefinetune.plans.tuning import TuningPlan, baseline_values, check_objective, grid_points
+from sagefinetune.tuning.result import TuningResult
 
 if TYPE_CHECKING:
     from sagefinetune.job import Job
 
-__all__ = ["tune", "make_tuning_plan", "FINAL_METRICS", "STRATEGIES", "PRUNERS"]
+__all__ = ["tune", "make_tuning_plan", "STRATEGIES", "PRUNERS"]
 
-#: The final metrics of the entry point, by problem type: what a study can optimise.
-FINAL_METRICS: Mapping[str, tuple[str, ...]] = {
-    "single_label_classification": ("eval_f1", "eval_accuracy", "eval_mcc", "eval_precision", "eval_recall", "eval_loss"),
-    "multi_label_classification": ("eval_f1_micro", "eval_f1_macro", "eval_subset_accuracy", "eval_precision_micro",
-                                   "eval_recall_micro", "eval_loss"),
-}
 STRATEGIES = ("bayesian", "random", "grid", "hyperband")
 #: Pruners by name (this machine). SageMaker stops trials early with its own median rule: ``pruner="median"``.
 PRUNERS = ("median", "successive_halving", "hyperband")
-RUNNING_AVERAGES = ("loss", "train_loss", "learning_rate", "grad_norm", "epoch")
-
-
-def check_objective(objective: Any, direction: str | None, problem_type: str | None) -> str:
-    """The objective's name and its direction (``eval_loss`` is minimised, scores maximised)."""
-    known = sorted({m for names in FINAL_METRICS.values() for m in names})
-    if not isinstance(objective, str) or objective not in known:
-        why = (" is logged while training (a running value), not by the final evaluation"
-               if objective in RUNNING_AVERAGES else " is not a final metric of the entry point")
-        raise ConfigError(f"objective={objective!r}{why}{did_you_mean(str(objective), known)} "
-                          f"Fix: one of {', '.join(known)}.")
-    if problem_type is not None and objective not in FINAL_METRICS[problem_type]:
-        raise ConfigError(f"objective={objective!r} is not reported for {problem_type} jobs. "
-                          f"Fix: one of {', '.join(FINAL_METRICS[problem_type])}.")
-    natural = "minimize" if objective == "eval_loss" else "maximize"
-    if direction is None:
-        return natural
-    if direction not in ("maximize", "minimize"):
-        raise ConfigError(f"direction must be 'maximize' or 'minimize'; got {direction!r}.")
-    if direction != natural:
-        raise ConfigError(f"direction={direction!r} would look for the worst {objective}. "
-                          f"Fix: direction={natural!r} (or leave it out).")
-    return direction
 
 
 def _count(name: str, value: Any, fix: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{name} must be a whole number >= 1; got {name}={value!r}. Fix: {fix}.")
     return value
-
-
-def grid_points(space: Mapping[str, Range]) -> list[dict[str, Any]]:
-    """Every combination of a grid's values, in the order given (``Choice`` values, ``IntRange`` steps)."""
-    names = list(space)
-    axes = []
-    for name in names:
-        rng = space[name]
-        if isinstance(rng, Choice):
-            axes.append(list(rng.values))
-        elif isinstance(rng, IntRange):
-            axes.append(rng.values())
-        else:
-            raise ConfigError(f"strategy='grid' tries every value, so it needs Choice or IntRange; {name} is {rng!r}. "
-                              "Fix: Choice([...]) of the values to try, or strategy='bayesian'.")
-    return [dict(zip(names, combo)) for combo in itertools.product(*axes)]
-
-
-def _baseline_values(job: Job, space: Mapping[str, Range]) -> dict[str, Any]:
-    """The job's own values of the searched hyperparameters: trial 0 with ``baseline=True``. Values the user left unset
-    are those the plan would choose (the learning rate for the model's size), else the entry point's defaults."""
-    from sagefinetune.entrypoint.contract import HYPERPARAMETERS
-    from sagefinetune.facts.defaults import choose
-
-    chosen = choose(job).values
-    values = {n: job.hyperparameters_.get(n, chosen.get(n, HYPERPARAMETERS[n].default)) for n in space}
-    for name, value in values.items():
-        rng = space[name]
-        inside = (value in rng.values if isinstance(rng, Choice)
-                  else rng.low <= value <= rng.high)
-        if not inside:
-            raise ConfigError(f"baseline=True runs the job's own {name}={value!r} first, but it is outside {rng!r}. "
-                              f"Fix: widen the range, or baseline=False.")
-    return values
 
 
 def _check_strategy(strategy: Any, pruner: Any, backend: str) -> str | None:
@@ -152,7 +89,7 @@ def make_tuning_plan(job: Job, space: Mapping[str, Range], *, objective: str = "
         if trial_plan.backend == "sagemaker":
             raise ConfigError("baseline=True runs the job's own values as trial 0, which SageMaker's tuner cannot be "
                               "told to do. Fix: baseline=False (fit the job once to compare).")
-        notes.append("trial 0 runs the job's own " + ", ".join(f"{k}={v!r}" for k, v in _baseline_values(job, checked).items()))
+        notes.append("trial 0 runs the job's own " + ", ".join(f"{k}={v!r}" for k, v in baseline_values(job, checked).items()))
     parallel = min(parallel, trials)
     if trial_plan.backend == "sagemaker" and trial_plan.world_size > 1:
         notes.append(f"{trial_plan.world_size} processes per trial: a tuning job's trials start through the container's "
@@ -196,4 +133,27 @@ def tune(job: Job, space: Mapping[str, Range], *, objective: str = "eval_f1", di
 
     spec = plan.trial_plan.sagemaker
     backend = SageMakerBackend(boto_session, region=spec.region if spec else None)
-    return launch_tuning(backend, job, plan, progress=progress, wait=wait)
+    return sagemaker_result(backend, job, plan, launch_tuning(backend, job, plan, progress=progress, wait=wait))
+
+
+def sagemaker_result(backend: Any, job: Job, plan: TuningPlan, d: dict[str, Any]) -> TuningResult:
+    """A SageMaker tuning job's description as a :class:`TuningResult`: its table, best run and wait() call down."""
+    from sagefinetune.backends.sagemaker.tuning import follow, list_trials, parse_tuned
+    from sagefinetune.run import TrainingRun
+
+    name = d["HyperParameterTuningJobName"]
+    best = d.get("BestTrainingJob") or {}
+    best_name = best.get("TrainingJobName")
+    value = (best.get("FinalHyperParameterTuningJobObjectiveMetric") or {}).get("Value")
+
+    def best_run() -> TrainingRun:
+        return TrainingRun.from_record(backend.attach(best_name), backend)
+
+    def again(progress: bool, timeout: float | None) -> TuningResult:
+        return sagemaker_result(backend, job, plan, follow(backend, name, progress=progress, timeout=timeout))
+
+    return TuningResult(name=name, plan=plan, job=job, status=d["HyperParameterTuningJobStatus"],
+                        best_value=float(value) if value is not None else None,
+                        best_hyperparameters=parse_tuned(plan, best.get("TunedHyperParameters") or {}),
+                        _table=lambda: list_trials(backend, plan, name), _best_run=best_run if best_name else None,
+                        _follow=again)

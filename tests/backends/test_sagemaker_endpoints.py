@@ -303,7 +303,7 @@ def test_a_local_run_is_packed_uploaded_once_and_tagged_with_the_run(moto, tmp_p
     folder.mkdir(parents=True)
     (folder / "config.json").write_text('{"id2label": {"0": "business", "1": "sports"}}')
     (folder / "model.safetensors").write_bytes(b"\1" * 2000)
-    run = sft.TrainingRun(name="sft-local-bbc", backend="local", run_dir=folder.parent, _model_dir=folder)
+    run = sft.TrainingRun(name="sft-local-bbc", backend="local", run_dir=folder.parent, model_folder=folder)
     options = {"role": aws.ROLE, "bucket": aws.BUCKET, "boto_session": moto.session(), "progress": False}
     with deploy_run(run, instance="ml.c5.xlarge", **options) as ep:
         model = sent(moto, "CreateModel")

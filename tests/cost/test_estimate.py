@@ -11,7 +11,7 @@ import pytest
 
 import sagefinetune as sft
 from sagefinetune.cost import calibration, estimate, throughput
-from sagefinetune.cost.local_speed import LocalSpeed, _timings
+from sagefinetune.cost.local_speed import LocalSpeed, timings
 from sagefinetune.entrypoint import contract
 from sagefinetune.facts import instances
 
@@ -241,7 +241,7 @@ def test_probe_lines_are_timed_into_a_speed():
     lines += [(18.5, contract.metric_line("train_runtime", 9.0, 16, 2.0)),
               (19.5, contract.metric_line("eval_loss", 1.0, 16, 2.0)), (19.6, contract.metric_line("eval_f1", 0.5, 16, 2.0)),
               (22.0, "[sagefinetune] done in 12.0s")]
-    measured = _timings(lines, 23.0, {"eval_runtime": 0.5, "eval_samples_per_second": 200.0}, {"model": "m"})
+    measured = timings(lines, 23.0, {"eval_runtime": 0.5, "eval_samples_per_second": 200.0}, {"model": "m"})
     assert measured.step_s == pytest.approx(0.5) and measured.startup_s == pytest.approx(10.0)
     assert measured.save_s == pytest.approx(0.5) and measured.eval_row_s == pytest.approx(1.0 / 100)
     assert measured.final_s == pytest.approx(23.0 - 19.6) and measured.probe_steps == 16

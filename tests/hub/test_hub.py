@@ -75,7 +75,7 @@ def tiny_run(tiny_model_dir, tmp_path):
                                 "config_overrides": '{"num_hidden_layers":2}', "labels": json.dumps(LABELS)}}
     (run_dir / "plan.json").write_text(json.dumps(plan))
     return sft.TrainingRun(name="sft-tiny", backend="local", metrics=dict(METRICS), run_dir=run_dir,
-                           _model_dir=run_dir / "model")
+                           model_folder=run_dir / "model")
 
 
 def _card_meta(readme: bytes) -> dict:
@@ -340,7 +340,7 @@ def test_sagemaker_run_card_names_instance_nodes_cost_and_raw_labels(hub, tiny_m
     }
     run = sft.TrainingRun(name="sft-job-1", backend="sagemaker", metrics=dict(METRICS), training_seconds=611,
                           cost=sft.Cost(0.3425, 611, 1.006, 2, "on-demand price"), description=description,
-                          _model_dir=model_dir)
+                          model_folder=model_dir)
     push = push_to_hub(run, "alice/tiny-sagemaker")  # the function the method delegates to
     files = hub.files("alice/tiny-sagemaker")
     text = files["README.md"].decode()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import sagefinetune as sft
-from sagefinetune.runtime.export import ExportedModel, check_arguments, check_drop, export, score
+from sagefinetune.runtime.export import ExportReport, check_arguments, check_drop, export, score
 
 TEXTS = ["The striker scored twice as the club won the cup final.", "Shares fell after the bank's profit warning.",
          "The minister defended the new tax in parliament.", "A new smartphone chip doubles battery life."]
@@ -31,7 +31,7 @@ def test_bad_arguments_are_refused_before_anything_loads(args, message):
 
 
 def test_a_drop_beyond_the_limit_raises_with_both_scores_and_the_fix():
-    report = ExportedModel(path=Path("x"), format="onnx", quantize="int8", metric="accuracy", accuracy=0.80,
+    report = ExportReport(path=Path("x"), format="onnx", quantize="int8", metric="accuracy", accuracy=0.80,
                            reference_accuracy=0.83, agreement=0.95, rows=400, size_bytes=1, seconds=1.0)
     with pytest.raises(sft.ExportError) as info:
         check_drop(report, 0.01)

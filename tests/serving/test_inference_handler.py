@@ -108,7 +108,7 @@ def test_an_unknown_precision_is_refused_before_anything_loads(tmp_path):
         (tmp_path / name).write_text("not a model")
     with pytest.raises(sft.ConfigError, match="got 'half'"):
         sft.Predictor(tmp_path, precision="half")
-    from sagefinetune.serving import deploy_local
+    from sagefinetune.endpoint import deploy_local
 
     with pytest.raises(sft.ConfigError, match="got 'int8'"):
         deploy_local(tmp_path, precision="int8")

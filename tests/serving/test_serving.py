@@ -13,8 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import sagefinetune as sft
+from sagefinetune.endpoint import deploy_local
 from sagefinetune.errors import EndpointError
-from sagefinetune.serving import batch_predict_local, deploy_local
+from sagefinetune.serving import batch_predict_local
 from sagefinetune.serving.app import BATCH_HEADER
 
 pytestmark = pytest.mark.slow

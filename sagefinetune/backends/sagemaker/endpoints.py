@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,9 +21,8 @@ from sagefinetune.backends.sagemaker.aws import aws_errors
 from sagefinetune.backends.sagemaker.model_archive import HANDLER, upload_folder
 from sagefinetune.backends.sagemaker.training import ROLE_ENV, SageMakerBackend
 from sagefinetune.core.console import say
-from sagefinetune.endpoint import JSON, Endpoint
 from sagefinetune.errors import AWSError, CredentialsError, ServingError
-from sagefinetune.facts.hosting import HOSTING, serverless_line
+from sagefinetune.facts.hosting import HOSTING
 from sagefinetune.plans import deploy as deploy_plan
 from sagefinetune.plans.deploy import KIND_TAG, MODEL_TAG, RUN_TAG, DeploySpec, ModelRef
 
@@ -39,61 +39,33 @@ def runtime_url(region: str, name: str) -> str:
     return f"https://runtime.sagemaker.{region}.{domain}/endpoints/{name}/invocations"
 
 
-class SageMakerEndpoint(Endpoint):
-    """A SageMaker real-time or serverless endpoint. Create one with ``run.deploy(instance="ml.m5.xlarge")``,
-    ``run.deploy(serverless=True)``, :meth:`Endpoint.from_model` or :meth:`Endpoint.attach`.
+@dataclass(frozen=True)
+class EndpointRecord:
+    """A SageMaker real-time or serverless endpoint as the backend found or made it.
 
     Attributes:
-        region: the AWS region it runs in.
-        instance, instance_count: the hosting instances (None for serverless).
-        memory_mb, max_concurrency: the serverless configuration (None for real-time).
-        hourly_cost: USD per hour for all its instances while it exists (None for serverless: see ``cost_note``).
-        config_name, model_names: the endpoint config and the models behind it, which :meth:`delete` removes too.
+        kind: ``"realtime"`` or ``"serverless"``.
+        config_name, model_names: the endpoint config and the models behind it.
         owned: made by sagefinetune (tagged); an endpoint that is not has only itself deleted, not its config and model.
-
-    Example:
-        >>> with run.deploy(instance="ml.m5.xlarge") as ep:  # doctest: +SKIP
-        ...     ep.predict(["i liked the movie"])
-        [{'label': 'positive', 'score': 0.98}]
+        price_per_hour: USD per instance-hour (None for serverless, which bills per request).
     """
 
-    def __init__(self, name: str, *, kind: str, region: str, backend: ServingBackend, config_name: str | None,
-                 model_names: tuple[str, ...], owned: bool = True, instance: str | None = None,
-                 instance_count: int = 1, memory_mb: int | None = None, max_concurrency: int | None = None,
-                 price_per_hour: float | None = None, status: str | None = None) -> None:
-        hourly = price_per_hour * instance_count if price_per_hour is not None else None
-        super().__init__(name, runtime_url(region, name), hourly, serverless_line(memory_mb) if memory_mb else "")
-        self.kind = kind
-        self.region = region
-        self.instance, self.instance_count = instance, instance_count
-        self.memory_mb, self.max_concurrency = memory_mb, max_concurrency
-        self.config_name, self.model_names, self.owned = config_name, model_names, owned
-        self.status = status
-        self._backend = backend
+    name: str
+    kind: str
+    region: str
+    config_name: str | None
+    model_names: tuple[str, ...]
+    owned: bool = True
+    instance: str | None = None
+    instance_count: int = 1
+    memory_mb: int | None = None
+    max_concurrency: int | None = None
+    price_per_hour: float | None = None
+    status: str | None = None
 
-    def invoke(self, body: bytes, content_type: str = JSON, accept: str = JSON) -> bytes:
-        """One InvokeEndpoint call; a container's 4xx/5xx is a :class:`~sagefinetune.errors.ServingError`."""
-        self._check_alive()
-        return self._backend.invoke(self.name, body, content_type, accept)
-
-    def refresh(self) -> str:
-        """The endpoint's status now (``Creating``, ``InService``, ``Failed``, ...)."""
-        with aws_errors("DescribeEndpoint"):
-            self.status = str(self._backend.client("sagemaker").describe_endpoint(EndpointName=self.name)["EndpointStatus"])
-        return self.status
-
-    def wait(self, timeout: float | None = None) -> SageMakerEndpoint:
-        """Wait until it is InService (raises :class:`~sagefinetune.errors.ServingError` if it fails)."""
-        self.status = self._backend.wait_in_service(self, timeout)
-        return self
-
-    def _delete(self) -> list[str]:
-        config = self.config_name if self.owned else None
-        removed = self._backend.delete_resources(self.name, config, self.model_names if self.owned else ())
-        if not self.owned and (self.config_name or self.model_names):
-            say(f"{self.name} was not made by sagefinetune: its endpoint config {self.config_name} and model(s) "
-                 f"{', '.join(self.model_names)} are left as they are", True)
-        return removed
+    @property
+    def url(self) -> str:
+        return runtime_url(self.region, self.name)
 
 
 class ServingBackend:
@@ -121,7 +93,7 @@ class ServingBackend:
 
     # ---- deploy ---------------------------------------------------------------------------------------------
     def deploy(self, model: ModelRef, options: Mapping[str, Any], *, run_role: str | None = None,
-               artifact_bucket: str | None = None) -> SageMakerEndpoint:
+               artifact_bucket: str | None = None) -> EndpointRecord:
         """Check everything, then create Model, EndpointConfig and Endpoint (and wait, unless ``wait=False``)."""
         if self.region is None:
             raise CredentialsError("no AWS region. Fix: export AWS_DEFAULT_REGION=us-east-1, or deploy(..., region=...).")
@@ -135,7 +107,7 @@ class ServingBackend:
              "Delete it with ep.delete(); sagefinetune.Endpoint.list() finds it later.", self.progress)
         endpoint = self.create(spec, role, model_data)
         if options.get("wait", True):
-            endpoint.wait(options.get("timeout"))
+            endpoint = replace(endpoint, status=self.wait_in_service(endpoint, options.get("timeout")))
         return endpoint
 
     def resolve_role(self, role: str | None, run_role: str | None = None) -> str:
@@ -190,7 +162,7 @@ class ServingBackend:
                          execution_role_arn=role, tags=spec.core_tags(),
                          session=self.aws.boto, region=self.region)
 
-    def create(self, spec: DeploySpec, role: str, model_data: str | None) -> SageMakerEndpoint:
+    def create(self, spec: DeploySpec, role: str, model_data: str | None) -> EndpointRecord:
         """Model, EndpointConfig, Endpoint; if one fails, the ones already made are deleted again."""
         from sagemaker.core.resources import Endpoint as CoreEndpoint
 
@@ -211,12 +183,18 @@ class ServingBackend:
         except BaseException:
             self.delete_resources(None, spec.name if "config" in made else None, (spec.name,) if made else ())
             raise
-        return SageMakerEndpoint(spec.name, kind=spec.kind, region=spec.region, backend=self, config_name=spec.name,
-                                 model_names=(spec.name,), instance=spec.instance, instance_count=spec.instance_count,
-                                 memory_mb=spec.memory_mb, max_concurrency=spec.max_concurrency,
-                                 price_per_hour=spec.hourly_cost if spec.kind == "realtime" else None, status="Creating")
+        return EndpointRecord(spec.name, kind=spec.kind, region=spec.region, config_name=spec.name,
+                              model_names=(spec.name,), instance=spec.instance, instance_count=spec.instance_count,
+                              memory_mb=spec.memory_mb, max_concurrency=spec.max_concurrency,
+                              price_per_hour=spec.hourly_cost if spec.kind == "realtime" else None, status="Creating")
 
-    def wait_in_service(self, endpoint: SageMakerEndpoint, timeout: float | None = None) -> str:
+    def status(self, name: str) -> str:
+        """The endpoint's status now (``Creating``, ``InService``, ``Failed``, ...)."""
+        with aws_errors("DescribeEndpoint"):
+            return str(self.client("sagemaker").describe_endpoint(EndpointName=name)["EndpointStatus"])
+
+    def wait_in_service(self, endpoint: EndpointRecord, timeout: float | None = None) -> str:
+        """Poll until InService; a Failed endpoint is deleted (with its config and model) and raises ServingError."""
         started, last = time.time(), ""
         while True:
             with aws_errors("DescribeEndpoint"):
@@ -229,7 +207,8 @@ class ServingBackend:
                 return status
             if status in ("Failed", "OutOfService"):
                 reason = d.get("FailureReason") or status
-                endpoint.delete()
+                for item in self.delete_owned(endpoint):
+                    print(f"[sagefinetune] deleted {item}")
                 raise ServingError(f"endpoint {endpoint.name} {status.lower()}: {reason}. It was deleted (endpoint, "
                                    f"config and model). Fix: read CloudWatch /aws/sagemaker/Endpoints/{endpoint.name}.",
                                    name=endpoint.name, reason=reason, operation="CreateEndpoint")
@@ -275,7 +254,13 @@ class ServingBackend:
                 removed.append(f"{what} {next(iter(args.values()))}")
         return removed
 
-    def attach(self, name: str) -> SageMakerEndpoint:
+    def delete_owned(self, endpoint: EndpointRecord) -> list[str]:
+        """Delete the endpoint, and its config and models when sagefinetune made them; return what was removed."""
+        if not endpoint.owned:
+            return self.delete_resources(endpoint.name, None, ())
+        return self.delete_resources(endpoint.name, endpoint.config_name, endpoint.model_names)
+
+    def attach(self, name: str) -> EndpointRecord:
         deploy_plan.check_name(name)
         sm = self.client("sagemaker")
         try:
@@ -335,13 +320,13 @@ class ServingBackend:
             pages = self.client("sagemaker").get_paginator("list_tags").paginate(ResourceArn=arn)
             return {t["Key"]: t["Value"] for page in pages for t in page.get("Tags", [])}
 
-    def _endpoint(self, d: Mapping[str, Any], config: Mapping[str, Any], tags: Mapping[str, str]) -> SageMakerEndpoint:
+    def _endpoint(self, d: Mapping[str, Any], config: Mapping[str, Any], tags: Mapping[str, str]) -> EndpointRecord:
         variant = (config.get("ProductionVariants") or [{}])[0]
         serverless = variant.get("ServerlessConfig") or {}
         host = HOSTING.get(variant.get("InstanceType", ""))
-        return SageMakerEndpoint(
+        return EndpointRecord(
             str(d["EndpointName"]), kind="serverless" if serverless else "realtime", region=str(self.region),
-            backend=self, config_name=d.get("EndpointConfigName"), owned=KIND_TAG in tags,
+            config_name=d.get("EndpointConfigName"), owned=KIND_TAG in tags,
             model_names=tuple(v["ModelName"] for v in config.get("ProductionVariants") or [] if v.get("ModelName")),
             instance=variant.get("InstanceType"), instance_count=int(variant.get("InitialInstanceCount") or 1),
             memory_mb=serverless.get("MemorySizeInMB"), max_concurrency=serverless.get("MaxConcurrency"),

@@ -1,5 +1,5 @@
-"""A model package group as a :class:`~sagefinetune.registry.Registry`: boto3 only (ListModelPackages,
-DescribeModelPackage, UpdateModelPackage); deployment through :meth:`sagefinetune.endpoint.Endpoint.from_model`.
+"""A model package group as a :class:`~sagefinetune.registry.Registry` reads it: boto3 only (ListModelPackages,
+DescribeModelPackage, UpdateModelPackage); :meth:`sagefinetune.Registry.deploy` serves a version.
 
 A pipeline's Register step writes the metrics into the package twice: as ``CustomerMetadataProperties``
 (``sagefinetune:eval_f1`` ...: read here without touching S3) and as the model quality statistics (the step's
@@ -11,15 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from sagefinetune.backends.records import ModelVersion
 from sagefinetune.backends.sagemaker.aws import aws_errors
 from sagefinetune.backends.sagemaker.training import SageMakerBackend
-from sagefinetune.errors import AWSError, ConfigError
-
-if TYPE_CHECKING:
-    from sagefinetune.endpoint import Endpoint
-    from sagefinetune.registry import ModelVersion
+from sagefinetune.errors import AWSError
 
 METRIC_PREFIX = "sagefinetune:"  # CustomerMetadataProperties keys: sagefinetune:eval_f1, sagefinetune:labels, ...
 LABELS_KEY = "sagefinetune:labels"
@@ -60,7 +57,6 @@ class SageMakerStore:
 
     def version_of(self, d: Mapping[str, Any]) -> ModelVersion:
         """A DescribeModelPackage answer as a ModelVersion."""
-        from sagefinetune.registry import ModelVersion
 
         properties = dict(d.get("CustomerMetadataProperties") or {})
         metrics = {k[len(METRIC_PREFIX):]: float(v) for k, v in properties.items()
@@ -102,23 +98,6 @@ class SageMakerStore:
             described = client.describe_model_package(ModelPackageName=version.arn)
         print(f"[sagefinetune] {self.group} v{version.version}: {status}")
         return self.version_of(described)
-
-    def deploy(self, version: ModelVersion, instance: str, options: dict[str, Any]) -> Endpoint:
-        from sagefinetune.endpoint import Endpoint
-
-        if instance == "local":
-            raise ConfigError(f"version {version.version} of {self.group!r} lives in SageMaker ({version.model}). "
-                              "Fix: deploy(..., instance='ml.m5.xlarge') or serverless=True; to serve it here, download "
-                              "and unpack the archive, then sagefinetune.serving.deploy_local(<folder>).")
-        if not hasattr(Endpoint, "from_model"):
-            raise ConfigError("this sagefinetune has no SageMaker endpoints (Endpoint.from_model). Fix: upgrade it.")
-        options.setdefault("image", version.inference_image)
-        options.setdefault("region", self.region)
-        if self.boto_session is not None:
-            options.setdefault("boto_session", self.boto_session)
-        serverless = bool(options.pop("serverless", False))
-        return Endpoint.from_model(version.model, instance=None if serverless else instance,  # type: ignore[attr-defined,no-any-return,unused-ignore]
-                                   serverless=serverless, **options)
 
 
 def _is_number(value: Any) -> bool:

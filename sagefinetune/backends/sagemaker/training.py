@@ -29,9 +29,9 @@ from sagefinetune.plans.sagemaker import CHECKPOINT_LOCAL_PATH, DATA_HASH, DEFAU
 __all__ = ["SageMakerBackend", "metrics_from_lines", "TERMINAL"]
 
 if TYPE_CHECKING:
+    from sagefinetune.backends.records import RunRecord
     from sagefinetune.job import Job
     from sagefinetune.plans.training import TrainingPlan
-    from sagefinetune.run import TrainingRun
 
 ROLE_ENV = "SAGEMAKER_ROLE"
 
@@ -172,11 +172,11 @@ class SageMakerBackend(TrainingJobs):
     # ---- fit --------------------------------------------------------------------------------------------
     def fit(
         self, job: Job, plan: TrainingPlan, *, progress: bool = True, wait: bool = True, logs: bool = False
-    ) -> TrainingRun:
+    ) -> RunRecord:
         launch = self.prepare_launch(job, plan, progress=progress)
         plan = launch.plan
         with tempfile.TemporaryDirectory(prefix="sagefinetune-src-") as source_dir:
-            trainer = self._model_trainer(
+            trainer = self.model_trainer(
                 plan, launch.session, launch.role, launch.hyperparameters, launch.bucket, launch.checkpoint, source_dir
             )
             with aws_errors("CreateTrainingJob"):
@@ -304,7 +304,7 @@ class SageMakerBackend(TrainingJobs):
         """Upload a local model folder under a content-addressed prefix (files already there are skipped)."""
         return s3_content.upload_model_folder(self.client("s3"), folder, bucket, prefix, progress=progress)
 
-    def _model_trainer(
+    def model_trainer(
         self,
         plan: TrainingPlan,
         sm_session: Any,
@@ -319,44 +319,18 @@ class SageMakerBackend(TrainingJobs):
         may be pipeline variables: a parameter, a Join with the execution id; and ``source_dir`` is None: the code is
         staged once per content, see :func:`stable_source_dir`)."""
         from sagemaker.core.shapes import MetricDefinition
-        from sagemaker.core.training.configs import (
-            CheckpointConfig,
-            Compute,
-            Networking,
-            OutputDataConfig,
-            SourceCode,
-            StoppingCondition,
-        )
+        from sagemaker.core.training.configs import CheckpointConfig, Compute, OutputDataConfig, StoppingCondition
         from sagemaker.train import ModelTrainer
         from sagemaker.train.distributed import Torchrun
 
         spec = plan.sagemaker
         assert spec is not None
-        networking = None
-        if spec.subnets or spec.network_isolation or spec.encrypt_inter_node:
-            networking = Networking(
-                subnets=list(spec.subnets) or None,
-                security_group_ids=list(spec.security_groups) or None,
-                enable_network_isolation=spec.network_isolation,
-                enable_inter_container_traffic_encryption=spec.encrypt_inter_node,
-            )
-        staged = (
-            stage_source(source_dir, spec.install_requirements)
-            if source_dir
-            else stable_source_dir(spec.install_requirements)
-        )
-        source = SourceCode(
-            source_dir=staged,
-            entry_script="train.py",
-            requirements="requirements.txt" if spec.install_requirements else None,
-            ignore_patterns=["__pycache__", "*.pyc"],
-        )
         trainer = ModelTrainer(
             sagemaker_session=sm_session,
             role=role,
             base_job_name=plan.job_name,
             training_image=spec.training_image,
-            source_code=source,
+            source_code=_source_code(spec, source_dir),
             distributed=Torchrun(process_count_per_node=spec.gpus_per_node)
             if spec.distribution == "torchrun"
             else None,
@@ -367,7 +341,7 @@ class SageMakerBackend(TrainingJobs):
                 volume_kms_key_id=spec.volume_kms_key,
                 enable_managed_spot_training=spec.spot or None,
             ),
-            networking=networking,
+            networking=_networking(spec),
             stopping_condition=StoppingCondition(
                 max_runtime_in_seconds=spec.max_run, max_wait_time_in_seconds=spec.max_wait
             ),
@@ -382,6 +356,34 @@ class SageMakerBackend(TrainingJobs):
         return trainer.with_metric_definitions(
             [MetricDefinition(name=m.name, regex=m.regex) for m in plan.metric_definitions]
         )
+
+
+def _networking(spec: Any) -> Any:
+    """The job's VPC settings, or None when it asks for none."""
+    from sagemaker.core.training.configs import Networking
+
+    if not (spec.subnets or spec.network_isolation or spec.encrypt_inter_node):
+        return None
+    return Networking(
+        subnets=list(spec.subnets) or None,
+        security_group_ids=list(spec.security_groups) or None,
+        enable_network_isolation=spec.network_isolation,
+        enable_inter_container_traffic_encryption=spec.encrypt_inter_node,
+    )
+
+
+def _source_code(spec: Any, source_dir: str | None) -> Any:
+    """The entry point's files: staged into ``source_dir`` for a fit, or once per content for a pipeline."""
+    from sagemaker.core.training.configs import SourceCode
+
+    staged = stage_source(source_dir, spec.install_requirements) if source_dir else stable_source_dir(
+        spec.install_requirements)
+    return SourceCode(
+        source_dir=staged,
+        entry_script="train.py",
+        requirements="requirements.txt" if spec.install_requirements else None,
+        ignore_patterns=["__pycache__", "*.pyc"],
+    )
 
 
 def spot_of(plan: TrainingPlan) -> bool:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sagefinetune.backends.records import Cost, RunRecord
 from sagefinetune.backends.sagemaker.aws import aws_errors
 from sagefinetune.core.console import say
 from sagefinetune.entrypoint import contract
@@ -15,7 +16,6 @@ from sagefinetune.facts.instances import lookup
 
 if TYPE_CHECKING:
     from sagefinetune.plans.training import TrainingPlan
-    from sagefinetune.run import TrainingRun
 
 TERMINAL = ("Completed", "Failed", "Stopped")
 
@@ -34,15 +34,14 @@ class TrainingJobs:
 
     def describe(
         self, name: str, plan: TrainingPlan | None = None, description: dict[str, Any] | None = None
-    ) -> TrainingRun:
+    ) -> RunRecord:
         """The run as SageMaker describes it now (or as ``description``, a DescribeTrainingJob answer, says)."""
-        from sagefinetune.run import TrainingRun
 
         d = description
         if d is None:
             with aws_errors("DescribeTrainingJob"):
                 d = self.client("sagemaker").describe_training_job(TrainingJobName=name)
-        run = TrainingRun(
+        run = RunRecord(
             name=name,
             backend="sagemaker",
             plan=plan,
@@ -50,7 +49,6 @@ class TrainingJobs:
             model_artifact=(d.get("ModelArtifacts") or {}).get("S3ModelArtifacts"),
             training_seconds=d.get("TrainingTimeInSeconds"),
             billable_seconds=d.get("BillableTimeInSeconds"),
-            _backend=self,
         )
         run.metrics = self.final_metrics(name, d)
         run.cost = self.cost(d)
@@ -67,7 +65,6 @@ class TrainingJobs:
 
     def cost(self, d: dict[str, Any]) -> Any:
         from sagefinetune.facts.instances import PRICE_SOURCE
-        from sagefinetune.run import Cost
 
         resources = d.get("ResourceConfig") or {}
         instance, nodes = resources.get("InstanceType"), int(resources.get("InstanceCount") or 1)
@@ -103,8 +100,8 @@ class TrainingJobs:
         return sorted(events, key=lambda e: (e.get("timestamp", 0), e.get("eventId", "")))
 
     def wait(
-        self, run: TrainingRun, *, logs: bool = False, progress: bool = True, timeout: float | None = None
-    ) -> TrainingRun:
+        self, run: RunRecord, *, logs: bool = False, progress: bool = True, timeout: float | None = None
+    ) -> RunRecord:
         """Follow the job to its end: status transitions (and log lines when ``logs``); raise if it failed."""
         seen_transitions: set[str] = set()
         last_log = 0
@@ -147,7 +144,7 @@ class TrainingJobs:
         say(f"{run.name}: Completed; {final.cost}", progress)
         return final
 
-    def attach(self, name: str) -> TrainingRun:
+    def attach(self, name: str) -> RunRecord:
         if not isinstance(name, str) or not name:
             raise ConfigError(f"attach needs a training job name; got {name!r}. Fix: TrainingRun.attach('sft-...').")
         try:
@@ -170,7 +167,7 @@ class TrainingJobs:
             )
         return run
 
-    def download(self, run: TrainingRun, path: str | Path | None = None) -> Path:
+    def download(self, run: RunRecord, path: str | Path | None = None) -> Path:
         if not run.model_artifact:
             raise ConfigError(f"{run.name} has no model artifact yet (status {run.status}).")
         bucket, key = run.model_artifact[len("s3://") :].split("/", 1)

@@ -23,9 +23,9 @@ from sagefinetune.backends.sagemaker.training import TERMINAL, SageMakerBackend
 from sagefinetune.core.console import say
 from sagefinetune.entrypoint import contract
 from sagefinetune.entrypoint.contract import render_hyperparameter
-from sagefinetune.errors import ConfigError, TrainingError
+from sagefinetune.errors import TrainingError
 from sagefinetune.plans.space import Choice, IntRange, LogUniform, Range
-from sagefinetune.tuning.result import TuningPlan, TuningResult
+from sagefinetune.plans.tuning import TuningPlan, check_objective
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -89,26 +89,23 @@ def _tuner(trainer: Any, plan: TuningPlan) -> Any:
 
 
 def launch_tuning(backend: SageMakerBackend, job: Job, plan: TuningPlan, *, progress: bool = True,
-                  wait: bool = True) -> TuningResult:
-    """Check, upload, create the tuning job; follow it when ``wait``; return what it found so far."""
+                  wait: bool = True) -> dict[str, Any]:
+    """Check, upload, create the tuning job; follow it when ``wait``; return its description (what it found so far)."""
     trial_plan = plan.trial_plan
     launch = backend.prepare_launch(job, trial_plan, progress=progress)
-    from sagefinetune.tuning.tune import check_objective
-
     check_objective(plan.objective, plan.direction, launch.hyperparameters.get("problem_type"))  # the labels' type
     name = tuning_job_name(trial_plan.job_name)
     checkpoint = launch.checkpoint.rstrip("/") + f"/{name}/"  # each trial keeps to <checkpoint>/<its job name>/
     trial_plan = replace(trial_plan, job_name=name)
     with tempfile.TemporaryDirectory(prefix="sagefinetune-src-") as source_dir:
-        trainer = backend._model_trainer(trial_plan, launch.session, launch.role, launch.hyperparameters,
+        trainer = backend.model_trainer(trial_plan, launch.session, launch.role, launch.hyperparameters,
                                          launch.bucket, checkpoint, source_dir)
         tuner = _tuner(trainer, plan)
         with aws_errors("CreateHyperParameterTuningJob"):
             tuner.tune(inputs=launch.inputs, job_name=name, wait=False)
     say(f"launched SageMaker tuning job {name}: {plan.trials} trials, {plan.parallel} at once on {trial_plan.instance}"
          f"{', spot' if trial_plan.sagemaker and trial_plan.sagemaker.spot else ''}", progress)
-    description = follow(backend, name, progress=progress) if wait else describe(backend, name)
-    return tuning_result(backend, job, plan, name, description)
+    return follow(backend, name, progress=progress) if wait else describe(backend, name)
 
 
 def describe(backend: SageMakerBackend, name: str) -> dict[str, Any]:
@@ -165,31 +162,14 @@ def _state(summary: dict[str, Any]) -> str:
     return {"Completed": "complete", "Failed": "failed", "InProgress": "running", "Stopped": "pruned"}.get(status, status.lower())
 
 
-def tuning_result(backend: SageMakerBackend, job: Job, plan: TuningPlan, name: str, d: dict[str, Any]) -> TuningResult:
-    best = d.get("BestTrainingJob") or {}
-    best_name = best.get("TrainingJobName")
-    value = (best.get("FinalHyperParameterTuningJobObjectiveMetric") or {}).get("Value")
-
-    def load_table() -> pd.DataFrame:
-        client, summaries, kwargs = backend.client("sagemaker"), [], {"HyperParameterTuningJobName": name}
-        with aws_errors("ListTrainingJobsForHyperParameterTuningJob"):
-            while True:
-                page = client.list_training_jobs_for_hyper_parameter_tuning_job(**kwargs, MaxResults=100)
-                summaries += page.get("TrainingJobSummaries", [])
-                if not page.get("NextToken"):
-                    break
-                kwargs["NextToken"] = page["NextToken"]
-        return trials_table(plan, summaries)
-
-    def best_run() -> Any:
-        if not best_name:
-            raise ConfigError(f"tuning job {name} reports no best training job yet.")
-        return backend.attach(best_name)
-
-    def again(progress: bool, timeout: float | None) -> TuningResult:
-        return tuning_result(backend, job, plan, name, follow(backend, name, progress=progress, timeout=timeout))
-
-    return TuningResult(name=name, plan=plan, job=job, status=d["HyperParameterTuningJobStatus"],
-                        best_value=float(value) if value is not None else None,
-                        best_hyperparameters=parse_tuned(plan, best.get("TunedHyperParameters") or {}),
-                        _table=load_table, _best_run=best_run if best_name else None, _follow=again)
+def list_trials(backend: SageMakerBackend, plan: TuningPlan, name: str) -> pd.DataFrame:
+    """Every trial of the tuning job ``name`` as a table (ListTrainingJobsForHyperParameterTuningJob, all pages)."""
+    client, summaries, kwargs = backend.client("sagemaker"), [], {"HyperParameterTuningJobName": name}
+    with aws_errors("ListTrainingJobsForHyperParameterTuningJob"):
+        while True:
+            page = client.list_training_jobs_for_hyper_parameter_tuning_job(**kwargs, MaxResults=100)
+            summaries += page.get("TrainingJobSummaries", [])
+            if not page.get("NextToken"):
+                break
+            kwargs["NextToken"] = page["NextToken"]
+    return trials_table(plan, summaries)
