@@ -49,7 +49,7 @@ def sm_run(moto, training_image: str | None = None) -> sft.TrainingRun:
     image = training_image or images.uri(images.IMAGE_PAIRS[0], aws.REGION)
     return sft.TrainingRun(name=RUN, backend="sagemaker", model_artifact=f"s3://{aws.BUCKET}/{ARTIFACT_KEY}",
                            description={"RoleArn": aws.ROLE, "AlgorithmSpecification": {"TrainingImage": image}},
-                           _backend=SageMakerBackend(session))
+                           sagemaker=SageMakerBackend(session))
 
 
 def queue_answers(moto, *answers) -> None:
