@@ -20,6 +20,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from sagefinetune.core.units import human_seconds
 from sagefinetune.cost.throughput import Calibration, Hardware, model_size, optimizer_steps, relative_speed, seconds
 from sagefinetune.cost.workload import DataShape, data_shape, epochs_run, workload
 from sagefinetune.facts.instances import SPOT_FACTOR, lookup
@@ -43,18 +44,6 @@ def calibration_data() -> dict[str, Any]:
 
 def calibration() -> Calibration:
     return Calibration.from_dict(calibration_data()["calibration"])
-
-
-def human_seconds(value: float | None) -> str:
-    """``45s``, ``12m30s``, ``3h05m``."""
-    if value is None:
-        return "-"
-    value = round(value)
-    if value < 60:
-        return f"{value}s"
-    if value < 3600:
-        return f"{value // 60}m{value % 60:02d}s"
-    return f"{value // 3600}h{value % 3600 // 60:02d}m"
 
 
 @dataclass(frozen=True)
