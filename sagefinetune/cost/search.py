@@ -163,7 +163,7 @@ class SetupSearch:
 
 def ask(deadline: float | None, budget: float | None) -> str:
     """``deadline 3h and budget $40.00``."""
-    parts = ([f"deadline {human_seconds(deadline)}"] if deadline is not None else []) + (
+    parts = ([f"deadline {_deadline(deadline)}"] if deadline is not None else []) + (
         [f"budget ${budget:.2f}"] if budget is not None else [])
     return " and ".join(parts)
 
@@ -199,7 +199,7 @@ def _key(by_time: bool) -> Callable[[Candidate], tuple[float, float, int]]:
 def _judge(c: Candidate, deadline: float | None, budget: float | None) -> Candidate:
     reasons = []
     if deadline is not None and c.seconds > deadline:
-        reasons.append(f"takes {human_seconds(c.seconds)}, over the {human_seconds(deadline)} deadline")
+        reasons.append(f"takes {human_seconds(c.seconds)}, over the {_deadline(deadline)} deadline")
     if budget is not None and c.cost > budget:
         reasons.append(f"costs ${c.cost:.2f}, over the ${budget:.2f} budget")
     return replace(c, meets=not reasons, why_not="; ".join(reasons), chosen=False)
@@ -239,7 +239,7 @@ def _binding(judged: Sequence[Candidate], chosen: Candidate, deadline: float | N
         what = "neither binds" if budget is not None else "the deadline does not bind"
         return None, f"{what}: the cheapest of all {len(judged)} setups meets it ({spare}{left})"
     cheaper = sum(c.cost < chosen.cost for c in judged)
-    return "deadline", (f"the deadline binds: {cheaper} cheaper setup(s) take longer than {human_seconds(deadline)} "
+    return "deadline", (f"the deadline binds: {cheaper} cheaper setup(s) take longer than {_deadline(deadline)} "
                         f"(the cheapest, {cheapest.describe()}); {spare}{left}")
 
 
@@ -265,10 +265,21 @@ def impossible(judged: Sequence[Candidate], deadline: float | None, budget: floa
             "(fewer rows or epochs, a shorter max_length).")
 
 
+def _deadline(seconds: float) -> str:
+    """A deadline as given: ``30m``, ``3h00m``; ``43m30s`` when it is not whole minutes."""
+    return _duration_up(seconds) if seconds % 60 == 0 else human_seconds(seconds)
+
+
 def _duration_up(seconds: float) -> str:
     """A deadline that ``seconds`` meets, rounded up to the minute, as plan() reads it: ``7m``, ``2h05m``."""
     minutes = math.ceil(seconds / 60)
     return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
+
+
+def _less_time(seconds: float, than: float) -> str:
+    """``13% less time``; ``no less time`` under half a percent."""
+    saved = 1 - seconds / than
+    return f"{saved:.0%} less time" if saved >= 0.005 else "no less time"
 
 
 def versus_cheapest(found: Sequence[Candidate], mine: Candidate) -> str:
@@ -282,14 +293,12 @@ def versus_cheapest(found: Sequence[Candidate], mine: Candidate) -> str:
     if mine.cost <= cheapest.cost:
         fastest = min(found, key=_key(True))
         return (f"{mine.setup} is the cheapest of {len(found)} setups searched ({billing}); the fastest, "
-                f"{fastest.setup}, takes {1 - fastest.seconds / mine.seconds:.0%} less time for "
+                f"{fastest.setup}, takes {_less_time(fastest.seconds, mine.seconds)} for "
                 f"{fastest.cost / mine.cost:.0f}x the cost")
     ratio, speedup = mine.cost / cheapest.cost, cheapest.seconds / mine.seconds
-    saved = 1 - mine.seconds / cheapest.seconds
     line = (f"{mine.setup}: {ratio:.1f}x the cost of the cheapest of {len(found)} setups, {cheapest.setup} "
-            f"(${mine.cost:.2f} vs ${cheapest.cost:.2f} {billing}), for "
-            + (f"{saved:.0%} less time" if saved > 0 else "no less time")
-            + f" ({human_seconds(mine.seconds)} vs {human_seconds(cheapest.seconds)})")
+            f"(${mine.cost:.2f} vs ${cheapest.cost:.2f} {billing}), for {_less_time(mine.seconds, cheapest.seconds)} "
+            f"({human_seconds(mine.seconds)} vs {human_seconds(cheapest.seconds)})")
     if speedup - 1 < SHARE * (ratio - 1):
         return line + " - not sensible: the extra cost buys less than half its share of speed"
     better = [c for c in found if c.cost < mine.cost and c.seconds <= mine.seconds and not _same(c, mine)]
