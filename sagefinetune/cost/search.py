@@ -41,10 +41,14 @@ if TYPE_CHECKING:
 __all__ = ["Candidate", "SetupSearch", "setups", "choose", "versus_cheapest", "training_types", "spot_seconds",
            "NODES", "SPOT_INTERRUPTIONS_PER_HOUR", "SPOT_RESTART_S"]
 
+#: The node counts searched.
 NODES = (1, 2, 4, 8)
-SPOT_INTERRUPTIONS_PER_HOUR = 0.1  # per instance-hour: an assumption (see the module docstring)
-SPOT_RESTART_S = 600.0  # seconds lost per interruption: start-up again plus the work since the newest checkpoint
-SHARE = 0.5  # a costlier setup is sensible when its extra cost buys at least half its share of speed (as in advice)
+#: Spot interruptions per instance-hour: an assumption (see the module docstring).
+SPOT_INTERRUPTIONS_PER_HOUR = 0.1
+#: Seconds lost per spot interruption: the start-up again plus the work since the newest checkpoint.
+SPOT_RESTART_S = 600.0
+#: A costlier setup is sensible when its extra cost buys at least this share of speed (as in the scaling advice).
+SHARE = 0.5
 
 TimeOf = Callable[[str, int], float]  # (instance, nodes) -> predicted training seconds on demand
 
