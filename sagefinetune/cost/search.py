@@ -154,7 +154,7 @@ class SetupSearch:
     def lines(self) -> list[str]:
         """The rows ``str(plan)`` shows."""
         types = len({c.instance for c in self.candidates})
-        lines = [f"  search       the {self.objective} of {len(self.candidates)} setups ({types} GPU types x "
+        lines = [f"  search       the {self.objective} of {len(self.candidates)} setups ({types} GPU type{'s' * (types > 1)} x "
                  f"{'/'.join(str(n) for n in sorted({c.nodes for c in self.candidates}))} nodes x "
                  f"{' or '.join(sorted({'spot' if c.spot else 'on demand' for c in self.candidates}))}) that meets "
                  f"{ask(self.deadline, self.budget)}: {self.chosen.describe()}",

@@ -81,6 +81,7 @@ def test_spot_restarts_make_a_tight_deadline_pick_on_demand():
     twin = plan.candidates[(plan.candidates.nodes == 8) & plan.candidates.spot].iloc[0]
     assert twin.cost < plan.search.chosen.cost and not twin.meets and "deadline" in twin.why_not
     assert set(plan.candidates.instance) == {"ml.g5.12xlarge"}  # a named type: only its nodes and spot are searched
+    assert "the cheapest of 8 setups (1 GPU type x 1/2/4/8 nodes x on demand or spot)" in str(plan)
 
 
 def test_an_impossible_ask_names_the_fastest_and_the_cheapest(everything):
