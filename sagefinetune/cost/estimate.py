@@ -62,7 +62,8 @@ class Estimate:
             published speeds), ``"measured here"`` (this machine's probe) or ``"none"``.
         basis: what the estimate rests on, in words.
         steps: optimizer steps. train_rows: rows trained on per epoch.
-        advice: where scaling stops paying, and the learning rate for a growing global batch.
+        advice: where scaling stops paying, the plan next to the cheapest setup of the search over every GPU type
+            and 1-8 nodes (:mod:`sagefinetune.cost.search`), and the learning rate for a growing global batch.
     """
 
     seconds: float | None
@@ -204,7 +205,8 @@ def estimate_plan(job: Job, plan: TrainingPlan, *, train_rows: int | None = None
 
 
 def advice(job: Job, plan: TrainingPlan, est: Estimate, shape: DataShape, scale_lr: bool) -> tuple[str, ...]:
-    """Where scaling stops paying (the next step up: twice the nodes), and the learning rate for the global batch."""
+    """Where scaling stops paying (the next step up: twice the nodes), the plan next to the cheapest setup, and the
+    learning rate for the global batch."""
     out = []
     if est.seconds is not None and est.cost and plan.sagemaker is not None:
         bigger = sagemaker_estimate(job, shape, dict(plan.hyperparameters), plan.instance, plan.nodes * 2,
