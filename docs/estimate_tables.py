@@ -82,10 +82,29 @@ def plan_example() -> str:
     return str(job.plan(instance="ml.g5.12xlarge", nodes=2, spot=True).estimate) + "\n"
 
 
+def plan_search() -> str:
+    """The search of the SageMaker page: its lines, the first candidates, one that misses, and an impossible ask."""
+    import sagefinetune as sft
+
+    job = (sft.Job.from_dataset(sft.Dataset.example("imdb"))
+           .map_labels(sft.LabelMap.names(["negative", "positive"]))
+           .hyperparameters(epochs=2, batch_size=32, learning_rate=5e-5, max_length=256))
+    plan = job.plan(deadline="1h", budget=40, train_rows=2_000_000)
+    table = plan.candidates.round(2)
+    out = ["print(plan)  # ... the plan of the chosen setup, then:"] + [line.rstrip() for line in plan.search.lines()]
+    out += ["", "plan.candidates  # 128 rows; the first four, and the first that misses:",
+            table.loc[list(table.index[:4]) + [table.index[~table["meets"]][0]]].to_string(), ""]
+    try:
+        job.plan(deadline="10m", budget=1, train_rows=2_000_000)
+    except sft.ConfigError as exc:
+        out += ["job.plan(deadline='10m', budget=1, train_rows=2_000_000)", f"ConfigError: {exc}"]
+    return "\n".join(out) + "\n"
+
+
 def write(folder: str) -> None:
     os.makedirs(folder, exist_ok=True)
     for name, make in (("leave-one-out.rst", leave_one_out), ("gpu-speeds.rst", gpu_speeds),
                        ("nvidia-check.rst", nvidia_check), ("seed-summary.rst", seed_summary),
-                       ("plan-estimate.txt", plan_example)):
+                       ("plan-estimate.txt", plan_example), ("plan-search.txt", plan_search)):
         with open(os.path.join(folder, name), "w") as fh:
             fh.write(make())

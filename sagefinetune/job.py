@@ -109,7 +109,22 @@ class Job:
         ``plan.estimate`` predicts time and cost (see :doc:`/benchmark-grid`); ``train_rows=N`` gives the row count of
         data not read before launch, ``scale_lr=True`` raises the learning rate with the square root of the global
         batch, ``local_speed=`` (from :func:`~sagefinetune.measure_speed`) times a local plan.
+
+        ``deadline=`` (seconds, ``"90m"``, ``"3h"``) and/or ``budget=`` (USD) search the setups instead: the plan of
+        the cheapest GPU type x nodes x spot that meets both (the fastest within the budget when only a budget is
+        given), with every candidate in ``plan.candidates``; see :doc:`/sagemaker` and
+        :func:`~sagefinetune.plans.search.plan_within`.
+
+        Example:
+            >>> plan = Job.from_dataset(Dataset.example("imdb")).plan(deadline="30m", budget=1)
+            >>> plan.backend, plan.search.chosen.cost <= 1, plan.search.chosen.seconds <= 1800
+            ('sagemaker', True, True)
         """
+        ask = {k: options.pop(k) for k in ("deadline", "budget") if k in options}
+        if any(v is not None for v in ask.values()):
+            from sagefinetune.plans.search import plan_within
+
+            return plan_within(self, instance=instance, nodes=nodes, **ask, **options)
         from sagefinetune.plans.training import make_plan
 
         return make_plan(self, instance=instance, nodes=nodes, **options)

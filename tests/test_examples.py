@@ -16,7 +16,12 @@ def test_sagemaker_example_prints_the_plan_without_credentials(tmp_path):
     env.update(AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_CONFIG_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true")
     out = subprocess.run([sys.executable, str(ROOT / "examples" / "train_on_sagemaker.py")], env=env, cwd=tmp_path,
                          capture_output=True, text=True, timeout=120, check=True).stdout
-    assert "2 node(s) x 4 process(es)" in out and "spot         on" in out and "not launched" in out
+    assert "1 node(s) x 1 process(es)" in out and "spot         on" in out and "not launched" in out
+    assert "search       the cheapest of 128 setups" in out and "deadline 30m and budget $2.00" in out
+    assert "is the cheapest of 64 setups searched" in out  # the setup the estimate calls sensible
+    own = subprocess.run([sys.executable, str(ROOT / "examples" / "train_on_sagemaker.py"), "--instance", "ml.g5.12xlarge",
+                          "--nodes", "2"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True).stdout
+    assert "2 node(s) x 4 process(es)" in own and "the cost of the cheapest of 64 setups" in own and "not sensible" in own
 
 
 @pytest.mark.slow

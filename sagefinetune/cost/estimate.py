@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from sagefinetune.core.units import human_seconds
+from sagefinetune.cost.search import NODES, Candidate, setups, versus_cheapest
 from sagefinetune.cost.throughput import Calibration, Hardware, model_size, optimizer_steps, relative_speed, seconds
 from sagefinetune.cost.workload import DataShape, data_shape, epochs_run, workload
 from sagefinetune.facts.instances import SPOT_FACTOR, lookup
@@ -29,7 +32,7 @@ if TYPE_CHECKING:
     from sagefinetune.job import Job
     from sagefinetune.plans.training import TrainingPlan
 
-__all__ = ["Estimate", "estimate_plan", "calibration", "calibration_data", "human_seconds", "LOCAL_RANGE"]
+__all__ = ["Estimate", "estimate_plan", "calibration", "calibration_data", "human_seconds", "timed_setups", "LOCAL_RANGE"]
 
 LOCAL_RANGE = (0.8, 1.25)  # the local estimate's target: within 25% of the measured run
 
@@ -43,18 +46,6 @@ def calibration_data() -> dict[str, Any]:
 
 def calibration() -> Calibration:
     return Calibration.from_dict(calibration_data()["calibration"])
-
-
-def human_seconds(value: float | None) -> str:
-    """``45s``, ``12m30s``, ``3h05m``."""
-    if value is None:
-        return "-"
-    value = round(value)
-    if value < 60:
-        return f"{value}s"
-    if value < 3600:
-        return f"{value // 60}m{value % 60:02d}s"
-    return f"{value // 3600}h{value % 3600 // 60:02d}m"
 
 
 @dataclass(frozen=True)
@@ -71,7 +62,8 @@ class Estimate:
             published speeds), ``"measured here"`` (this machine's probe) or ``"none"``.
         basis: what the estimate rests on, in words.
         steps: optimizer steps. train_rows: rows trained on per epoch.
-        advice: where scaling stops paying, and the learning rate for a growing global batch.
+        advice: where scaling stops paying, the plan next to the cheapest setup of the search over every GPU type
+            and 1-8 nodes (:mod:`sagefinetune.cost.search`), and the learning rate for a growing global batch.
     """
 
     seconds: float | None
@@ -162,6 +154,18 @@ def sagemaker_estimate(job: Job, shape: DataShape, hyperparameters: dict[str, st
                                  steps=steps, train_rows=shape.train_rows or 0)
 
 
+def timed_setups(job: Job, shape: DataShape, hyperparameters: Mapping[str, str], *,
+                 instances: Sequence[str] | None = None, nodes: Sequence[int] = NODES,
+                 spot: Sequence[bool] = (False, True), prices: Mapping[str, float] | None = None) -> tuple[Candidate, ...]:
+    """Every setup of the search (:mod:`sagefinetune.cost.search`), timed by the calibrated estimate (rows known)."""
+    def time_of(instance: str, n: int) -> float:
+        value = sagemaker_estimate(job, shape, dict(hyperparameters), instance, n, 0.0).seconds
+        assert value is not None
+        return value
+
+    return setups(time_of, instances=instances, nodes=nodes, spot=spot, prices=prices)
+
+
 # ---- local ------------------------------------------------------------------------------------------------
 def local_estimate(shape: DataShape, hyperparameters: dict[str, str], processes: int, speed: LocalSpeed) -> Estimate:
     """This machine's measured speed applied to the plan's work."""
@@ -201,7 +205,8 @@ def estimate_plan(job: Job, plan: TrainingPlan, *, train_rows: int | None = None
 
 
 def advice(job: Job, plan: TrainingPlan, est: Estimate, shape: DataShape, scale_lr: bool) -> tuple[str, ...]:
-    """Where scaling stops paying (the next step up: twice the nodes), and the learning rate for the global batch."""
+    """Where scaling stops paying (the next step up: twice the nodes), the plan next to the cheapest setup, and the
+    learning rate for the global batch."""
     out = []
     if est.seconds is not None and est.cost and plan.sagemaker is not None:
         bigger = sagemaker_estimate(job, shape, dict(plan.hyperparameters), plan.instance, plan.nodes * 2,
@@ -215,6 +220,8 @@ def advice(job: Job, plan: TrainingPlan, est: Estimate, shape: DataShape, scale_
                    f"{speedup:.2f}x faster for {cost_ratio:.2f}x the cost{verdict} "
                    f"(the seed: 16 -> 32 GPUs {calibration_data()['seed']['speedup_16_32']:.2f}x faster for "
                    f"{calibration_data()['seed']['cost_ratio_16_32']:.2f}x the cost)")
+    if est.seconds is not None and est.cost and plan.sagemaker is not None:
+        out.append(cheapest_advice(job, plan, est, shape))
     if plan.world_size > 1 and not scale_lr:
         from sagefinetune.entrypoint.contract import parse_hyperparameters
 
@@ -228,6 +235,15 @@ def advice(job: Job, plan: TrainingPlan, est: Estimate, shape: DataShape, scale_
             f"{seed['f1_32gpu_100k_scaled_lr']:.3f} at {seed['scaled_lr']:g} (x sqrt 32). "
             "Fix: plan/fit(..., scale_lr=True) raises it with the square root of the global batch")
     return tuple(out)
+
+
+def cheapest_advice(job: Job, plan: TrainingPlan, est: Estimate, shape: DataShape) -> str:
+    """The plan next to the cheapest setup of the search over every GPU type and 1-8 nodes, on demand."""
+    assert plan.sagemaker is not None and est.seconds is not None and est.cost is not None
+    found = timed_setups(job, shape, plan.hyperparameters, spot=(False,),
+                         prices={plan.instance: plan.sagemaker.cost.price_per_hour})
+    mine = Candidate(plan.instance, plan.nodes, False, plan.world_size, est.seconds, est.cost)
+    return versus_cheapest(found, mine)
 
 
 def scaled_learning_rate(learning_rate: float, world: int) -> float:

@@ -23,6 +23,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 __all__ = ["ModelSize", "GPUSpec", "GPUS", "model_size", "relative_speed", "padded_tokens_per_row", "Workload",
@@ -180,6 +181,12 @@ def padded_tokens_per_row(lengths: Sequence[float] | None, max_length: int, batc
     """
     if pad_to_max or not lengths:
         return float(max_length)
+    return _dynamic_tokens(tuple(float(v) for v in lengths), max_length, batch, group_by_length)
+
+
+@lru_cache(maxsize=256)
+def _dynamic_tokens(lengths: tuple[float, ...], max_length: int, batch: int, group_by_length: bool) -> float:
+    """Dynamic padding's tokens a row, remembered: a search over setups asks the same question for every setup."""
     n = max(50 * batch, 200)
     sample = [min(v, max_length) for v in _spread(lengths, n)]
     if group_by_length:

@@ -16,12 +16,15 @@ from sagefinetune.facts.defaults import choose as choose_defaults
 from sagefinetune.facts.models import model_source
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from sagefinetune.cost.estimate import Estimate
     from sagefinetune.cost.local_speed import LocalSpeed
+    from sagefinetune.cost.search import SetupSearch
     from sagefinetune.job import Job
     from sagefinetune.plans.sagemaker import SageMakerSpec
 
-__all__ = ["TrainingPlan", "MetricDefinition", "make_plan", "METRICS"]
+__all__ = ["TrainingPlan", "MetricDefinition", "make_plan", "check_train_rows", "METRICS"]
 
 #: The metrics SageMaker reads from the entry point's metric lines (the last value of each series is final).
 METRICS = (
@@ -43,7 +46,8 @@ class MetricDefinition:
 class TrainingPlan:
     """Everything that will run, decided before anything runs.
 
-    ``str(plan)`` is a compact table; :meth:`to_dict` is the same as data.
+    ``str(plan)`` is a compact table; :meth:`to_dict` is the same as data. A plan chosen by
+    ``job.plan(deadline=..., budget=...)`` carries its ``search`` (see :attr:`candidates`).
     """
 
     job_name: str
@@ -60,10 +64,17 @@ class TrainingPlan:
     sagemaker: SageMakerSpec | None = None
     notes: tuple[str, ...] = field(default=())
     estimate: Estimate | None = None
+    search: SetupSearch | None = None
 
     @property
     def world_size(self) -> int:
         return self.nodes * self.processes_per_node
+
+    @property
+    def candidates(self) -> pd.DataFrame | None:
+        """Every setup the search tried, one row each: instance, nodes, gpus, spot, seconds, cost, meets, chosen,
+        why_not; ``None`` for a plan not chosen by a search (``job.plan(deadline=..., budget=...)``)."""
+        return self.search.table() if self.search is not None else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +92,7 @@ class TrainingPlan:
             "sagemaker": self.sagemaker.to_dict() if self.sagemaker is not None else None,
             "notes": list(self.notes),
             "estimate": self.estimate.to_dict() if self.estimate is not None else None,
+            "search": self.search.to_dict() if self.search is not None else None,
         }
 
     def __str__(self) -> str:
@@ -99,6 +111,8 @@ class TrainingPlan:
             lines += self.sagemaker.lines()
         if self.estimate is not None:
             lines += self.estimate.lines()
+        if self.search is not None:
+            lines += self.search.lines()
         lines += [f"  note         {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -160,12 +174,17 @@ def metric_definitions() -> tuple[MetricDefinition, ...]:
     return tuple(MetricDefinition(name, metric_regex(name)) for name in METRICS)
 
 
-def _estimate_options(options: dict[str, Any]) -> tuple[int | None, bool, LocalSpeed | None]:
-    """Pop and check the options that shape the estimate (they apply locally and on SageMaker)."""
-    train_rows = options.pop("train_rows", None)
+def check_train_rows(train_rows: Any) -> int | None:
+    """``train_rows``: None (rows read or known from the data) or a whole number of rows >= 1."""
     if train_rows is not None and (isinstance(train_rows, bool) or not isinstance(train_rows, int) or train_rows < 1):
         raise ConfigError(f"train_rows must be a whole number of rows >= 1; got train_rows={train_rows!r}. "
                           "Fix: plan(..., train_rows=100_000).")
+    return train_rows
+
+
+def _estimate_options(options: dict[str, Any]) -> tuple[int | None, bool, LocalSpeed | None]:
+    """Pop and check the options that shape the estimate (they apply locally and on SageMaker)."""
+    train_rows = check_train_rows(options.pop("train_rows", None))
     scale_lr = options.pop("scale_lr", False)
     if not isinstance(scale_lr, bool):
         raise ConfigError(f"scale_lr must be True or False; got {scale_lr!r}.")
