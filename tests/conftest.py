@@ -115,3 +115,13 @@ def hub(hub_server, monkeypatch, tmp_path):
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf-login" / "token"))
     monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "hf-login" / "stored_tokens"))
     return hub_server
+
+
+def measured_speed(**values):
+    """A LocalSpeed as a probe would measure it (the estimate and grid tests time local plans with it)."""
+    from sagefinetune.cost.local_speed import LocalSpeed
+
+    base = dict(key="k", settings={}, startup_s=8.0, step_s=0.25, save_s=0.5, eval_row_s=0.01, final_s=2.0,
+                probe_steps=16, measured_at="2026-11-22 10:00")
+    return LocalSpeed(**{**base, **values})
+

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import measured_speed as speed
 
 import sagefinetune as sft
 from sagefinetune.cost import calibration, estimate, throughput
@@ -209,12 +210,6 @@ def test_max_steps_fixes_the_steps_whatever_the_rows():
 
 
 # ---- local ---------------------------------------------------------------------------------------------------------
-def speed(**values):
-    base = dict(key="k", settings={}, startup_s=8.0, step_s=0.25, save_s=0.5, eval_row_s=0.01, final_s=2.0,
-                probe_steps=16, measured_at="2026-11-22 10:00")
-    return LocalSpeed(**{**base, **values})
-
-
 def test_local_plan_without_a_measured_speed_says_how_to_get_one():
     est = imdb().plan().estimate
     assert est.seconds is None and "sft.measure_speed(job" in est.basis and "Grid.run()" in est.basis
