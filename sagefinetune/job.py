@@ -51,11 +51,23 @@ class Job:
     # ---- constructors ---------------------------------------------------------------------------
     @classmethod
     def from_hub(
-        cls, path: str, name: str | None = None, *, text: str = "text", label: str = "label",
-        text_pair: str | None = None, splits: Mapping[str, str] | None = None,
+        cls, path: str, name: str | None = None, *, text: str | None = None, label: str | None = None,
+        text_pair: str | None = None, splits: Mapping[str, str] | None = None, revision: str | None = None,
+        token: str | None = None,
     ) -> Job:
-        """A job on a Hub dataset: ``Job(Dataset.from_hub(path, name).columns(text=..., label=...))``."""
-        return cls(Dataset.from_hub(path, name, splits=splits).columns(text=text, label=label, text_pair=text_pair))
+        """A job on a Hub dataset: ``Job(Dataset.from_hub(path, name, ...).columns(text=..., label=...))``.
+
+        The columns default to ``text`` and ``label``; for ``"amazon_reviews_multi"`` (its maintained copy, see
+        :doc:`/real-data`) to ``review_body`` and ``stars``.
+
+        Example:
+            >>> job = Job.from_hub("amazon_reviews_multi").map_labels(
+            ...     {1: "negative", 2: "negative", 3: "neutral", 4: "positive", 5: "positive"})
+            >>> job.dataset.text, job.dataset.label, job.label_map.names_
+            ('review_body', 'stars', ('negative', 'neutral', 'positive'))
+        """
+        dataset = Dataset.from_hub(path, name, splits=splits, revision=revision, token=token)
+        return cls(dataset.columns(text=text, label=label, text_pair=text_pair))
 
     @classmethod
     def from_dataset(cls, dataset: Dataset) -> Job:

@@ -125,3 +125,28 @@ def measured_speed(**values):
                 probe_steps=16, measured_at="2026-11-22 10:00")
     return LocalSpeed(**{**base, **values})
 
+
+@pytest.fixture
+def hub_data(hub, monkeypatch, tmp_path):
+    """:func:`hub`, with 🤗 datasets in this process reading from it too, and empty download caches for the test.
+
+    datasets copies HF_ENDPOINT and HF_HUB_OFFLINE into ``datasets.config`` when it is imported (the tests import it
+    offline), so those are patched like huggingface_hub's constants (and HF_HUB_OFFLINE=0 is set, which sagefinetune's
+    messages read); the download count ping (a HEAD to S3) is off. The caches of both libraries move to the test's
+    folder, so what a test loads comes through the server (a file an earlier test cached by its commit would be read
+    with no request at all). Dataset repos are added with ``hub.add_commit`` and the builders in tests/hub_datasets.py.
+    """
+    import datasets
+    from huggingface_hub import constants
+
+    downloads = tmp_path / "hf-datasets" / "downloads"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(datasets.config, "HF_ENDPOINT", hub.url)
+    monkeypatch.setattr(datasets.config, "HUB_DATASETS_URL", hub.url + "/datasets/{repo_id}/resolve/{revision}/{path}")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_UPDATE_DOWNLOAD_COUNTS", False)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets")
+    monkeypatch.setattr(datasets.config, "DOWNLOADED_DATASETS_PATH", downloads)
+    monkeypatch.setattr(datasets.config, "EXTRACTED_DATASETS_PATH", downloads / "extracted")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-hub"))
+    return hub

@@ -18,6 +18,12 @@ What it implements, as the Hub answers it:
   in Authorization header"; no token on a write gets 401; a read token or another namespace gets 403. Private repos
   are invisible (401/404 RepoNotFound) to anyone but their owner.
 
+Dataset repositories are read the same way under ``/api/datasets/...`` and ``/datasets/{id}/resolve/...``, plus the
+calls 🤗 datasets makes: ``GET /api/datasets/{id}/tree/{rev}[/{path}]?recursive=`` (folders listed as the Hub lists
+them) and ``POST /api/datasets/{id}/paths-info/{rev}``. Tests put their content there with :meth:`HubServer.add_commit`
+(a commit with a chosen oid, so a test can serve a pinned revision); builders of cards, Parquet, CSV and JSON files
+and of the fake Amazon reviews copy are in ``tests/hub_datasets.py``.
+
 Every request is recorded in :attr:`HubServer.requests` (method, path, whether it carried a valid token).
 """
 
@@ -26,6 +32,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import posixpath
 import re
 import socket
 import tempfile
@@ -34,6 +41,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import uvicorn
 import yaml
@@ -122,15 +130,15 @@ class HubServer:
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     # ---- storage --------------------------------------------------------------------------------------
-    def _record_path(self, repo_id: str) -> Path:
-        return self.root / "repos" / "models" / f"{repo_id}.json"
+    def _record_path(self, repo_id: str, kind: str = "model") -> Path:
+        return self.root / "repos" / f"{kind}s" / f"{repo_id}.json"
 
-    def record(self, repo_id: str) -> dict[str, Any] | None:
-        path = self._record_path(repo_id)
+    def record(self, repo_id: str, kind: str = "model") -> dict[str, Any] | None:
+        path = self._record_path(repo_id, kind)
         return json.loads(path.read_text()) if path.exists() else None
 
-    def _save(self, repo_id: str, record: dict[str, Any]) -> None:
-        path = self._record_path(repo_id)
+    def _save(self, repo_id: str, record: dict[str, Any], kind: str = "model") -> None:
+        path = self._record_path(repo_id, kind)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=1))
 
@@ -145,21 +153,39 @@ class HubServer:
     def blob(self, sha: str) -> bytes:
         return (self.root / "objects" / sha).read_bytes()
 
-    def files(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
+    def files(self, repo_id: str, revision: str = "main", kind: str = "model") -> dict[str, bytes]:
         """Every file of a repository at a revision, for assertions."""
-        record = self.record(repo_id)
+        record = self.record(repo_id, kind)
         assert record is not None, f"no repo {repo_id}"
         commit = record["commits"][record["branches"].get(revision, revision)]
         return {path: self.blob(f["sha256"]) for path, f in commit["files"].items()}
 
-    def commits(self, repo_id: str, revision: str = "main") -> list[dict[str, Any]]:
+    def commits(self, repo_id: str, revision: str = "main", kind: str = "model") -> list[dict[str, Any]]:
         """The commits on a branch, newest first."""
-        record = self.record(repo_id) or {}
+        record = self.record(repo_id, kind) or {}
         out, oid = [], record["branches"][revision]
         while oid:
             out.append({"oid": oid, **record["commits"][oid]})
             oid = record["commits"][oid]["parent"]
         return out
+
+    def add_commit(self, repo_id: str, files: dict[str, bytes], *, kind: str = "dataset", private: bool = False,
+                   oid: str | None = None, message: str = "add files", branch: str = "main") -> str:
+        """Commit ``files`` (on top of the branch's files) straight into storage, creating the repository (owned by
+        its namespace) if needed; returns the commit's oid (``oid`` when given: a revision a test pins)."""
+        with self.lock:
+            record = self.record(repo_id, kind) or {"owner": repo_id.split("/")[0], "private": private,
+                                                    "created": time.time(), "branches": {}, "commits": {}}
+            parent = record["branches"].get(branch)
+            table = dict(record["commits"][parent]["files"]) if parent else {
+                ".gitattributes": self._file_entry(GITATTRIBUTES, lfs=False)}
+            for path, data in files.items():
+                table[path] = self._file_entry(data, lfs=b"\0" in data[:8000] or path.endswith(".parquet"))
+            oid = oid or self._new_oid(repo_id, message)
+            record["commits"][oid] = {"parent": parent, "message": message, "files": table, "date": time.time()}
+            record["branches"][branch] = oid
+            self._save(repo_id, record, kind)
+        return oid
 
     # ---- auth -----------------------------------------------------------------------------------------
     def _user(self, request: Request) -> tuple[str, str] | None:
@@ -183,7 +209,7 @@ class HubServer:
         return name
 
     def _readable(self, request: Request, repo_id: str) -> dict[str, Any]:
-        record = self.record(repo_id)
+        record = self.record(repo_id, self._kind(request))
         user = self._user(request)
         if record is None or (record["private"] and (user is None or user[0] != record["owner"])):
             raise HubError(401 if user is None else 404, "Repository not found", "RepoNotFound")
@@ -331,27 +357,52 @@ class HubServer:
             self._save(repo_id, record)
         return JSONResponse({})
 
-    def model_info(self, request: Request) -> Response:
+    def repo_info(self, request: Request) -> Response:
         repo_id = self._repo_id(request)
         record = self._readable(request, repo_id)
         oid = self._commit_of(record, request.path_params.get("rev", "main"))
         files = record["commits"][oid]["files"]
-        return JSONResponse({"id": repo_id, "modelId": repo_id, "author": record["owner"], "sha": oid,
+        key = "modelId" if self._kind(request) == "model" else "name"
+        return JSONResponse({"id": repo_id, key: repo_id, "author": record["owner"], "sha": oid,
                              "private": record["private"], "gated": False, "disabled": False, "tags": [],
                              "lastModified": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
                              "siblings": [{"rfilename": p} for p in sorted(files)]})
 
     def tree(self, request: Request) -> Response:
+        """A folder's entries (files, and folders as ``directory``); with ``recursive=true``, everything under it."""
         repo_id = self._repo_id(request)
         record = self._readable(request, repo_id)
-        files = record["commits"][self._commit_of(record, request.path_params["rev"])]["files"]
+        oid = self._commit_of(record, request.path_params["rev"])
+        entries = self._entries(record["commits"][oid]["files"])
         prefix = request.path_params.get("path", "").strip("/")
-        chosen = {p: f for p, f in files.items() if not prefix or p.startswith(prefix + "/")}
-        if prefix and not chosen:
+        if prefix and entries.get(prefix, {}).get("type") != "directory":
             raise HubError(404, f"{prefix} does not exist", "EntryNotFound")
-        return JSONResponse([{"type": "file", "path": p, "size": f["size"], "oid": f["git_oid"],
-                              **({"lfs": {"oid": f["sha256"], "size": f["size"], "pointerSize": 134}}
-                                 if f["lfs"] else {})} for p, f in sorted(chosen.items())])
+        recursive = request.query_params.get("recursive", "false").lower() == "true"
+        under = [p for p in entries if (not prefix or p.startswith(prefix + "/")) and p != prefix]
+        chosen = under if recursive else [p for p in under if posixpath.dirname(p) == prefix]
+        return JSONResponse([entries[p] for p in sorted(chosen)])
+
+    async def paths_info(self, request: Request) -> Response:
+        """The entries of the paths asked for (a form with ``paths`` repeated); paths that do not exist are left out."""
+        repo_id = self._repo_id(request)
+        record = self._readable(request, repo_id)
+        oid = self._commit_of(record, request.path_params["rev"])
+        entries = self._entries(record["commits"][oid]["files"])
+        paths = parse_qs((await request.body()).decode()).get("paths", [])
+        return JSONResponse([entries[p.strip("/")] for p in paths if p.strip("/") in entries])
+
+    @staticmethod
+    def _entries(files: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Every file and folder of a commit as the tree API answers them, by path."""
+        out: dict[str, dict[str, Any]] = {}
+        for path, f in files.items():
+            out[path] = {"type": "file", "path": path, "size": f["size"], "oid": f["git_oid"],
+                         **({"lfs": {"oid": f["sha256"], "size": f["size"], "pointerSize": 134}} if f["lfs"] else {})}
+            folder = posixpath.dirname(path)
+            while folder:
+                out[folder] = {"type": "directory", "path": folder, "oid": hashlib.sha1(folder.encode()).hexdigest()}
+                folder = posixpath.dirname(folder)
+        return out
 
     def resolve(self, request: Request) -> Response:
         repo_id = self._repo_id(request)
@@ -373,6 +424,10 @@ class HubServer:
     def _repo_id(request: Request) -> str:
         return f"{request.path_params['ns']}/{request.path_params['name']}"
 
+    @staticmethod
+    def _kind(request: Request) -> str:
+        return "dataset" if request.url.path.startswith(("/api/datasets/", "/datasets/")) else "model"
+
     # ---- serving --------------------------------------------------------------------------------------
     def app(self) -> Starlette:
         def wrap(handler: Any) -> Any:
@@ -386,7 +441,7 @@ class HubServer:
                     return exc.response()
             return endpoint
 
-        repo = "/api/models/{ns}/{name}"
+        repo, data = "/api/models/{ns}/{name}", "/api/datasets/{ns}/{name}"
         routes = [
             ("/api/whoami-v2", self.whoami, ["GET"]),
             ("/api/repos/create", self.create_repo, ["POST"]),
@@ -396,8 +451,14 @@ class HubServer:
             (repo + "/branch/{branch}", self.create_branch, ["POST"]),
             (repo + "/tree/{rev}", self.tree, ["GET"]),
             (repo + "/tree/{rev}/{path:path}", self.tree, ["GET"]),
-            (repo + "/revision/{rev}", self.model_info, ["GET"]),
-            (repo, self.model_info, ["GET"]),
+            (repo + "/revision/{rev}", self.repo_info, ["GET"]),
+            (repo, self.repo_info, ["GET"]),
+            (data + "/tree/{rev}", self.tree, ["GET"]),
+            (data + "/tree/{rev}/{path:path}", self.tree, ["GET"]),
+            (data + "/paths-info/{rev}", self.paths_info, ["POST"]),
+            (data + "/revision/{rev}", self.repo_info, ["GET"]),
+            (data, self.repo_info, ["GET"]),
+            ("/datasets/{ns}/{name}/resolve/{rev}/{path:path}", self.resolve, ["GET", "HEAD"]),
             ("/{ns}/{name}.git/info/lfs/objects/batch", self.lfs_batch, ["POST"]),
             ("/lfs-upload/{oid}", self.lfs_upload, ["PUT"]),
             ("/lfs-verify", self.lfs_verify, ["POST"]),

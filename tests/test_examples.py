@@ -56,3 +56,22 @@ def test_pipeline_example_prints_the_sagemaker_pipeline_without_an_account(tmp_p
                   "Fail              Fail", "parameter MinEvalF1", "default 0.85", "eval_f1 >= 0.85"):
         assert piece in out, piece
     assert (tmp_path / "moderation-pipeline.json").stat().st_size > 10_000
+
+
+def test_real_data_example_plans_the_card_call_and_reads_a_sample_from_a_hub(hub_server, tmp_path):
+    import hub_datasets
+
+    hub_datasets.serve_amazon_copy(hub_server, rows=300)
+    script = [sys.executable, str(ROOT / "examples" / "real_data.py")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HF_"))}
+    env.update(HF_HOME=str(tmp_path / "hf"), HF_UPDATE_DOWNLOAD_COUNTS="0", HF_HUB_DISABLE_TELEMETRY="1")
+    plan = subprocess.run(script, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True)
+    assert "mteb/AmazonReviewsClassification@6b5d328 (pinned), all languages" in plan.stdout
+    assert "1 node(s) x 8 process(es)" in plan.stdout and "spot         on" in plan.stdout
+    assert "1200000 rows" in plan.stdout and "no rows read" in plan.stdout and not (tmp_path / "hf").exists()
+
+    out = subprocess.run(script + ["--hub", hub_server.url, "--rows", "150"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300, check=True)
+    assert "sample: train 150 rows, validation 50 rows, test 50 rows" in out.stdout
+    assert "at the pinned revision 6b5d328eaae8ef408dd7d775040245cf86f92e9d" in out.stderr
+    assert "negative" in out.stdout and "neutral" in out.stdout and "positive" in out.stdout

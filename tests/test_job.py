@@ -23,8 +23,12 @@ def test_every_builder_call_returns_a_new_job():
 
 
 def test_from_hub_names_columns():
-    job = Job.from_hub("mteb/amazon_reviews_multi", "en", text="text", label="label")
-    assert job.dataset.source.args == ("mteb/amazon_reviews_multi", "en") and job.dataset.text == "text"
+    job = Job.from_hub("mteb/AmazonReviewsClassification", "en", text="text", label="label")
+    assert job.dataset.source.args == ("mteb/AmazonReviewsClassification", "en") and job.dataset.text == "text"
+    assert (Job.from_hub("org/reviews").dataset.text, Job.from_hub("org/reviews").dataset.label) == ("text", "label")
+    card = Job.from_hub("amazon_reviews_multi", "en", text="review_body", label="stars")  # the API page's spelling
+    assert (card.dataset.text, card.dataset.label) == ("review_body", "stars")
+    assert Job.from_hub("amazon_reviews_multi", label="language").dataset.label == "language"
 
 
 @pytest.mark.parametrize("kwargs, message", [

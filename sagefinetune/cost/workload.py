@@ -4,6 +4,8 @@ Before launch (pure, no I/O) the rows are known when:
 
 - ``plan(..., train_rows=N)`` says so (the way for ``from_s3`` data and Hub datasets without a sample);
 - the Dataset is a bundled example (its sizes and token lengths ship in ``cost/example_tokens.json``);
+- the Dataset is a withdrawn Hub name read from its pinned copy (``amazon_reviews_multi``: the copy's published
+  split sizes; token lengths unknown, so every row counts as ``max_length``);
 - ``.sample(train=N)`` caps the train split (at most N rows; the lengths stay unknown unless it is an example);
 - the Dataset is a pandas DataFrame in memory (rows counted; tokens about characters / 4).
 
@@ -21,6 +23,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from sagefinetune.cost.throughput import Workload, padded_tokens_per_row
+from sagefinetune.data.hub_copies import HUB_COPIES
 from sagefinetune.entrypoint.contract import parse_hyperparameters
 
 if TYPE_CHECKING:
@@ -64,11 +67,16 @@ def data_shape(job: Job, train_rows: int | None = None) -> DataShape:
     kind = ds.source.kind
     lengths: tuple[float, ...] | None = None
     train = test = None
+    validation = 0
     source = ""
     if kind == "example":
         info = example_tokens()[ds.source.args[0]]
         train, test, lengths = info["train"], info["test"], tuple(info["quantiles"])
         source = f"bundled example {ds.source.args[0]!r}"
+    elif kind == "hub" and ds.source.args[0] in HUB_COPIES and not ds.splits:
+        rows = HUB_COPIES[ds.source.args[0]].split_rows(ds.source.args[1])
+        train, test, validation = rows["train"], rows["test"], rows.get("validation", 0)
+        source = f"the published split sizes of {HUB_COPIES[ds.source.args[0]].repo}"
     elif kind == "pandas" and ds._frame is not None:
         frames = ds._frame
         train = len(frames["train"])
@@ -94,7 +102,9 @@ def data_shape(job: Job, train_rows: int | None = None) -> DataShape:
         test = sample.get("test") or math.ceil(train * DEFAULT_TEST_SHARE)
     elif "test" in sample:
         test = min(test, sample["test"])
-    return DataShape(train, test, test, 0, lengths, source)
+    if "validation" in sample:
+        validation = min(validation, sample["validation"])
+    return DataShape(train, validation or test, test, validation, lengths, source)
 
 
 def measured_shape(prepared: Prepared, lengths: Sequence[float] | None, source: str) -> DataShape:

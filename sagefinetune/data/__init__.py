@@ -1,1 +1,2 @@
-"""Data: Dataset, its sources, labels, splits, preparation and the token cache, the bundled examples."""
+"""Data: Dataset, its sources (and the maintained copies of withdrawn Hub names), labels, splits, preparation and the
+token cache, the bundled examples."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sagefinetune.core.deps import require
+from sagefinetune.data.hub_copies import HUB_COPIES, check_config
 from sagefinetune.data.sources import Source, check_disk, check_frame, file_list, load_source
 from sagefinetune.data.splits import apply_sample, apply_split
 from sagefinetune.errors import ColumnError, ConfigError, DataError
@@ -33,6 +34,8 @@ EXAMPLES: Mapping[str, str] = {
 
 TEXT, PAIR, LABEL = "text", "text_pair", "label"
 ROW = "__sft_row"  # the row's position in its source split, for errors that point at the user's data
+_FROM_HUB_EXAMPLES = {"name": "Dataset.from_hub('amazon_reviews_multi', 'en')",
+                      "revision": "Dataset.from_hub(..., revision='<a commit sha, branch or tag>')"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,22 +59,47 @@ class Dataset:
     sample_spec: tuple[tuple[str, Any], ...] = ()
     filters: tuple[Callable[[dict[str, Any]], bool], ...] = ()
     _frame: Any = field(default=None, repr=False)
+    _token: str | None = field(default=None, repr=False)  # a Hub token: used to read, never shown or cached
 
     # ---- constructors ------------------------------------------------------------------------
     @classmethod
     def from_hub(
-        cls, path: str, name: str | None = None, *, splits: Mapping[str, str] | None = None, revision: str | None = None
+        cls, path: str, name: str | None = None, *, splits: Mapping[str, str] | None = None,
+        revision: str | None = None, token: str | None = None,
     ) -> Dataset:
         """A dataset on the Hugging Face Hub, by id and optional config name.
+
+        ``"amazon_reviews_multi"``, withdrawn from the Hub in 2023, resolves to its maintained copy
+        ``mteb/AmazonReviewsClassification`` at a pinned revision, with the original's fields ``review_body``,
+        ``stars`` (1..5, the default text and label) and ``language``: all six languages, or one with ``name``. See
+        :doc:`/real-data`.
 
         Args:
             path: the Hub id, e.g. ``"stanfordnlp/imdb"``.
             name: the config name, e.g. ``"en"``.
             splits: our split names -> the dataset's, e.g. ``{"train": "train", "test": "validation"}``.
-            revision: a Hub revision to pin.
+            revision: a Hub revision to pin (a full commit sha keeps the rows the same; a pinned Hub dataset's
+                prepared rows are cached).
+            token: a Hugging Face token for a private or gated dataset; by default huggingface_hub's own (``HF_TOKEN``,
+                or ``hf auth login``). It is used to read the rows here and is never shown, cached or sent to a job.
+
+        Example:
+            >>> Dataset.from_hub("amazon_reviews_multi", "en")
+            Dataset<hub('amazon_reviews_multi' -> mteb/AmazonReviewsClassification@6b5d328 (pinned), 'en') text='review_body' label='stars'>
         """
         _check_str(path, "Dataset.from_hub(path)", "Dataset.from_hub('stanfordnlp/imdb')")
-        return cls(Source("hub", (path, name), (("revision", revision),)), splits=_ro(splits))
+        for arg, value in (("name", name), ("revision", revision)):
+            if value is not None:
+                _check_str(value, f"Dataset.from_hub({arg}=...)", _FROM_HUB_EXAMPLES[arg])
+        if token is not None and (not isinstance(token, str) or not token.strip()):  # the value is never echoed
+            raise ConfigError(f"Dataset.from_hub(token=...) needs a non-empty string; got a {type(token).__name__}. "
+                              "Fix: Dataset.from_hub(..., token=os.environ['HF_TOKEN']), or leave it out to use "
+                              "HF_TOKEN or your login.")
+        copy = HUB_COPIES.get(path)
+        if copy is None:
+            return cls(Source("hub", (path, name), (("revision", revision),)), splits=_ro(splits), _token=token)
+        source = Source("hub", (path, check_config(copy, name)), (("revision", revision or copy.revision),))
+        return cls(source, text=copy.text, label=copy.label, splits=_ro(splits), _token=token)
 
     @classmethod
     def from_csv(cls, files: str | Path | Sequence[str | Path] | Mapping[str, Any], **kwargs: Any) -> Dataset:
@@ -206,7 +234,7 @@ class Dataset:
                 "from_s3 data is read by SageMaker where it is, not loaded here. Fix: fit on a SageMaker instance, or "
                 "download the files and use from_csv / from_json / from_parquet for a local run."
             )
-        loaded = load_source(self.source, self._frame, self.splits)
+        loaded = load_source(self.source, self._frame, self.splits, self._token)
         dd = self._select_columns(loaded)
         if self.filters:
             dd = type(dd)({k: v.filter(lambda row: all(f(row) for f in self.filters)) for k, v in dd.items()})

@@ -13,21 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sagefinetune.core.console import say
 from sagefinetune.core.deps import require
-from sagefinetune.errors import ConfigError, DataError, DatasetUnavailableError
+from sagefinetune.data.hub_copies import HUB_COPIES, UNAVAILABLE, HubCopy, reshape
+from sagefinetune.errors import ConfigError, DataError, DatasetUnavailableError, SagefinetuneError
 
 if TYPE_CHECKING:
     import datasets as hf_datasets
-
-#: Hub datasets that are gone, with where to go instead.
-WITHDRAWN: Mapping[str, str] = {
-    "amazon_reviews_multi": (
-        "the Hub no longer serves 'amazon_reviews_multi': its provider withdrew it in 2023 (and datasets >= 4 runs no "
-        "loading scripts). Fix: use a maintained copy, e.g. Dataset.from_hub('mteb/amazon_reviews_multi', 'en')"
-        ".columns(text='text', label='label') (labels 0..4 there are stars 1..5), or your own files with "
-        "Dataset.from_csv / from_json / from_parquet."
-    ),
-}
 
 EXTENSIONS = {"csv": (".csv", ".tsv", ".txt"), "json": (".json", ".jsonl", ".ndjson"), "parquet": (".parquet", ".pq")}
 
@@ -41,6 +33,8 @@ class Source:
     def describe(self) -> str:
         if self.kind == "pandas":
             return "pandas DataFrame"
+        if self.kind == "hub" and self.args[0] in HUB_COPIES:
+            return HUB_COPIES[self.args[0]].describe(self.args[1], dict(self.kwargs).get("revision"))
         shown = [repr(a) for a in self.args if a is not None]
         shown += [f"{k}={v!r}" for k, v in self.kwargs if v is not None]
         return f"{self.kind}({', '.join(shown)})"
@@ -93,7 +87,8 @@ def check_disk(path: Any) -> str:
 
 
 # ---- reading ---------------------------------------------------------------------------------------------------
-def load_source(source: Source, frames: Mapping[str, Any] | None, splits: Mapping[str, str] | None) -> hf_datasets.DatasetDict:
+def load_source(source: Source, frames: Mapping[str, Any] | None, splits: Mapping[str, str] | None,
+                token: str | None = None) -> hf_datasets.DatasetDict:
     require("datasets", "load data")
     import datasets
 
@@ -110,7 +105,7 @@ def load_source(source: Source, frames: Mapping[str, Any] | None, splits: Mappin
     if source.kind in EXTENSIONS:
         return load_files(source)
     if source.kind == "hub":
-        return _load_hub(source, splits)
+        return _load_hub(source, splits, token)
     raise ConfigError(f"unknown source kind {source.kind!r}")
 
 
@@ -182,21 +177,17 @@ def _check_reader_options(kind: str, kwargs: Mapping[str, Any]) -> None:
                           f"Fix: use one of the {kind} reader's options: {', '.join(known)}.")
 
 
-def _load_hub(source: Source, splits: Mapping[str, str] | None) -> hf_datasets.DatasetDict:
+def _load_hub(source: Source, splits: Mapping[str, str] | None, token: str | None) -> hf_datasets.DatasetDict:
     import datasets
 
     path, name = source.args
-    if path in WITHDRAWN:
-        raise DatasetUnavailableError(WITHDRAWN[path])
-    try:
-        loaded = datasets.load_dataset(path, name, **{k: v for k, v in source.kwargs if v is not None})
-    except Exception as exc:  # datasets raises many types; say what happened and what to do
-        raise DatasetUnavailableError(
-            f"could not load {path!r}" + (f" (config {name!r})" if name else "") + f" from the Hugging Face Hub: "
-            f"{type(exc).__name__}: {exc}. Fix: check the id and config name and your network (HF_HUB_OFFLINE is "
-            f"{'set' if _offline() else 'not set'}), or load local files with Dataset.from_csv / from_json / "
-            "from_parquet / from_disk."
-        ) from exc
+    revision = dict(source.kwargs).get("revision")
+    if path in UNAVAILABLE:
+        raise DatasetUnavailableError(UNAVAILABLE[path])
+    if path in HUB_COPIES:
+        loaded = _load_copy(HUB_COPIES[path], name, revision, token)
+    else:
+        loaded = _load_hub_dataset(path, name, revision, token)
     if splits:
         missing = [s for s in splits.values() if s not in loaded]
         if missing:
@@ -205,6 +196,86 @@ def _load_hub(source: Source, splits: Mapping[str, str] | None) -> hf_datasets.D
     if "test" not in loaded and "validation" in loaded:
         return datasets.DatasetDict({"train": loaded["train"], "test": loaded["validation"]})
     return loaded
+
+
+def _load_copy(copy: HubCopy, name: str | None, revision: str | None, token: str | None) -> hf_datasets.DatasetDict:
+    """Every config the name reads, from the maintained copy at the pinned revision, in the original's fields."""
+    import datasets
+
+    revision = revision or copy.revision
+    say(copy.line(name, revision))
+    parts: dict[str, list[Any]] = {}
+    for config in copy.configs_of(name):
+        for split, part in _load_hub_dataset(copy.repo, config, revision, token).items():
+            parts.setdefault(split, []).append(reshape(copy, config, part, split))
+    return datasets.DatasetDict({split: datasets.concatenate_datasets(p) if len(p) > 1 else p[0]
+                                 for split, p in parts.items()})
+
+
+def _load_hub_dataset(path: str, name: str | None, revision: str | None, token: str | None) -> hf_datasets.DatasetDict:
+    """``datasets.load_dataset`` on a Hub id, its errors said with the fix (and never the token)."""
+    import datasets
+
+    try:
+        loaded = datasets.load_dataset(path, name, revision=revision, token=token)
+    except Exception as exc:  # datasets raises many types; say what happened and what to do
+        raise _hub_error(path, name, revision, token, exc) from exc
+    if not isinstance(loaded, datasets.DatasetDict):
+        loaded = datasets.DatasetDict({"train": loaded})
+    return loaded
+
+
+def _hub_error(path: str, name: str | None, revision: str | None, token: str | None, exc: BaseException) -> SagefinetuneError:
+    """A ``load_dataset`` failure on the Hub as an error that names the id, config and revision and says the fix."""
+    what = repr(path) + (f" (config {name!r})" if name else "") + (f" at revision {revision!r}" if revision else "")
+    cause = _scrub(f"{type(exc).__name__}: {exc}", token)
+    text = " | ".join(f"{type(e).__name__}: {e}" for e in _chain(exc))
+    configs = _configs_named(text)
+    if configs is not None:
+        from sagefinetune.errors import did_you_mean
+
+        if name is None:
+            return ConfigError(f"{what} has several configs: {', '.join(configs)}. Fix: name one, e.g. "
+                               f"Dataset.from_hub({path!r}, {configs[0]!r}).")
+        return ConfigError(f"{what} has no config {name!r}{did_you_mean(name, configs) or '.'} Its configs are "
+                           f"{', '.join(configs)}. Fix: Dataset.from_hub({path!r}, <one of those>).")
+    if "RevisionNotFound" in text or ("Revision '" in text and "doesn't exist" in text):
+        fix = "Fix: check the revision (a branch, tag or full commit sha of that dataset), or leave it out."
+    elif "doesn't exist on the Hub or cannot be accessed" in text or "RepositoryNotFound" in text or "gated" in text:
+        fix = ("It does not exist, or it is private or gated and this request had no token with access to it (a token "
+               f"was {'passed' if token else 'found' if _stored_token() else 'not found'}). Fix: check the id; for a "
+               "private dataset, log in (hf auth login), set HF_TOKEN, or pass Dataset.from_hub(..., token=...).")
+    else:
+        fix = (f"Fix: check the id and config name and your network (HF_HUB_OFFLINE is "
+               f"{'set' if _offline() else 'not set'}), or load local files with Dataset.from_csv / from_json / "
+               "from_parquet / from_disk.")
+    return DatasetUnavailableError(f"could not load {what} from the Hugging Face Hub: {cause}. {fix}")
+
+
+def _configs_named(text: str) -> list[str] | None:
+    """The config names that 🤗 datasets lists when a config is missing or unknown, or None."""
+    import re
+
+    match = re.search(r"(?:Config name is missing|BuilderConfig '.*?' not found)[^\[]*?available(?: configs)?: \[([^\]]*)\]",
+                      text, re.I | re.S)
+    return re.findall(r"'([^']*)'", match.group(1)) if match else None
+
+
+def _scrub(text: str, token: str | None) -> str:
+    """The text with any token this process holds replaced by ``***``."""
+    for secret in (token, _stored_token()):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _stored_token() -> str | None:
+    """The token huggingface_hub would send on its own (HF_TOKEN, or the one ``hf auth login`` saved), or None."""
+    try:
+        from huggingface_hub import get_token
+    except ImportError:
+        return os.environ.get("HF_TOKEN") or None
+    return get_token()
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

@@ -291,7 +291,8 @@ def _channels(job: Job, root: str) -> dict[str, str]:
     if job.dataset.is_remote:
         channels = {k: v for k, v in job.dataset.source.kwargs}
     else:
-        channels = {"train/test": f"{root}/data/<content hash>/ (uploaded at fit, once per content)"}
+        how = "read from the Hub on this machine and " if job.dataset.source.kind == "hub" else ""
+        channels = {"train/test": f"{root}/data/<content hash>/ ({how}uploaded at fit, once per content)"}
     source = model_source(job.model_id)
     if source == "s3":
         channels["model"] = job.model_id

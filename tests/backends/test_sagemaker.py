@@ -9,6 +9,7 @@ import time
 
 import aws
 import pytest
+from conftest import HUB_TOKEN
 
 import sagefinetune as sft
 from sagefinetune.entrypoint import channels as entry_channels
@@ -362,3 +363,37 @@ def test_upload_shows_progress_and_the_launch(moto, capsys):
     assert "upload train" in err and "upload test" in err and "launched SageMaker training job" in err
     job().fit(instance="ml.g5.xlarge", role=aws.ROLE, bucket=aws.BUCKET, boto_session=moto.session(), progress=True)
     assert "is already uploaded" in capsys.readouterr().err
+
+
+# ---- the design card's call: Hub data, read here, staged to S3 ---------------------------------------------------
+def test_the_design_cards_call_stages_the_pinned_copy_and_launches(moto, hub_data):
+    """Job.from_hub("amazon_reviews_multi")...fit(ml.p3.16xlarge, spot): the rows are read from the (local) Hub on
+    this machine at the pinned revision, checked, and uploaded; the job reads exactly those files and no token."""
+    import hub_datasets
+    import pyarrow.parquet as pq
+
+    hub_datasets.serve_amazon_copy(hub_data, rows=300)
+    card = sft.Job.from_hub("amazon_reviews_multi").map_labels(
+        {1: "negative", 2: "negative", 3: "neutral", 4: "positive", 5: "positive"})
+    before = len(hub_data.requests)
+    card.plan(instance="ml.p3.16xlarge", nodes=1, spot=True)
+    assert len(hub_data.requests) == before  # the plan reads nothing
+    run = fit(moto, card, instance="ml.p3.16xlarge", nodes=1, spot=True)
+
+    request = moto.sent["CreateTrainingJob"][-1]
+    assert request["ResourceConfig"]["InstanceType"] == "ml.p3.16xlarge" and request["EnableManagedSpotTraining"]
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]}
+    assert {"train", "validation", "test"} <= set(channels)
+    s3 = moto.session().client("s3")
+    staged = {}
+    for split in ("train", "validation", "test"):
+        key = channels[split].removeprefix(f"s3://{aws.BUCKET}/") + contract.DATA_FILE
+        staged[split] = pq.read_table(io.BytesIO(s3.get_object(Bucket=aws.BUCKET, Key=key)["Body"].read()))
+    assert {k: t.num_rows for k, t in staged.items()} == {"train": 1800, "validation": 1800, "test": 1800}
+    texts = staged["train"]["text"].to_pylist()
+    assert {t.rsplit("(", 1)[1].split()[0] for t in texts} == {"de", "en", "es", "fr", "ja", "zh"}
+    assert not [t for t in texts if "newer main" in t]  # the pinned revision, not main
+    assert [staged["train"]["label"].to_pylist().count(i) for i in range(3)] == [720, 360, 720]
+    assert request["HyperParameters"]["labels"] == '["negative","neutral","positive"]'
+    assert run.plan.estimate.train_rows == 1800  # refined on the rows as read
+    assert HUB_TOKEN not in str(request) and "HF_TOKEN" not in str(request)
