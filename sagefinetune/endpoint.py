@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sagefinetune.entrypoint.redaction import redact
 from sagefinetune.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ class Endpoint:
     def __repr__(self) -> str:
         cost = f" ${self.hourly_cost:.3f}/h" if self.hourly_cost else (f" {self.cost_note}" if self.cost_note else "")
         state = " deleted" if self.deleted else ""
-        return f"<Endpoint {self.name} {self.kind} {self.url}{cost}{state}>"
+        return redact(f"<Endpoint {self.name} {self.kind} {self.url}{cost}{state}>")
 
     # ---- SageMaker: deploy a model, reconnect, find what is running -----------------------------------------------
     @classmethod

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sagefinetune.data.dataset import Dataset
 from sagefinetune.data.labels import LabelMap
 from sagefinetune.entrypoint.contract import DEFAULT_MODEL, HYPERPARAMETERS, parse_str
+from sagefinetune.entrypoint.redaction import redact
 from sagefinetune.errors import ConfigError, did_you_mean
 from sagefinetune.facts.models import check_name
 
@@ -265,4 +266,4 @@ class Job:
         hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters_.items())
         labels = f" labels={self.label_map!r}" if self.label_map else ""
         cfg = f" config={dict(self.model_config)}" if self.model_config else ""
-        return f"Job<{self.dataset!r}{labels} model={self.model_id!r}{cfg} {hp}>"
+        return redact(f"Job<{self.dataset!r}{labels} model={self.model_id!r}{cfg} {hp}>")

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from sagefinetune.data.cache import root as cache_root
 from sagefinetune.entrypoint import contract
+from sagefinetune.entrypoint.redaction import redact
 from sagefinetune.errors import ConfigError, TrainingError
 from sagefinetune.facts.models import preflight
 
@@ -106,7 +107,7 @@ class LocalBackend:
                        labels=tuple(prepared.label_map.names_), problem_type=prepared.label_map.problem_type,
                        notes=plan.notes + tuple(n for n in prepared.notes if n not in plan.notes))
         for note in prepared.notes:
-            warnings.warn(note, stacklevel=3)
+            warnings.warn(redact(note), stacklevel=3)
 
         from sagefinetune.cost.measure import refine_at_fit
 
@@ -243,7 +244,7 @@ class _Progress:
             self.shown[m["name"]] = f"{float(m['value']):.4g}"
             self.bar.set_postfix(self.shown, refresh=False)
         elif "resuming from" in line and self.bar is None:
-            print(line.rstrip(), file=sys.stderr)
+            print(redact(line.rstrip()), file=sys.stderr)
 
     def close(self) -> None:
         if self.bar is not None:

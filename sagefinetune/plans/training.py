@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from sagefinetune.entrypoint.contract import label_key, metric_regex, render_hyperparameter
+from sagefinetune.entrypoint.redaction import redact
 from sagefinetune.errors import ConfigError
 from sagefinetune.facts.defaults import choose as choose_defaults
 from sagefinetune.facts.models import model_source
@@ -100,10 +101,10 @@ class TrainingPlan:
         if self.estimate is not None:
             lines += self.estimate.lines()
         lines += [f"  note         {n}" for n in self.notes]
-        return "\n".join(lines)
+        return redact("\n".join(lines))
 
     def __repr__(self) -> str:
-        return f"<TrainingPlan {self.job_name} {self.backend} {self.instance} x{self.nodes} model={self.model}>"
+        return redact(f"<TrainingPlan {self.job_name} {self.backend} {self.instance} x{self.nodes} model={self.model}>")
 
 
 def job_name(job: Job) -> str:

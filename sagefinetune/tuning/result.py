@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sagefinetune.core.deps import require
+from sagefinetune.entrypoint.redaction import redact
 from sagefinetune.errors import TrainingError
 from sagefinetune.plans.space import Choice, LogUniform, Range
 
@@ -86,7 +87,7 @@ class TuningPlan:
                          f"${cost['hourly']:.2f}/h while {self.parallel} run at once")
         lines += [f"  note         {n}" for n in self.notes]
         lines += ["  each trial:"] + ["  " + line for line in str(self.trial_plan).splitlines()]
-        return "\n".join(lines)
+        return redact("\n".join(lines))
 
 
 @dataclass(frozen=True, eq=False)

@@ -22,6 +22,7 @@ from sagefinetune.backends.sagemaker.source_code import stable_source_dir, stage
 from sagefinetune.backends.sagemaker.training_jobs import TERMINAL, TrainingJobs, metrics_from_lines
 from sagefinetune.core.console import say
 from sagefinetune.core.deps import require
+from sagefinetune.entrypoint.redaction import redact
 from sagefinetune.errors import AWSError, ConfigError, CredentialsError
 from sagefinetune.facts.models import model_source, preflight
 from sagefinetune.plans.sagemaker import CHECKPOINT_LOCAL_PATH, DATA_HASH, DEFAULT_BUCKET
@@ -236,7 +237,7 @@ class SageMakerBackend(TrainingJobs):
         else:
             prepared = job.prepare()  # reads the rows, checks columns and labels: before any upload
             for note in prepared.notes:
-                warnings.warn(note, stacklevel=5)
+                warnings.warn(redact(note), stacklevel=5)
             plan = replace(plan, notes=plan.notes + tuple(n for n in prepared.notes if n not in plan.notes))
             hyperparameters = prepared.with_data_hyperparameters(hyperparameters)
             from sagefinetune.cost.measure import refine_at_fit
