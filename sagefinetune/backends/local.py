@@ -100,7 +100,8 @@ class LocalBackend:
         from sagefinetune.run import TrainingRun
 
         run_dir = _run_folder(run_dir, plan.job_name)
-        preflight(job.model_id, job.model_config, required=True)  # the model is readable here, its overrides fit it
+        # the model is readable here, its overrides fit it
+        preflight(job.model_id, job.model_config, required=True, reinitialize=job.reinitialize)
         prepared = job.prepare()  # checks columns and labels before any training starts
         hyperparameters = prepared.with_data_hyperparameters(plan.hyperparameters)
         plan = replace(plan, job_name=run_dir.name, hyperparameters=MappingProxyType(hyperparameters),

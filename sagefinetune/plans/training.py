@@ -135,6 +135,8 @@ def render_hyperparameters(job: Job, remote: bool = False) -> dict[str, str]:
     hp: dict[str, Any] = {"model_name_or_path": Path(job.model_id).name if folder and remote else job.model_id}
     if job.model_config:
         hp["config_overrides"] = dict(job.model_config)
+    if job.reinitialize:
+        hp["reinitialize"] = True
     if job.label_map is not None:
         hp["labels"] = list(job.label_map.names_)
         hp["problem_type"] = job.label_map.problem_type

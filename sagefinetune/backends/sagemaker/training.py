@@ -205,7 +205,8 @@ class SageMakerBackend(TrainingJobs):
         sm_session = self._sagemaker_session(Session, spec.bucket)
         role = self.resolve_role(spec.role, sm_session.sagemaker_config)
         self._confirm_image(plan)
-        preflight(job.model_id, job.model_config, required=False)  # a readable config is checked before any upload
+        # a readable config is checked before any upload
+        preflight(job.model_id, job.model_config, required=False, reinitialize=job.reinitialize)
 
         staged = self.stage_inputs(job, plan, lambda: self._bucket(spec.bucket, sm_session), progress=progress)
 
