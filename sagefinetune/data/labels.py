@@ -281,6 +281,15 @@ class LabelMap:
             counts[split] = Counter({t["values"]: t["counts"] for t in tally if self._lookup(t["values"]) is None})
         self._raise_uncovered(counts)
 
+    def check_raw_counts(self, counts: Mapping[str, Mapping[Any, int]]) -> None:
+        """:meth:`check_splits` for raw values counted elsewhere (``from_s3`` files read before launch), matched as
+        the entry point matches them: by their text (``contract.label_key``: 5, 5.0 and "5" are "5")."""
+        from sagefinetune.entrypoint.contract import label_key
+
+        keys = {label_key(k) for k in self.mapping}
+        self._raise_uncovered({split: Counter({v: n for v, n in c.items() if v is None or label_key(v) not in keys})
+                               for split, c in counts.items()})
+
     def _check_shape(self, split: str, lists: int) -> None:
         if lists and not self.is_multi_label:
             raise LabelError(
