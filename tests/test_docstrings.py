@@ -5,8 +5,8 @@ import doctest
 import pytest
 
 import sagefinetune.data.dataset
-import sagefinetune.entrypoint.redaction
 import sagefinetune.data.labels
+import sagefinetune.entrypoint.redaction
 import sagefinetune.hub.push
 import sagefinetune.job
 

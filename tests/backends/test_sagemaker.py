@@ -225,6 +225,19 @@ def test_from_s3_channels_are_passed_through(moto):
     assert not [p for p in moto.sent.get("PutObject", []) if "/data/" in p["Key"]]
 
 
+def test_subnets_as_a_list_reach_the_plan():
+    plan = job().plan(instance="ml.g5.xlarge", subnets=["subnet-1", "subnet-2"], security_groups=["sg-1"])
+    assert plan.sagemaker.subnets == ("subnet-1", "subnet-2") and plan.sagemaker.security_groups == ("sg-1",)
+
+
+def test_attach_to_an_unknown_job_says_what_to_check(moto):
+    from sagefinetune.backends.sagemaker.training import SageMakerBackend
+
+    backend = SageMakerBackend(moto.session())
+    with pytest.raises(sft.AWSError, match="'no-such-job'.*Fix"):
+        backend.attach("no-such-job")
+
+
 def test_network_isolation_vpc_and_kms_reach_the_request(moto):
     j = job().model("s3://models-bucket/minilm/")
     fit(moto, j, network_isolation=True, subnets=["subnet-1"], security_groups=["sg-1"], encrypt_inter_node=True,
