@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sagefinetune.core.console import say
+from sagefinetune.entrypoint.redaction import redact
 from sagefinetune.errors import ConfigError, ServingError
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ class Endpoint:
     def __repr__(self) -> str:
         cost = f" ${self.hourly_cost:.3f}/h" if self.hourly_cost else (f" {self.cost_note}" if self.cost_note else "")
         state = " deleted" if self.deleted else ""
-        return f"<Endpoint {self.name} {self.kind} {self.url}{cost}{state}>"
+        return redact(f"<Endpoint {self.name} {self.kind} {self.url}{cost}{state}>")
 
     # ---- SageMaker: deploy a model, reconnect, find what is running -----------------------------------------------
     @classmethod

@@ -21,10 +21,16 @@ Every error derives from :class:`SagefinetuneError` and also from the built-in i
     │                                        transform job failed; carries its name and the reason
     └── HubError (RuntimeError)              a Hugging Face Hub call failed; the huggingface_hub error is ``__cause__``
 
-Messages say what was wrong, echo the value found, and say the fix.
+Messages say what was wrong, echo the value found, and say the fix. They never hold a secret: the base class passes
+every message through :func:`~sagefinetune.entrypoint.redaction.redact` (Hub tokens, AWS keys, and values under names
+such as ``HF_TOKEN`` or ``api_key`` become ``***``), so every subclass is covered.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+from sagefinetune.entrypoint.redaction import redact
 
 __all__ = [
     "SagefinetuneError",
@@ -47,7 +53,10 @@ __all__ = [
 
 
 class SagefinetuneError(Exception):
-    """Base class of every error raised by sagefinetune."""
+    """Base class of every error raised by sagefinetune. Its message is redacted: it never shows a secret."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(SagefinetuneError, ValueError):

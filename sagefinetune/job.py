@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sagefinetune.data.dataset import Dataset
 from sagefinetune.data.labels import LabelMap
 from sagefinetune.entrypoint.contract import DEFAULT_MODEL
+from sagefinetune.entrypoint.redaction import redact
 from sagefinetune.errors import ConfigError
 from sagefinetune.facts.models import check_name
 from sagefinetune.plans.hyperparameters import (
@@ -47,6 +48,7 @@ class Job:
     model_id: str = DEFAULT_MODEL
     model_config: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     hyperparameters_: Mapping[str, Any] = field(default_factory=lambda: DEFAULT_HYPERPARAMETERS)
+    reinitialize: bool = False  # config overrides may discard pretrained weights (Job.model)
 
     # ---- constructors ---------------------------------------------------------------------------
     @classmethod
@@ -83,15 +85,30 @@ class Job:
         label_map = mapping if isinstance(mapping, LabelMap) else LabelMap(mapping)
         return dataclasses.replace(self, label_map=label_map)
 
-    def model(self, name: str, **config: Any) -> Job:
+    def model(self, name: str, *, reinitialize: bool = False, **config: Any) -> Job:
         """The model to fine-tune: a Hub id, a local folder, or (SageMaker) an ``s3://`` folder given as a channel.
 
         A local folder trains here as it is, and on SageMaker is uploaded as the model channel (once per content).
         Keyword arguments override fields of the model config, e.g. ``num_hidden_layers=2`` to keep only the first
         two layers (a quick, smaller model) or ``hidden_dropout_prob=0.2``; at fit they are checked against the
-        model's config (a misspelt field, or one that changes a pretrained weight's shape, stops the fit).
+        model's config: a misspelt field stops the fit (did you mean ...), and so does one that discards pretrained
+        weights (``hidden_size``, ``intermediate_size``, ``vocab_size``, more layers change weights' shapes, so they
+        would start at random; ``num_attention_heads`` reads the same weights as other heads) unless
+        ``reinitialize=True`` says it is meant: then the fit warns which pretrained weights are discarded.
+
+        Example:
+            >>> job = Job.from_dataset(Dataset.example("imdb"))
+            >>> job.model("sentence-transformers/all-MiniLM-L6-v2", hidden_size=192, reinitialize=True).reinitialize
+            True
         """
         name = check_name(name)
+        if not isinstance(reinitialize, bool):
+            raise ConfigError(f"model(..., reinitialize=...) must be True or False; got {reinitialize!r}. "
+                              "Fix: reinitialize=True to accept overrides that discard pretrained weights.")
+        if reinitialize and not config:
+            raise ConfigError("model(..., reinitialize=True) accepts config overrides that discard pretrained weights, "
+                              "but no override was given. Fix: drop reinitialize=True, or add the overrides, e.g. "
+                              ".model(..., hidden_size=192, reinitialize=True).")
         for key in ("num_labels", "id2label", "label2id", "problem_type"):
             if key in config:
                 raise ConfigError(f"model(..., {key}=...) is set from the label map. Fix: use .map_labels(...) instead.")
@@ -100,7 +117,8 @@ class Job:
         except TypeError as exc:
             raise ConfigError(f"model config overrides travel as a JSON hyperparameter; {config!r} is not JSON ({exc}). "
                               "Fix: pass numbers, strings, booleans, lists or dicts.") from None
-        return dataclasses.replace(self, model_id=name, model_config=MappingProxyType(dict(config)))
+        return dataclasses.replace(self, model_id=name, model_config=MappingProxyType(dict(config)),
+                                   reinitialize=reinitialize)
 
     def hyperparameters(self, **values: Any) -> Job:
         """Set training hyperparameters; unset ones keep their value. See :doc:`/hyperparameters`.
@@ -272,4 +290,5 @@ class Job:
         hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters_.items())
         labels = f" labels={self.label_map!r}" if self.label_map else ""
         cfg = f" config={dict(self.model_config)}" if self.model_config else ""
-        return f"Job<{self.dataset!r}{labels} model={self.model_id!r}{cfg} {hp}>"
+        cfg += " reinitialize=True" if self.reinitialize else ""
+        return redact(f"Job<{self.dataset!r}{labels} model={self.model_id!r}{cfg} {hp}>")

@@ -57,7 +57,8 @@ def _probe_job(job: Job, nodes: int) -> Job:
     rows = PROBE_STEPS * hp["batch_size"] * hp["gradient_accumulation_steps"] * nodes
     seed = dict(job.dataset.sample_spec).get("seed", 42)
     dataset = job.dataset.sample(train=rows, test=PROBE_TEST_ROWS, seed=seed)
-    return (job.__class__(dataset, job.label_map, job.model_id, job.model_config, job.hyperparameters_)
+    return (job.__class__(dataset, job.label_map, job.model_id, job.model_config, job.hyperparameters_,
+                           job.reinitialize)
             .hyperparameters(max_steps=2 * PROBE_STEPS, save_steps=2 * PROBE_STEPS, eval_each_epoch=False))
 
 

@@ -2,7 +2,8 @@
 
 One table per entry point. Each case is ``(id, call, error type, text the message must quote)``; every message must
 also say ``Fix``. The SageMaker cases that reach fit() run against the moto server and prove that nothing was
-uploaded and no training job was created.
+uploaded and no training job was created. What is allowed but must not pass in silence is a warning that quotes
+the value and gives a fix (WARNINGS).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from conftest import MODEL
 
 import sagefinetune as sft
 from sagefinetune import Dataset, Job, LabelMap
+from sagefinetune.facts.models import preflight
 from sagefinetune.runtime.predict import Predictor
 
 HF_TOKEN = "hf_" + "a1b2c3d4e5" * 3
@@ -42,6 +44,10 @@ def files(tmp_path_factory):
 
 def four_classes(rows: int = 20) -> pd.DataFrame:
     return pd.DataFrame({"text": [f"text number {i}" for i in range(rows)], "label": [i % 4 for i in range(rows)]})
+
+
+def lonely_classes() -> pd.DataFrame:  # 20 rows in 4 classes, two of them of one row: never on both sides of a split
+    return pd.DataFrame({"text": [f"text number {i}" for i in range(20)], "label": [0] * 12 + [1] * 6 + [2, 3]})
 
 
 def small() -> Job:
@@ -104,6 +110,30 @@ BUILDERS = [
     ("max length tiny", lambda f: small().hyperparameters(max_length=4), sft.ConfigError, "max_length=4"),
     ("precision", lambda f: small().hyperparameters(precision="fp8"), sft.ConfigError, "'fp8'"),
     ("map_labels list", lambda f: small().map_labels([0, 1]), sft.ConfigError, "[0, 1]"),
+    # issue 17: values that were taken and silently ignored, or failed later with a raw error
+    ("sample seed negative", lambda f: Dataset.example("imdb").sample(train=5, seed=-1), sft.ConfigError, "got -1"),
+    ("split seed negative", lambda f: Dataset.example("imdb").split(test=0.2, seed=-1), sft.ConfigError, "got -1"),
+    ("split name Train (pandas)", lambda f: Dataset.from_pandas({"Train": four_classes()}), sft.ConfigError,
+     "'Train'; did you mean 'train'?"),
+    ("split name Train (csv)", lambda f: Dataset.from_csv({"Train": f / "good.csv"}), sft.ConfigError,
+     "'Train'; did you mean 'train'?"),
+    ("split name dev (json)", lambda f: Dataset.from_json({"train": f / "notjson.json", "dev": f / "notjson.json"}),
+     sft.ConfigError, "'dev'; did you mean 'validation'?"),
+    ("split name Train (hub)", lambda f: Dataset.from_hub("stanfordnlp/imdb", splits={"Train": "train"}),
+     sft.ConfigError, "'Train'; did you mean 'train'?"),
+    ("hub splits a list", lambda f: Dataset.from_hub("stanfordnlp/imdb", splits=["train", "test"]), sft.ConfigError,
+     "splits={'train': 'train', 'test': 'test'}"),
+    ("csv folder in a mapping", lambda f: Dataset.from_csv({"train": str(f / "afolder")}), sft.ConfigError,
+     "from_csv({'train': '"),
+    ("example None", lambda f: Dataset.example(None), sft.ConfigError, "got None"),
+    ("pandas empty frame", lambda f: Dataset.from_pandas(pd.DataFrame({"text": [], "label": []})), sft.ConfigError,
+     "'train' is empty (0 rows"),
+    ("pandas empty test frame", lambda f: Dataset.from_pandas({"train": four_classes(), "test": four_classes()[:0]}),
+     sft.ConfigError, "'test' is empty (0 rows"),
+    ("model reinitialize alone", lambda f: small().model(MODEL, reinitialize=True), sft.ConfigError,
+     "reinitialize=True"),
+    ("model reinitialize not a bool", lambda f: small().model(MODEL, hidden_size=192, reinitialize="yes"),
+     sft.ConfigError, "'yes'"),
 ]
 
 
@@ -146,12 +176,44 @@ LOADING = [
          "test": pd.DataFrame({"text": ["c"], "label": [["y"]]})})).map_labels({"x": "x", "y": "y"}).prepare(),
      sft.LabelError, "multi_label"),
     ("mixed raw label values", lambda f: LabelMap.infer([1, "a", 2]), sft.LabelError, "'a'"),
+    # issue 17
+    ("sample of a split that is not there", lambda f: Dataset.from_pandas(four_classes(40)).sample(validation=5).load(),
+     sft.ConfigError, "sample(validation=5)"),
+    ("sample of a split that is not there, in the plan", lambda f: Job.from_dataset(
+        Dataset.from_pandas(four_classes(40)).sample(validation=5)).plan(), sft.ConfigError, ".split(validation=0.1)"),
+    ("stratified split, a class of one row", lambda f: Dataset.from_pandas(lonely_classes()).split(test=0.25).load(),
+     sft.DataError, "classes 2, 3 have one row"),
+    ("label map keyed by text, labels are numbers", lambda f: Job.from_dataset(Dataset.from_pandas(four_classes(40)))
+     .map_labels({"0": "a", "1": "b", "2": "c", "3": "d"}).prepare(), sft.LabelError, "str keys such as '0'"),
+    ("label map keyed by numbers, labels are floats", lambda f: Job.from_dataset(Dataset.from_pandas(pd.DataFrame(
+        {"text": [f"t{i}" for i in range(20)], "label": [0.5, 1.5] * 10}))).map_labels({"0.5": "a", "1.5": "b"})
+     .prepare(), sft.LabelError, "float values such as 0.5"),
 ]
 
 
 @pytest.mark.parametrize("name, call, error, value", LOADING, ids=[c[0] for c in LOADING])
 def test_reading_refuses_bad_data_with_the_file_and_the_fix(files, name, call, error, value):
     check(lambda: call(files), error, value)
+
+
+# ---- not errors, but never silent: warnings that quote the value and give a fix --------------------------------
+WARNINGS = [
+    ("sample larger than its split", lambda f: Dataset.from_pandas(four_classes(40)).sample(train=1000).load(),
+     "sample(train=1000): the train split has only 36 rows"),
+    ("default split leaves classes out of test", lambda f: Dataset.from_pandas(lonely_classes()).load(),
+     "left classes 2, 3 out of the test split"),
+    ("overrides that discard weights, on purpose", lambda f: preflight(MODEL, {"hidden_size": 192}, required=True,
+                                                                      reinitialize=True),
+     "hidden_size=192, reinitialize=True): the pretrained weights of those layers are discarded"),
+]
+
+
+@pytest.mark.parametrize("name, call, value", WARNINGS, ids=[c[0] for c in WARNINGS])
+def test_what_is_allowed_but_less_than_asked_is_said(files, name, call, value):
+    with pytest.warns(UserWarning) as caught:
+        call(files)
+    messages = [str(w.message) for w in caught]
+    assert any(value in m and "Fix" in m or value in m and "reinitialize=True" in m for m in messages), messages
 
 
 # ---- plans: local and SageMaker (pure) -------------------------------------------------------------------------
@@ -179,6 +241,8 @@ PLANS = [
     ("tag value a number", {"tags": {"team": 1}}, sft.ConfigError, "1"),
     ("token in a tag", {"tags": SECRET_TAG}, sft.ConfigError, "'owner'"),
     ("environment as a list", {"environment": ["A=1"]}, sft.ConfigError, "['A=1']"),
+    ("environment as a list with a token", {"environment": [f"HF_TOKEN={HF_TOKEN}"]}, sft.ConfigError,
+     "['HF_TOKEN=***']"),
     ("token in the environment", {"environment": {"HF_TOKEN": "x"}}, sft.ConfigError, "'HF_TOKEN'"),
     ("role a number", {"role": 123}, sft.ConfigError, "123"),
     ("role a name", {"role": "my-role"}, sft.ConfigError, "'my-role'"),
@@ -186,6 +250,10 @@ PLANS = [
     ("bucket capitals", {"bucket": "My_Bucket"}, sft.ConfigError, "'My_Bucket'"),
     ("subnet id", {"subnets": ["sn-1"], "security_groups": ["sg-1"]}, sft.ConfigError, "'sn-1'"),
     ("subnets without groups", {"subnets": "subnet-1"}, sft.ConfigError, "['subnet-1']"),
+    ("subnets as text", {"subnets": "subnet-abc", "security_groups": ["sg-1"]}, sft.ConfigError,
+     "subnets=['subnet-abc']"),
+    ("security groups as text", {"subnets": ["subnet-abc"], "security_groups": "sg-1,sg-2"}, sft.ConfigError,
+     "security_groups=['sg-1', 'sg-2']"),
     ("negative price", {"price_per_hour": -1}, sft.ConfigError, "-1"),
     ("infinite price", {"price_per_hour": math.inf}, sft.ConfigError, "inf"),
     ("checkpoint path", {"checkpoint_s3": "/tmp/ckpt"}, sft.ConfigError, "'/tmp/ckpt'"),
@@ -200,12 +268,8 @@ PLANS = [
 def test_plans_refuse_bad_options(name, options, error, value):
     options = dict(options)
     instance = options.pop("instance", "ml.g5.xlarge")
-    check(lambda: small().plan(instance=instance, **options), error, value)
-
-
-def test_a_subnet_given_as_text_is_one_subnet_not_characters():
-    plan = small().plan(instance="ml.g5.xlarge", subnets="subnet-1", security_groups="sg-1")
-    assert plan.sagemaker.subnets == ("subnet-1",) and plan.sagemaker.security_groups == ("sg-1",)
+    message = check(lambda: small().plan(instance=instance, **options), error, value)
+    assert HF_TOKEN not in message  # a secret is never repeated (tests/test_secrets.py sweeps every builder)
 
 
 def test_from_s3_values_that_sagemaker_would_change_are_refused_in_the_plan():
@@ -230,53 +294,53 @@ def fit_sagemaker(moto, job, **options):
     return job.fit(instance="ml.g5.xlarge", boto_session=moto.session(), progress=False, **options)
 
 
+def s3_reviews(moto, train: bytes, test: bytes) -> Job:
+    """A job on from_s3 CSV files (columns body, stars) put in the moto server's corp-data bucket."""
+    s3 = moto.session().client("s3")
+    s3.create_bucket(Bucket="corp-data")
+    s3.put_object(Bucket="corp-data", Key="reviews/train/part-0.csv", Body=train)
+    s3.put_object(Bucket="corp-data", Key="reviews/test/part-0.csv", Body=test)
+    moto.sent.clear()
+    data = Dataset.from_s3(train="s3://corp-data/reviews/train/", test="s3://corp-data/reviews/test/").columns(
+        text="body", label="stars")
+    return Job.from_dataset(data).map_labels({1: "negative", 5: "positive"})
+
+
 SAGEMAKER_FITS = [
-    ("no role", lambda: small(), {"role": None}, sft.CredentialsError, "role"),
-    ("missing bucket", lambda: small(), {"bucket": "no-such-bucket"}, sft.AWSError, "'no-such-bucket'"),
-    ("labels outside the map", lambda: small().map_labels({0: "business", 1: "entertainment"}), {}, sft.LabelError,
-     "2 ("),
-    ("config field typo", lambda: small().model(MODEL, num_hiden_layers=1), {}, sft.ConfigError, "num_hiden_layers"),
-    ("config changes a weight's shape", lambda: small().model(MODEL, hidden_size=192), {}, sft.ConfigError,
+    ("no role", lambda moto: small(), {"role": None}, sft.CredentialsError, "role"),
+    ("missing bucket", lambda moto: small(), {"bucket": "no-such-bucket"}, sft.AWSError, "'no-such-bucket'"),
+    ("labels outside the map", lambda moto: small().map_labels({0: "business", 1: "entertainment"}), {},
+     sft.LabelError, "2 ("),
+    ("config field typo", lambda moto: small().model(MODEL, num_hiden_layers=1), {}, sft.ConfigError,
+     "did you mean 'num_hidden_layers'?"),
+    ("config changes a weight's shape", lambda moto: small().model(MODEL, hidden_size=192), {}, sft.ConfigError,
      "hidden_size=192"),
+    ("config adds layers", lambda moto: small().model(MODEL, num_hidden_layers=8), {}, sft.ConfigError,
+     "num_hidden_layers=8, reinitialize=True"),
+    ("config splits attention heads", lambda moto: small().model(MODEL, num_attention_heads=6), {}, sft.ConfigError,
+     "num_attention_heads: 12 -> 6"),
+    # issue 17: from_s3 labels are read before the job (tests/backends/test_s3_labels.py: formats, byte ranges)
+    ("from_s3 labels outside the map", lambda moto: s3_reviews(moto, b"body,stars\ngood,5\nbad,1\nmeh,3\n",
+                                                                 b"body,stars\nfine,5\nodd,7\n"), {},
+     sft.LabelError, "the train split: 3 (1 row); the test split: 7 (1 row)"),
 ]
 
 
 @pytest.mark.parametrize("name, make, options, error, value", SAGEMAKER_FITS, ids=[c[0] for c in SAGEMAKER_FITS])
 def test_sagemaker_fit_refuses_before_upload_or_job(moto, name, make, options, error, value):
-    check(lambda: fit_sagemaker(moto, make(), **options), error, value)
+    check(lambda: fit_sagemaker(moto, make(moto), **options), error, value)
     writes = [c for c in moto.sent if c in ("PutObject", "CreateMultipartUpload", "CreateBucket")]
     assert not writes and "CreateTrainingJob" not in moto.sent, sorted(moto.sent)
 
 
-def test_attach_to_an_unknown_job_says_what_to_check(moto):
-    from sagefinetune.backends.sagemaker.training import SageMakerBackend
-
-    backend = SageMakerBackend(moto.session())
-    check(lambda: backend.attach("no-such-job"), sft.AWSError, "'no-such-job'")
-
-
-def test_a_local_model_folder_travels_as_the_model_channel(moto, tmp_path):
-    import shutil
-
-    from sagefinetune.facts.models import local_path
-
-    folder = tmp_path / "my-model"
-    shutil.copytree(local_path(MODEL), folder)
-    run = fit_sagemaker(moto, small().model(str(folder)))
-    request = moto.sent["CreateTrainingJob"][-1]
-    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]}
-    assert channels["model"].startswith(f"s3://{aws.BUCKET}/sagefinetune/models/")
-    assert request["HyperParameters"]["model_name_or_path"] == "my-model"  # not this machine's path
-    bucket, prefix = channels["model"][len("s3://"):].split("/", 1)
-    listing = moto.session().client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
-    uploaded = {o["Key"][len(prefix):]: o["Size"] for o in listing}
-    assert uploaded["model.safetensors"] == (folder / "model.safetensors").stat().st_size  # a multipart upload
-    assert {"config.json", "tokenizer.json", "1_Pooling/config.json"} <= set(uploaded)
-    moto.sent.clear()
-    fit_sagemaker(moto, small().model(str(folder)))  # the same content: uploaded once
-    writes = moto.sent.get("PutObject", []) + moto.sent.get("CreateMultipartUpload", [])
-    assert not [w for w in writes if "/models/" in w["Key"]]
-    assert run.status == "Completed"
+def test_no_default_bucket_says_so_and_how_to_pass_one(moto, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens: STS and S3 cannot be reached
+    session = moto.session()
+    with pytest.raises(sft.AWSError) as caught:
+        small().fit(instance="ml.g5.xlarge", boto_session=session, progress=False, role=aws.ROLE)
+    message = str(caught.value)
+    assert "no default bucket could be found in us-east-1" in message and "bucket='my-bucket'" in message
+    assert "Fix" in message and "http://" not in message and "Could not connect" not in message
 
 
 # ---- fit on this machine: refused before the subprocess --------------------------------------------------------
@@ -309,7 +373,29 @@ def test_predict_refuses_inputs_it_cannot_read(trained_run, inputs, value):
     check(lambda: trained_run.predictor().predict(inputs), sft.ConfigError, value)
 
 
+def settings_only(pairs: bool) -> Predictor:
+    """A Predictor that knows only its settings: enough to check its inputs, no model loaded."""
+    predictor = Predictor.__new__(Predictor)
+    predictor.settings = {"text_pair": pairs}
+    return predictor
+
+
+PREDICT_INPUTS = [
+    ("a tuple, single-text model", False, ("a text", "another text"), "predict(['a text', 'another text'])"),
+    ("one text, pair model", True, ["just one text"], "'just one text'"),
+]
+
+
+@pytest.mark.parametrize("name, pairs, inputs, value", PREDICT_INPUTS, ids=[c[0] for c in PREDICT_INPUTS])
+def test_predict_checks_its_inputs_before_the_model_runs(name, pairs, inputs, value):
+    check(lambda: settings_only(pairs)._inputs(inputs), sft.ConfigError, value)
+    if pairs:  # for a pair model a tuple is one pair; several go in a list
+        assert settings_only(True)._inputs(("premise", "hypothesis")) == [("premise", "hypothesis")]
+
+
 @pytest.mark.slow
-def test_a_tuple_of_texts_is_two_texts_for_a_single_text_model(trained_run):
-    out = trained_run.predictor().predict(("The striker scored twice.", "A new phone was launched."))
+def test_a_tuple_of_texts_is_refused_by_a_single_text_model(trained_run):
+    check(lambda: trained_run.predictor().predict(("The striker scored twice.", "A new phone was launched.")),
+          sft.ConfigError, "not trained on sentence pairs")
+    out = trained_run.predictor().predict(["The striker scored twice.", "A new phone was launched."])
     assert [p["label"] for p in out] == ["sports", "tech"]

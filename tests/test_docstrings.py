@@ -6,11 +6,13 @@ import pytest
 
 import sagefinetune.data.dataset
 import sagefinetune.data.labels
+import sagefinetune.entrypoint.redaction
 import sagefinetune.hub.push
 import sagefinetune.job
 
 
-@pytest.mark.parametrize("module", [sagefinetune.data.labels, sagefinetune.data.dataset, sagefinetune.job, sagefinetune.hub.push])
+@pytest.mark.parametrize("module", [sagefinetune.data.labels, sagefinetune.data.dataset, sagefinetune.job, sagefinetune.hub.push,
+                                    sagefinetune.entrypoint.redaction])
 def test_docstring_examples(module):
     result = doctest.testmod(module, extraglobs={"Dataset": sagefinetune.Dataset, "Job": sagefinetune.Job,
                                                   "LabelMap": sagefinetune.LabelMap})

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sagefinetune.backends.records import RunRecord
 from sagefinetune.data.cache import root as cache_root
 from sagefinetune.entrypoint import contract
+from sagefinetune.entrypoint.redaction import redact
 from sagefinetune.errors import ConfigError, TrainingError
 from sagefinetune.facts.models import preflight
 
@@ -97,14 +98,15 @@ class LocalBackend:
 
     def fit(self, job: Job, plan: TrainingPlan, *, run_dir: str | Path | None = None, progress: bool = True) -> RunRecord:
         run_dir = _run_folder(run_dir, plan.job_name)
-        preflight(job.model_id, job.model_config, required=True)  # the model is readable here, its overrides fit it
+        # the model is readable here, its overrides fit it
+        preflight(job.model_id, job.model_config, required=True, reinitialize=job.reinitialize)
         prepared = job.prepare()  # checks columns and labels before any training starts
         hyperparameters = prepared.with_data_hyperparameters(plan.hyperparameters)
         plan = replace(plan, job_name=run_dir.name, hyperparameters=MappingProxyType(hyperparameters),
                        labels=tuple(prepared.label_map.names_), problem_type=prepared.label_map.problem_type,
                        notes=plan.notes + tuple(n for n in prepared.notes if n not in plan.notes))
         for note in prepared.notes:
-            warnings.warn(note, stacklevel=3)
+            warnings.warn(redact(note), stacklevel=3)
 
         from sagefinetune.cost.measure import refine_at_fit
 
@@ -241,7 +243,7 @@ class _Progress:
             self.shown[m["name"]] = f"{float(m['value']):.4g}"
             self.bar.set_postfix(self.shown, refresh=False)
         elif "resuming from" in line and self.bar is None:
-            print(line.rstrip(), file=sys.stderr)
+            print(redact(line.rstrip()), file=sys.stderr)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -39,12 +39,18 @@ def string_mapping(name: str, value: Any, example: str) -> dict[str, str]:
 
 
 def id_list(name: str, value: Any, prefix: str) -> tuple[str, ...]:
-    """AWS resource ids: a list, or one id as a string (never split into characters)."""
+    """AWS resource ids, as a list. Text is refused rather than guessed at: ``"subnet-a,subnet-b"`` would reach
+    SageMaker as one id that does not exist; the fix shows the list to write."""
     if value is None:
         return ()
-    items = [value] if isinstance(value, str) else value
+    if isinstance(value, str):
+        ids = [v.strip() for v in value.split(",") if v.strip()] or [value]
+        raise ConfigError(f"{name} must be a list of ids; got the string {value!r}. Fix: {name}={ids!r} (a list, "
+                          "one id per item).")
+    items = value
     if not isinstance(items, Sequence) or isinstance(items, (bytes, bytearray)):
-        raise ConfigError(f"{name} must be a list of ids such as ['{prefix}0abc1234']; got {value!r}.")
+        raise ConfigError(f"{name} must be a list of ids such as ['{prefix}0abc1234']; got {value!r}. "
+                          f"Fix: {name}=['{prefix}0abc1234'].")
     bad = [v for v in items if not isinstance(v, str) or not v.startswith(prefix)]
     if bad:
         raise ConfigError(f"{name} holds {bad[0]!r}, which is not an id starting with {prefix!r}. "

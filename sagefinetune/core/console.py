@@ -6,13 +6,15 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from sagefinetune.entrypoint.redaction import redact
+
 __all__ = ["say", "upload_bar"]
 
 
 def say(message: str, enabled: bool = True) -> None:
-    """Print ``[sagefinetune] message`` to stderr when ``enabled``."""
+    """Print ``[sagefinetune] message`` to stderr when ``enabled``, with any secret in it masked."""
     if enabled:
-        print(f"[sagefinetune] {message}", file=sys.stderr, flush=True)
+        print(f"[sagefinetune] {redact(message)}", file=sys.stderr, flush=True)
 
 
 @contextmanager

@@ -7,6 +7,7 @@ through 🤗 datasets, which is imported only then.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 from sagefinetune.core.deps import require
 from sagefinetune.data.hub_copies import HUB_COPIES, check_config
 from sagefinetune.data.sources import Source, check_disk, check_frame, file_list, load_source
+from sagefinetune.data.split_checks import check_hub_splits, check_sample_splits, check_split_names
 from sagefinetune.data.splits import apply_sample, apply_split
+from sagefinetune.entrypoint.redaction import redact
 from sagefinetune.errors import ColumnError, ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -97,9 +100,9 @@ class Dataset:
                               "HF_TOKEN or your login.")
         copy = HUB_COPIES.get(path)
         if copy is None:
-            return cls(Source("hub", (path, name), (("revision", revision),)), splits=_ro(splits), _token=token)
+            return cls(Source("hub", (path, name), (("revision", revision),)), splits=_ro(check_hub_splits(splits)), _token=token)
         source = Source("hub", (path, check_config(copy, name)), (("revision", revision or copy.revision),))
-        return cls(source, text=copy.text, label=copy.label, splits=_ro(splits), _token=token)
+        return cls(source, text=copy.text, label=copy.label, splits=_ro(check_hub_splits(splits)), _token=token)
 
     @classmethod
     def from_csv(cls, files: str | Path | Sequence[str | Path] | Mapping[str, Any], **kwargs: Any) -> Dataset:
@@ -120,6 +123,7 @@ class Dataset:
     def from_pandas(cls, frame: pd.DataFrame | Mapping[str, pd.DataFrame]) -> Dataset:
         """A pandas DataFrame (one split, ``train``) or ``{"train": df, "test": df}``."""
         frames = dict(frame) if isinstance(frame, Mapping) else {"train": frame}
+        check_split_names(frames, "from_pandas({...})", "from_pandas({'<name>': df, ...})")
         for split, df in frames.items():
             check_frame(split, df)
         return cls(Source("pandas"), _frame=_ro({k: v.copy() for k, v in frames.items()}))
@@ -149,6 +153,9 @@ class Dataset:
 
         The packages hold one split; a fixed, stratified 80/20 train/test split (seed 0) is made on load.
         """
+        if not isinstance(name, str):
+            raise ConfigError(f"Dataset.example needs the name of a bundled dataset; got {name!r}. "
+                              f"Fix: Dataset.example('imdb') (one of {sorted(EXAMPLES)}).")
         if name not in EXAMPLES:
             from sagefinetune.errors import did_you_mean
 
@@ -223,7 +230,9 @@ class Dataset:
 
         Columns are renamed to ``text``, ``label`` (and ``text_pair``); other columns are dropped.
         """
-        dd, _ = self.load_with_rows()
+        dd, notes = self.load_with_rows()
+        for note in notes:  # fit() records them in the run; here a warning is all there is
+            warnings.warn(redact(note), UserWarning, stacklevel=2)
         return type(dd)({k: v.remove_columns([ROW]) for k, v in dd.items()})
 
     def load_with_rows(self) -> tuple[hf_datasets.DatasetDict, list[str]]:
@@ -242,8 +251,10 @@ class Dataset:
             if emptied:
                 raise DataError(f"the filters removed every row of the {emptied[0]} split of {self.source.describe()}. "
                                 "Fix: check the filter functions.")
-        dd = apply_split(dd, dict(self.split_spec), self.source.describe())
-        dd, notes = apply_sample(dd, dict(self.sample_spec))
+        dd, notes = apply_split(dd, dict(self.split_spec), self.source.describe())
+        check_sample_splits(dict(self.sample_spec), dd, self.source.describe())
+        dd, sampled = apply_sample(dd, dict(self.sample_spec))
+        notes += sampled
         for split, part in dd.items():
             if len(part) == 0:
                 raise DataError(f"the {split} split is empty after loading {self.source.describe()}. "
@@ -251,17 +262,17 @@ class Dataset:
         return dd, notes
 
     def notes(self) -> list[str]:
-        """What can be said about this Dataset without reading it: samples of splits the source cannot have."""
+        """What can be said about this Dataset without reading it (``plan()`` shows it). A sample of a split the
+        source cannot have is refused here, before anything is read."""
         spec = dict(self.sample_spec)
         carved = {k for k, v in self.split_spec if k in ("test", "validation") and v}
         known = {"example": {"train", "test"}, "pandas": set(self._frame or {}) | {"test"}}.get(self.source.kind)
         if known is None and self.source.kind in ("csv", "json", "parquet"):
             files = self.source.args[0]
             known = {k for k, _ in files} | {"test"} if files and isinstance(files[0], tuple) else {"train", "test"}
-        if known is None:
-            return []
-        return [f"sample({split}={n}): the source has no {split} split; add .split({split}=...) to make one"
-                for split, n in spec.items() if split != "seed" and split not in known | carved]
+        if known is not None:
+            check_sample_splits(spec, known | carved, self.source.describe())
+        return []
 
     def _select_columns(self, dd: hf_datasets.DatasetDict) -> hf_datasets.DatasetDict:
         import datasets
@@ -353,7 +364,7 @@ class Dataset:
             parts.append("split(" + ", ".join(f"{k}={v!r}" for k, v in self.split_spec if v is not None) + ")")
         if self.sample_spec:
             parts.append("sample(" + ", ".join(f"{k}={v!r}" for k, v in self.sample_spec) + ")")
-        return f"Dataset<{' '.join(parts)}>"
+        return redact(f"Dataset<{' '.join(parts)}>")  # reader options may hold a storage token
 
 
 # ---- helpers ------------------------------------------------------------------------------------------
@@ -376,5 +387,6 @@ def _check_str(value: Any, where: str, example: str) -> None:
 
 
 def _check_seed(seed: Any, where: str) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(f"{where}(seed=...) needs an int; got {seed!r}. Fix: {where}(..., seed=42).")
+    """numpy's and datasets' generators take seeds in [0, 2**32); -1 would fail inside them at load."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ConfigError(f"{where}(seed=...) needs an int in [0, 2**32); got {seed!r}. Fix: {where}(..., seed=42).")

@@ -281,6 +281,15 @@ class LabelMap:
             counts[split] = Counter({t["values"]: t["counts"] for t in tally if self._lookup(t["values"]) is None})
         self._raise_uncovered(counts)
 
+    def check_raw_counts(self, counts: Mapping[str, Mapping[Any, int]]) -> None:
+        """:meth:`check_splits` for raw values counted elsewhere (``from_s3`` files read before launch), matched as
+        the entry point matches them: by their text (``contract.label_key``: 5, 5.0 and "5" are "5")."""
+        from sagefinetune.entrypoint.contract import label_key
+
+        keys = {label_key(k) for k in self.mapping}
+        self._raise_uncovered({split: Counter({v: n for v, n in c.items() if v is None or label_key(v) not in keys})
+                               for split, c in counts.items()})
+
     def _check_shape(self, split: str, lists: int) -> None:
         if lists and not self.is_multi_label:
             raise LabelError(
@@ -291,11 +300,28 @@ class LabelMap:
         problems = [f"the {split} split: {_format_values(missing)}" for split, missing in counts.items() if missing]
         if problems:
             rows = sum(sum(m.values()) for m in counts.values())
+            fix = (self._type_mismatch([v for m in counts.values() for v in m])
+                   or "Fix: add them to the map (.map_labels({...})) or drop those rows before training.")
             raise LabelError(
                 f"label values are not in the label map {self._short()}: {'; '.join(problems)}; "
-                f"{rows} row{'s' if rows != 1 else ''} in all. "
-                "Fix: add them to the map (.map_labels({...})) or drop those rows before training."
+                f"{rows} row{'s' if rows != 1 else ''} in all. {fix}"
             )
+
+    def _type_mismatch(self, values: list[Any]) -> str | None:
+        """When the values would match keys of another type (the integer 1, the key '1'), say so and show both."""
+        from sagefinetune.entrypoint.contract import label_key
+
+        by_text = {label_key(k): k for k in self.mapping}
+        found = sorted({v for v in values if v is not None and label_key(v) in by_text}, key=repr)
+        pairs = [(v, by_text[label_key(v)]) for v in found]
+        if not pairs:
+            return None
+        value, key = pairs[0]
+        fixed = {v: self.mapping[k] for v, k in pairs[:4]}
+        return (f"The types differ: the data holds {type(value).__name__} values such as {value!r}, the label map "
+                f"has {type(key).__name__} keys such as {key!r}, and {value!r} != {key!r}. Fix: key the map as the "
+                f"data holds the values: .map_labels({fixed!r}{' + the others' if len(pairs) > 4 else ''}), or "
+                "convert the column first.")
 
     def _short(self) -> str:
         keys = [k for k in self.mapping if not (isinstance(k, str) and k in self.names_)] or list(self.mapping)

@@ -44,12 +44,16 @@ class Source:
 def file_list(kind: str, files: Any) -> tuple[Any, ...]:
     """The files (or glob patterns) of a from_csv / from_json / from_parquet call, checked to exist."""
     if isinstance(files, Mapping):
-        checked = {str(k): _paths(kind, v) for k, v in files.items()}
+        from sagefinetune.data.split_checks import check_split_names
+
+        check_split_names(files, f"from_{kind}({{...}})", f"from_{kind}({{'<name>': 'data.{kind}', ...}})")
+        checked = {str(k): _paths(kind, v, split=str(k)) for k, v in files.items()}
         return tuple(sorted(checked.items()))
     return tuple(_paths(kind, files))
 
 
-def _paths(kind: str, value: Any) -> list[str]:
+def _paths(kind: str, value: Any, split: str | None = None) -> list[str]:
+    """The paths of one split (``split``: the key of the mapping form, whose fixes then use that form)."""
     items = [value] if isinstance(value, (str, Path)) else value
     if not isinstance(items, Sequence) or not items or not all(isinstance(v, (str, Path)) for v in items):
         raise ConfigError(f"from_{kind} expects a path, a list of paths or {{split: path}}; got {value!r}. "
@@ -60,9 +64,10 @@ def _paths(kind: str, value: Any) -> list[str]:
             if not glob.glob(item, recursive=True):
                 raise ConfigError(f"from_{kind}: the pattern {item!r} matches no file. Fix: check it (cwd is {Path.cwd()}).")
         elif Path(item).is_dir():
-            ext = EXTENSIONS[kind][0]
-            raise ConfigError(f"from_{kind}: {item!r} is a folder, not a file. Fix: name the files, e.g. "
-                              f"from_{kind}('{Path(item) / ('*' + ext)}').")
+            pattern = str(Path(item) / ("*" + EXTENSIONS[kind][0]))
+            shown = f"{{{split!r}: {pattern!r}, ...}}" if split is not None else repr(pattern)
+            raise ConfigError(f"from_{kind}: {item!r}" + (f" (the {split} split)" if split is not None else "")
+                              + f" is a folder, not a file. Fix: name the files, e.g. from_{kind}({shown}).")
         elif not Path(item).exists():
             raise ConfigError(f"from_{kind}: no such file {item!r}. Fix: check the path (cwd is {Path.cwd()}).")
         out.append(item)
@@ -73,6 +78,10 @@ def check_frame(split: str, frame: Any) -> None:
     if not hasattr(frame, "columns") or not hasattr(frame, "to_dict"):
         raise ConfigError(f"from_pandas needs DataFrames; split {split!r} is a {type(frame).__name__}. "
                           "Fix: from_pandas(df) or from_pandas({'train': df_train, 'test': df_test}).")
+    if len(frame) == 0:
+        raise ConfigError(f"the DataFrame of split {split!r} is empty (0 rows; columns {[str(c) for c in frame.columns]}"
+                          "). Fix: check the code that built it (a filter or a query that kept nothing?), or pass a "
+                          "DataFrame with rows.")
     duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
     if duplicated:
         raise ConfigError(f"the DataFrame of split {split!r} has duplicated columns {duplicated}; a column name must "
@@ -191,7 +200,12 @@ def _load_hub(source: Source, splits: Mapping[str, str] | None, token: str | Non
     if splits:
         missing = [s for s in splits.values() if s not in loaded]
         if missing:
-            raise DataError(f"{path!r} has no split {missing[0]!r}; it has {list(loaded)}. Fix: splits={{...}} with those names.")
+            from sagefinetune.errors import did_you_mean
+
+            near = next((s for s in loaded if s.lower() == missing[0].lower()), None)
+            hint = f"; did you mean {near!r}?" if near else did_you_mean(missing[0], list(loaded))
+            raise DataError(f"{path!r} has no split {missing[0]!r}{hint} It has {list(loaded)}. "
+                            "Fix: splits={...} with those names.")
         return datasets.DatasetDict({ours: loaded[theirs] for ours, theirs in splits.items()})
     if "test" not in loaded and "validation" in loaded:
         return datasets.DatasetDict({"train": loaded["train"], "test": loaded["validation"]})

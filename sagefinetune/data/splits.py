@@ -14,8 +14,13 @@ LABEL = "label"
 DEFAULT_SPLIT = {"test": 0.1, "stratify": True, "seed": 42}
 
 
-def apply_split(dd: hf_datasets.DatasetDict, spec: dict[str, Any], describe: str) -> hf_datasets.DatasetDict:
-    """Carve ``test`` (and ``validation``) out of ``train`` as ``spec`` says; the default split when there is no test."""
+def apply_split(dd: hf_datasets.DatasetDict, spec: dict[str, Any],
+                describe: str) -> tuple[hf_datasets.DatasetDict, list[str]]:
+    """Carve ``test`` (and ``validation``) out of ``train`` as ``spec`` says; the default split when there is no test.
+
+    Returns the splits and a note for each class the default split could not put into the test split (a class of one
+    row stays in train). A stratified split the user asked for refuses a class of one row instead.
+    """
     import datasets
     import numpy as np
 
@@ -25,15 +30,28 @@ def apply_split(dd: hf_datasets.DatasetDict, spec: dict[str, Any], describe: str
             "make a second one. Fix: drop .split(...), or use .split(test=None, validation=...) for a validation split."
         )
     if "train" not in dd:
-        raise DataError(f"{describe} has no train split; it has {list(dd)}. "
-                        "Fix: Dataset.from_hub(..., splits={'train': '<name>', 'test': '<name>'}).")
+        near = next((s for s in dd if str(s).strip().lower() == "train"), None)
+        hint = f" (did you mean {near!r}?)" if near else ""
+        raise DataError(f"{describe} has no train split; it has {list(dd)}{hint}. "
+                        f"Fix: Dataset.from_hub(..., splits={{'train': {near or '<name>'!r}, 'test': '<name>'}}).")
     default = not spec and "test" not in dd
     if default:
         spec = DEFAULT_SPLIT  # a user with one file expects it to work
     if not spec:
-        return dd
+        return dd, []
     train = dd["train"]
-    codes = group_codes(train, stratify=bool(spec.get("stratify", True)))
+    if len(train) == 0:
+        raise DataError(f"the train split of {describe} is empty (0 rows), so there is nothing to split or train on. "
+                        "Fix: check the source (a DataFrame or file with rows, the right split names).")
+    stratify = bool(spec.get("stratify", True))
+    lonely = one_row_classes(train) if stratify else []
+    if lonely and not default and (spec.get("test") or spec.get("validation")):
+        raise DataError(f"split(stratify=True) keeps every class on both sides, but {_classes(lonely)} "
+                        f"{'has' if len(lonely) == 1 else 'have'} one row in all. Fix: add rows of "
+                        f"{'it' if len(lonely) == 1 else 'them'}, drop {'it' if len(lonely) == 1 else 'them'} "
+                        f"(.filter(lambda row: row['label'] not in {[v for v in lonely[:5]]!r})), or "
+                        ".split(..., stratify=False).")
+    codes = group_codes(train, stratify=stratify)
     rest = np.arange(len(train))
     out = {k: v for k, v in dd.items() if k != "train"}
     for name in ("test", "validation"):
@@ -44,7 +62,29 @@ def apply_split(dd: hf_datasets.DatasetDict, spec: dict[str, Any], describe: str
         out[name] = train.select(rest[taken])
         rest = rest[kept]
     out["train"] = train.select(rest)
-    return datasets.DatasetDict(out)
+    notes = [f"the default split left {_classes(lonely)} out of the test split: one row each, kept for training, so "
+             "the test scores say nothing about them. Fix: add rows of those classes, or give a test split of your "
+             "own (from_csv({'train': ..., 'test': ...}))"] if lonely and default else []
+    return datasets.DatasetDict(out), notes
+
+
+def one_row_classes(part: Any) -> list[Any]:
+    """The label values (class names for a ClassLabel column) that have exactly one row; none for multi-label rows."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = part.with_format("arrow")[LABEL]
+    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+        return []
+    counts = pc.value_counts(column.drop_null()).to_pylist()
+    values = sorted((c["values"] for c in counts if c["counts"] == 1), key=lambda v: (str(type(v)), v))
+    names = getattr(part.features.get(LABEL), "int2str", None)
+    return [names(v) for v in values] if names is not None else values
+
+
+def _classes(values: list[Any]) -> str:
+    shown = ", ".join(repr(v) for v in values[:10]) + (f" and {len(values) - 10} more" if len(values) > 10 else "")
+    return f"class{'es' if len(values) > 1 else ''} {shown}"
 
 
 def group_codes(part: Any, stratify: bool) -> Any:
@@ -82,6 +122,9 @@ def carve(codes: Any, amount: float | int, seed: int, *, split: str = "test", de
                             f"{len(shared)} classes. Fix: .split({split}={len(shared)}) or more, more rows, or "
                             ".split(..., stratify=False).")
         want = len(shared)
+    if n == 0:
+        raise DataError(f"the data to split into a {split} split is empty (0 rows). Fix: check the source and the "
+                        "filters; a DataFrame or file needs rows.")
     if not 0 < want < n or (stratified and n - want < len(shared)):
         raise DataError(f"{n} rows cannot be split into a {split} split of {want} and a train split that both hold "
                         f"every class. Fix: use more rows, or a smaller {split} split.")
@@ -114,19 +157,22 @@ def _quotas(sizes: dict[Any, int], want: int, shared: set[Any]) -> dict[Any, int
 
 
 def apply_sample(dd: hf_datasets.DatasetDict, spec: dict[str, Any]) -> tuple[hf_datasets.DatasetDict, list[str]]:
-    """Seeded samples of at most ``n`` rows per split, and notes for every sample that got less than it asked."""
+    """Seeded samples of at most ``n`` rows per split, and notes for every sample that got less than it asked.
+
+    A sample of a split that is not there is refused before this (:func:`~sagefinetune.data.split_checks.check_sample_splits`).
+    """
     import datasets
 
     spec = dict(spec)
     if not spec:
         return dd, []
     seed = spec.pop("seed")
-    notes = [f"sample({split}={n}): there is no {split} split, so nothing was sampled"
-             for split, n in spec.items() if split not in dd]
+    notes = []
     out = {}
     for split, part in dd.items():
         n = spec.get(split)
         if n and n > len(part):
-            notes.append(f"sample({split}={n}): the {split} split has only {len(part)} rows; all of them are used")
+            notes.append(f"sample({split}={n}): the {split} split has only {len(part)} rows; all of them are used. "
+                         f"Fix: sample({split}={len(part)}) or fewer to say so, or more rows")
         out[split] = part.shuffle(seed=seed).select(range(min(n, len(part)))) if n else part
     return datasets.DatasetDict(out), notes

@@ -18,10 +18,11 @@ import sys
 from typing import Any
 
 if __package__:
-    from . import channels, contract
+    from . import channels, contract, redaction
 else:  # run as a script: the modules sit beside this file
     import channels  # type: ignore[no-redef]
     import contract  # type: ignore[no-redef]
+    import redaction  # type: ignore[no-redef]
 
 DATA_DIR = "/opt/ml/processing/data"
 READ_HYPERPARAMETERS = ("labels", "problem_type", "text_column", "label_column", "text_pair_column", "label_mapping")
@@ -80,4 +81,4 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, int]]:
 
 
 if __name__ == "__main__":
-    main()
+    redaction.run_redacted(main)

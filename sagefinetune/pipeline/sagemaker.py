@@ -152,7 +152,7 @@ def upsert(pipe: Pipeline, *, role: str | None, description: str | None, boto_se
         session = make_session(backend.boto, spec.bucket, spec.prefix, live=True, progress=progress)
         role = backend.resolve_role(role or spec.role, session.sagemaker_config)
         backend._confirm_image(pipe.plan)
-        preflight(pipe.job.model_id, pipe.job.model_config, required=False)
+        preflight(pipe.job.model_id, pipe.job.model_config, required=False, reinitialize=pipe.job.reinitialize)
         staged = backend.stage_inputs(pipe.job, pipe.plan, lambda: backend._bucket(spec.bucket, session), progress=progress)
         session._default_bucket_name_override = staged.bucket
         build = _graph_builder()

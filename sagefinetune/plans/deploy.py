@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from sagefinetune.core.checks import boolean, bucket_name, positive_number, string_mapping
+from sagefinetune.entrypoint.redaction import redact
 from sagefinetune.errors import ConfigError, did_you_mean
 from sagefinetune.facts import images
 from sagefinetune.facts.hosting import (
@@ -127,7 +128,7 @@ class DeploySpec:
         return lines + [f"  note     {n}" for n in self.notes]
 
     def __str__(self) -> str:
-        return "\n".join(self.lines())
+        return redact("\n".join(self.lines()))
 
 
 def pair_for_training_image(uri: str | None) -> images.ImagePair:

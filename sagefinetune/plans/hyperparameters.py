@@ -13,8 +13,9 @@ __all__ = ["USER_HYPERPARAMETERS", "DEFAULT_HYPERPARAMETERS", "check_hyperparame
 
 #: Hyperparameters a user sets with Job.hyperparameters(); the rest are derived from the Job.
 USER_HYPERPARAMETERS = tuple(
-    k for k in HYPERPARAMETERS if k not in ("model_name_or_path", "config_overrides", "labels", "problem_type",
-                                             "label_mapping", "text_column", "text_pair_column", "label_column")
+    k for k in HYPERPARAMETERS if k not in ("model_name_or_path", "config_overrides", "reinitialize", "labels",
+                                             "problem_type", "label_mapping", "text_column", "text_pair_column",
+                                             "label_column")
 )
 #: The learning rate and warmup are left out: the plan chooses them for the model's size (see sagefinetune.facts.defaults).
 DEFAULT_HYPERPARAMETERS: Mapping[str, Any] = MappingProxyType({"epochs": 3, "batch_size": 32, "max_length": 256})

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sagefinetune.core.checks import boolean, bucket_name, id_list, positive_number, string_mapping
 from sagefinetune.entrypoint.contract import HYPERPARAMETERS, decode_value, driver_round_trip
+from sagefinetune.entrypoint.redaction import is_secret_name, redact
 from sagefinetune.errors import ConfigError, did_you_mean
 from sagefinetune.facts import images
 from sagefinetune.facts.instances import PRICE_SOURCE, SPOT_FACTOR, lookup
@@ -148,9 +149,11 @@ def _human(seconds: int | None) -> str:
 
 
 def check_no_secrets(values: Mapping[str, str], where: str) -> None:
-    """Refuse values that SageMaker would record in plain text and that look like secrets."""
+    """Refuse values that SageMaker would record in plain text and that look like secrets: a secret's name
+    (:func:`~sagefinetune.entrypoint.redaction.is_secret_name`: ``HF_TOKEN``, but not ``cache_tokens``) or a value
+    that the redaction would mask (a Hub token, AWS keys, ``api_key=...`` inside it)."""
     for key, value in values.items():
-        if SECRET_NAME.search(key) or SECRET_VALUE.search(str(value)):
+        if is_secret_name(key) or SECRET_VALUE.search(str(value)) or redact(str(value)) != str(value):
             raise ConfigError(
                 f"{where} {key!r} looks like a secret; SageMaker records {where}s in plain text (DescribeTrainingJob, "
                 "the console, logs). Fix: keep tokens out of the job: use a public model, give the model as an S3 "

@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from sagefinetune.entrypoint.contract import label_key, metric_regex, render_hyperparameter
+from sagefinetune.entrypoint.redaction import redact
 from sagefinetune.errors import ConfigError
 from sagefinetune.facts.defaults import choose as choose_defaults
 from sagefinetune.facts.models import model_source
@@ -114,10 +115,10 @@ class TrainingPlan:
         if self.search is not None:
             lines += self.search.lines()
         lines += [f"  note         {n}" for n in self.notes]
-        return "\n".join(lines)
+        return redact("\n".join(lines))
 
     def __repr__(self) -> str:
-        return f"<TrainingPlan {self.job_name} {self.backend} {self.instance} x{self.nodes} model={self.model}>"
+        return redact(f"<TrainingPlan {self.job_name} {self.backend} {self.instance} x{self.nodes} model={self.model}>")
 
 
 def job_name(job: Job) -> str:
@@ -148,6 +149,8 @@ def render_hyperparameters(job: Job, remote: bool = False) -> dict[str, str]:
     hp: dict[str, Any] = {"model_name_or_path": Path(job.model_id).name if folder and remote else job.model_id}
     if job.model_config:
         hp["config_overrides"] = dict(job.model_config)
+    if job.reinitialize:
+        hp["reinitialize"] = True
     if job.label_map is not None:
         hp["labels"] = list(job.label_map.names_)
         hp["problem_type"] = job.label_map.problem_type

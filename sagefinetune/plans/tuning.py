@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sagefinetune.entrypoint.redaction import redact
 from sagefinetune.errors import ConfigError, did_you_mean
 from sagefinetune.plans.space import Choice, IntRange, Range
 
@@ -89,7 +90,7 @@ class TuningPlan:
                          f"${cost['hourly']:.2f}/h while {self.parallel} run at once")
         lines += [f"  note         {n}" for n in self.notes]
         lines += ["  each trial:"] + ["  " + line for line in str(self.trial_plan).splitlines()]
-        return "\n".join(lines)
+        return redact("\n".join(lines))
 
 
 def check_objective(objective: Any, direction: str | None, problem_type: str | None) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from sagefinetune.entrypoint.redaction import redact
 from sagefinetune.runtime.curves import Curves
 
 __all__ = ["Finding", "Diagnosis", "diagnose", "GPU_REFERENCE"]
@@ -280,4 +281,4 @@ def report(run: Any) -> None:
     except Exception as exc:  # a diagnosis must never cost the user the run it describes
         text = f"diagnosis of {run.name} skipped: {type(exc).__name__}: {exc}"
     for line in text.splitlines():
-        print(f"[sagefinetune] {line}", file=sys.stderr, flush=True)
+        print(f"[sagefinetune] {redact(line)}", file=sys.stderr, flush=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sagefinetune.entrypoint.contract import SETTINGS_FILE
+from sagefinetune.entrypoint.redaction import redact
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -176,7 +177,8 @@ def card_from_facts(facts: RunFacts, repo_id: str, *, endpoint: str = DEFAULT_EN
         metrics=sorted({v[0] for k, v in EVAL_METRICS.items() if k in facts.metrics}) or None,
         model_name=repo_id.split("/")[-1], eval_results=_eval_results(facts) or None,
     )
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{card_body(facts, repo_id, endpoint, picture)}")
+    # the card is published: no secret (a token in a config override, a path, a tag) may reach it
+    return ModelCard(redact(f"---\n{data.to_yaml()}\n---\n\n{card_body(facts, repo_id, endpoint, picture)}"))
 
 
 def _cell(value: Any) -> str:

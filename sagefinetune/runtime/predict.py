@@ -55,6 +55,10 @@ class Predictor:
     def predict(self, texts: Sequence[TextInput] | TextInput, *, all_scores: bool = False) -> list[Any]:
         """Classify texts; for a model trained on sentence pairs, ``(text, text_pair)`` tuples.
 
+        For a pair model a tuple is always *one* pair: ``predict(("a premise", "a hypothesis"))`` answers one
+        prediction, and several pairs go in a list, ``predict([(a, b), (c, d)])``. For any other model a tuple is
+        refused, because it reads as a pair: pass several texts as a list, ``predict(["a text", "another"])``.
+
         Returns:
             single-label: ``[{"label": name, "score": p}]`` (``all_scores=True``: every class, best first);
             multi-label: ``[[{"label": name, "score": p}, ...]]`` with the labels above the threshold.
@@ -79,7 +83,12 @@ class Predictor:
         return bool(self.settings.get("text_pair"))
 
     def _inputs(self, texts: Any) -> list[Any]:
-        """Runtime inputs. A tuple is a sentence pair only for a model trained on pairs; else it is a sequence."""
+        """Runtime inputs. A tuple is one sentence pair for a model trained on pairs, and refused for any other."""
+        if isinstance(texts, tuple) and not self.pairs:
+            raise ConfigError(
+                f"this model was not trained on sentence pairs, and a tuple reads as one (text, text_pair) pair; got "
+                f"{_short(texts)}. Fix: predict({_short(list(texts))}) for several texts (a list), or train on pairs "
+                "with .columns(text_pair=...) to classify pairs.")
         if isinstance(texts, str) or (self.pairs and isinstance(texts, tuple)):
             texts = [texts]
         if not isinstance(texts, Sequence) or isinstance(texts, bytes) or not texts:
@@ -96,6 +105,11 @@ class Predictor:
             raise ConfigError(f"this model takes one text per input; got {item!r}. Fix: predict(['a text', ...]) "
                               "(sentence pairs need a model trained with .columns(text_pair=...)).")
         return item
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + " ...]"
 
 
 def check_model_dir(model_dir: str | Path) -> Path:

@@ -22,11 +22,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sagefinetune.entrypoint import inference as handler
+from sagefinetune.entrypoint.redaction import RedactingFilter
 from sagefinetune.serving.batcher import DynamicBatcher, ShuttingDown
 
 __all__ = ["build_app", "BATCH_HEADER"]
 
 log = logging.getLogger("sagefinetune.serving")
+log.addFilter(RedactingFilter())  # this logger's records only: a secret in a request never reaches a log line
 
 #: Response header: how many inputs (from all the requests batched together) shared the forward pass.
 BATCH_HEADER = "X-Sft-Batch-Inputs"

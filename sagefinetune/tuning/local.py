@@ -369,7 +369,7 @@ def check_before_trials(job: Job, plan: TuningPlan) -> None:
     from sagefinetune.facts.models import preflight
     from sagefinetune.plans.tuning import check_objective
 
-    preflight(job.model_id, job.model_config, required=True)
+    preflight(job.model_id, job.model_config, required=True, reinitialize=job.reinitialize)
     check_objective(plan.objective, plan.direction, job.prepare().label_map.problem_type)
 
 

@@ -170,7 +170,7 @@ def test_source_upload_holds_our_entry_point(moto):
     names = {k.split("/input/code/")[1] for k in keys}
     # inference.py travels too: outputs.py writes it into the model folder as code/inference.py
     assert names == {"train.py", "contract.py", "channels.py", "checkpoints.py", "training.py", "outputs.py", "hardware.py",
-                     "tokencache.py",
+                     "tokencache.py", "redaction.py",
                      "inference.py", "metrics/classification.py", "requirements.txt"}
 
 
@@ -224,6 +224,19 @@ def test_from_s3_channels_are_passed_through(moto):
     with pytest.raises(ValueError, match="not in the label map"):
         encode(3)
     assert not [p for p in moto.sent.get("PutObject", []) if "/data/" in p["Key"]]
+
+
+def test_subnets_as_a_list_reach_the_plan():
+    plan = job().plan(instance="ml.g5.xlarge", subnets=["subnet-1", "subnet-2"], security_groups=["sg-1"])
+    assert plan.sagemaker.subnets == ("subnet-1", "subnet-2") and plan.sagemaker.security_groups == ("sg-1",)
+
+
+def test_attach_to_an_unknown_job_says_what_to_check(moto):
+    from sagefinetune.backends.sagemaker.training import SageMakerBackend
+
+    backend = SageMakerBackend(moto.session())
+    with pytest.raises(sft.AWSError, match="'no-such-job'.*Fix"):
+        backend.attach("no-such-job")
 
 
 def test_network_isolation_vpc_and_kms_reach_the_request(moto):

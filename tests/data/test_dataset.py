@@ -183,11 +183,24 @@ def test_samples_larger_than_the_data_are_noted_not_silent():
     import pandas as pd
 
     df = pd.DataFrame({"text": [f"t{i}" for i in range(20)], "label": [i % 2 for i in range(20)]})
-    ds = Dataset.from_pandas(df).sample(train=10**6, validation=5)
-    assert any("no validation split" in n for n in ds.notes())  # said in the plan, before reading
+    ds = Dataset.from_pandas(df).sample(train=10**6)
     _, notes = ds.load_with_rows()
     assert any("sample(train=1000000): the train split has only 18 rows" in n for n in notes)
-    assert any("sample(validation=5): there is no validation split" in n for n in notes)
+    with pytest.warns(UserWarning, match="the train split has only 18 rows"):  # load() says it too
+        ds.load()
+
+
+def test_a_sample_of_a_split_that_is_not_there_is_refused_before_reading():
+    import pandas as pd
+
+    df = pd.DataFrame({"text": [f"t{i}" for i in range(20)], "label": [i % 2 for i in range(20)]})
+    ds = Dataset.from_pandas(df).sample(train=10, validation=5)
+    with pytest.raises(ConfigError, match=r"sample\(validation=5\) asks for rows of a validation split"):
+        ds.notes()  # what the plan calls: nothing is read
+    with pytest.raises(ConfigError, match="it has \\['test', 'train'\\]"):
+        ds.load()
+    with pytest.warns(UserWarning, match="the validation split has only 3 rows"):  # .split(validation=...) makes one
+        assert len(ds.split(test=0.2, validation=0.2).load()["validation"]) == 3
 
 
 def test_empty_text_is_reported_at_its_row_in_the_users_data():

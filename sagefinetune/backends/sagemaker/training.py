@@ -18,10 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from sagefinetune.backends.sagemaker import s3_content
 from sagefinetune.backends.sagemaker.aws import aws_errors
+from sagefinetune.backends.sagemaker.default_bucket import default_bucket_errors
+from sagefinetune.backends.sagemaker.s3_labels import check_remote_labels
 from sagefinetune.backends.sagemaker.source_code import stable_source_dir, stage_source
 from sagefinetune.backends.sagemaker.training_jobs import TERMINAL, TrainingJobs, metrics_from_lines
 from sagefinetune.core.console import say
 from sagefinetune.core.deps import require
+from sagefinetune.entrypoint.redaction import redact
 from sagefinetune.errors import AWSError, ConfigError, CredentialsError
 from sagefinetune.facts.models import model_source, preflight
 from sagefinetune.plans.sagemaker import CHECKPOINT_LOCAL_PATH, DATA_HASH, DEFAULT_BUCKET
@@ -204,7 +207,8 @@ class SageMakerBackend(TrainingJobs):
         sm_session = self._sagemaker_session(Session, spec.bucket)
         role = self.resolve_role(spec.role, sm_session.sagemaker_config)
         self._confirm_image(plan)
-        preflight(job.model_id, job.model_config, required=False)  # a readable config is checked before any upload
+        # a readable config is checked before any upload
+        preflight(job.model_id, job.model_config, required=False, reinitialize=job.reinitialize)
 
         staged = self.stage_inputs(job, plan, lambda: self._bucket(spec.bucket, sm_session), progress=progress)
 
@@ -218,8 +222,8 @@ class SageMakerBackend(TrainingJobs):
     ) -> StagedInputs:
         """The job's channels, data hyperparameters and checkpoint prefix, with local data uploaded once per content.
 
-        Reads and checks the rows (or, for ``from_s3`` data, the first file's header of each channel) before the
-        bucket is asked for. With ``upload=False`` nothing is uploaded or read from S3: the content-addressed URIs
+        Reads and checks the rows (or, for ``from_s3`` data, the first file's header and the label column of each
+        channel, see :mod:`.s3_labels`) before the bucket is asked for. With ``upload=False`` nothing is uploaded or read from S3: the content-addressed URIs
         are computed (a pipeline definition shows them before anything exists).
         """
         spec = plan.sagemaker
@@ -231,12 +235,14 @@ class SageMakerBackend(TrainingJobs):
             if upload:
                 for split, uri in channels.items():
                     self.check_remote_columns(split, uri, job.dataset)
+                # the label column, read (all of a small file, ranges of a large one) and checked against the map
+                check_remote_labels(self.client("s3"), channels, job.dataset.label, job.label_map)
             data_hash = hashlib.sha256(json.dumps(channels, sort_keys=True).encode()).hexdigest()[:16]
             where = bucket()
         else:
             prepared = job.prepare()  # reads the rows, checks columns and labels: before any upload
             for note in prepared.notes:
-                warnings.warn(note, stacklevel=5)
+                warnings.warn(redact(note), stacklevel=5)
             plan = replace(plan, notes=plan.notes + tuple(n for n in prepared.notes if n not in plan.notes))
             hyperparameters = prepared.with_data_hyperparameters(hyperparameters)
             from sagefinetune.cost.measure import refine_at_fit
@@ -265,7 +271,7 @@ class SageMakerBackend(TrainingJobs):
     def _bucket(self, bucket: str | None, sm_session: Any) -> str:
         """The bucket given, else the SDK's default bucket (created by the SDK if missing); checked either way."""
         if bucket is None:
-            with aws_errors("the default SageMaker bucket (STS GetCallerIdentity, S3 CreateBucket)"):
+            with default_bucket_errors(self.region):  # says so, and how to pass bucket= or set credentials
                 bucket = str(sm_session.default_bucket())
         self.check_bucket(bucket)
         return bucket

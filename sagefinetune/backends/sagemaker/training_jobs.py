@@ -11,6 +11,7 @@ from sagefinetune.backends.records import Cost, RunRecord
 from sagefinetune.backends.sagemaker.aws import aws_errors
 from sagefinetune.core.console import say
 from sagefinetune.entrypoint import contract
+from sagefinetune.entrypoint.redaction import redact
 from sagefinetune.errors import AWSError, ConfigError, TrainingError
 from sagefinetune.facts.instances import lookup
 
@@ -117,7 +118,7 @@ class TrainingJobs:
             if logs:
                 for event in self.log_events(run.name, start_time=last_log + 1 if last_log else None):
                     last_log = max(last_log, int(event.get("timestamp", 0)))
-                    print(event["message"], flush=True)
+                    print(redact(event["message"]), flush=True)
             if d["TrainingJobStatus"] in TERMINAL:
                 break
             if timeout is not None and time.time() - started > timeout:
