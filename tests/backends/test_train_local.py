@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import MODEL, small_job
+from conftest import MODEL, SAVE_ONCE, small_job
 
 import sagefinetune as sft
 
@@ -48,7 +48,7 @@ def test_reports_go_to_the_output_dir_not_the_metrics(trained_run):
 
 def test_checkpoints_are_kept_in_the_checkpoint_dir_with_a_limit(trained_run):
     checkpoints = sorted(p.name for p in (trained_run.run_dir / "checkpoints").iterdir() if p.name.startswith("checkpoint-"))
-    assert checkpoints == ["checkpoint-50", "checkpoint-75"]  # save_total_limit=2 of 3 epoch checkpoints
+    assert checkpoints == ["checkpoint-75"]  # small_job's save_total_limit=1 of 3 epoch checkpoints
 
 
 def test_log_reports_training_loss_and_metric_lines(trained_run):
@@ -128,7 +128,7 @@ def test_interrupted_run_resumes_from_its_checkpoint_with_the_same_steps(tmp_pat
 def test_two_worker_processes_with_torch_distributed(tmp_path, monkeypatch):
     monkeypatch.setenv("SFT_CACHE_DIR", str(tmp_path / "fresh-cache"))  # nothing tokenised yet
     # 8 rows per process x 2 processes: the same effective batch, so the same 75 steps as one process of 16
-    run = small_job(batch_size=8).fit(nodes=2, run_dir=tmp_path / "ddp", progress=False)
+    run = small_job(batch_size=8, **SAVE_ONCE).fit(nodes=2, run_dir=tmp_path / "ddp", progress=False)
     log = run.log_path.read_text()
     assert "2 process(es)" in log
     # only rank 0 tokenised; rank 1 loaded its result
@@ -155,7 +155,7 @@ def test_multi_label_with_a_threshold_chosen_on_validation(tmp_path):
     data = sft.Dataset.from_pandas({"train": frame(dd["train"]), "test": frame(dd["test"])}).columns(label="labels")
     job = (sft.Job.from_dataset(data).map_labels(sft.LabelMap.multi_label(names + ["policy"]))
            .model("sentence-transformers/all-MiniLM-L6-v2", num_hidden_layers=2)
-           .hyperparameters(epochs=4, batch_size=16, learning_rate=3e-4, max_length=64))
+           .hyperparameters(epochs=4, batch_size=16, learning_rate=3e-4, max_length=64, save_total_limit=1, **SAVE_ONCE))
     run = job.fit(run_dir=tmp_path / "multi", progress=False)
     assert run.metrics["eval_f1_micro"] > 0.6 and "eval_f1_macro" in run.metrics
     threshold = run.metrics["eval_threshold"]

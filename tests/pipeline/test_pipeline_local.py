@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import small_job
+from conftest import SAVE_ONCE, small_job
 from pipeline_defs import needs
 
 import sagefinetune as sft
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     folder, registry = tmp_path_factory.mktemp("pipelines"), tmp_path_factory.mktemp("registry")
-    pipe = small_job().pipeline("news", condition={"eval_f1": 0.5}, register="news-models")
+    pipe = small_job(**SAVE_ONCE).pipeline("news", condition={"eval_f1": 0.5}, register="news-models")
     out: dict = {"folder": folder, "registry": registry, "pipe": pipe}
 
     def interrupted(*args, **kwargs):
@@ -111,7 +111,8 @@ def test_registry_deploys_a_version_locally(runs):
 
 def test_an_approved_run_deploys_a_local_endpoint(runs):
     needs("sagefinetune.serving", "local endpoints (issue 7) are not merged into this branch yet")
-    pipe = small_job().pipeline("news", condition={"eval_f1": 0.5}, register="news-models", deploy={"instance": "local"})
+    pipe = small_job(**SAVE_ONCE).pipeline("news", condition={"eval_f1": 0.5}, register="news-models",
+                                           deploy={"instance": "local"})
     run = pipe.run_local(runs["folder"], registry=runs["registry"], parameters={"ModelApprovalStatus": "Approved"},
                          progress=False)
     try:

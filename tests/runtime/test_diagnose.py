@@ -8,7 +8,7 @@ import math
 
 import pandas as pd
 import pytest
-from conftest import MODEL, small_job
+from conftest import MODEL, SAVE_ONCE, small_job
 
 import sagefinetune as sft
 import sagefinetune.runtime.curves
@@ -128,7 +128,7 @@ def test_a_healthy_run_raises_no_finding_and_plots(trained_run, tmp_path):
 @pytest.mark.slow
 def test_many_epochs_on_few_rows_overfit(tmp_path, capsys):
     # 40 rows, 10 epochs, a large learning rate and no warmup: the training loss goes to ~0, the evaluation loss turns up
-    run = small_job(train=40, test=100, epochs=10, batch_size=8, learning_rate=1e-3, warmup=0.0).fit(
+    run = small_job(train=40, test=100, epochs=10, batch_size=8, learning_rate=1e-3, warmup=0.0, **SAVE_ONCE).fit(
         run_dir=tmp_path / "overfit")
     d = run.diagnose()
     assert "overfitting" in d.kinds(), str(d)
@@ -148,7 +148,8 @@ def imbalanced_job(learning_rate):
         df["label"] = [names[i] for i in df["label"]]
         frames[split] = pd.concat([df[df.label == "sports"].head(major), df[df.label == "business"].head(minor)])
     return (sft.Job.from_dataset(sft.Dataset.from_pandas(frames)).model(MODEL, num_hidden_layers=2)
-            .hyperparameters(epochs=2, batch_size=16, learning_rate=learning_rate, max_length=32))
+            .hyperparameters(epochs=2, batch_size=16, learning_rate=learning_rate, max_length=32, save_total_limit=1,
+                             **SAVE_ONCE))
 
 
 @pytest.mark.slow

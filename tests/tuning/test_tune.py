@@ -13,7 +13,7 @@ import time
 
 import aws
 import pytest
-from conftest import MODEL
+from conftest import MODEL, SAVE_ONCE
 
 import sagefinetune as sft
 import sagefinetune.plans.space
@@ -21,12 +21,14 @@ from sagefinetune.entrypoint import checkpoints, contract
 
 
 def tiny_job(**hp):
-    """A study-sized fine-tune: 160 BBC News rows, 2 of MiniLM's layers, 48 tokens, 2 epochs of 20 steps.
+    """A study-sized fine-tune: 160 BBC News rows, 2 of MiniLM's layers, 48 tokens, 2 epochs of 20 steps; one checkpoint,
+    written at the end (conftest.SAVE_ONCE) unless ``save_steps`` is given, and kept alone.
 
     Measured (2 cores, loaded): learning rate 1e-6 and 1e-4 stay at chance (eval_f1 0.07), 3e-4 reaches 0.32,
     8e-4 reaches 0.91; after the first epoch 8e-4 is at 0.61 and 1e-6 at 0.07.
     """
-    settings = {"epochs": 2, "batch_size": 8, "learning_rate": 8e-4, "max_length": 48, **hp}
+    settings = {"epochs": 2, "batch_size": 8, "learning_rate": 8e-4, "max_length": 48, "save_total_limit": 1,
+                **SAVE_ONCE, **hp}
     return (sft.Job.from_dataset(sft.Dataset.example("bbc_news").sample(train=160, test=80, seed=1))
             .model(MODEL, num_hidden_layers=2).hyperparameters(**settings))
 
@@ -199,7 +201,7 @@ def test_an_interrupted_study_resumes_without_running_finished_trials_again(tmp_
     code = (f"import signal, sys; sys.path[:0] = [{os.path.dirname(__file__)!r}, {os.path.dirname(os.path.dirname(__file__))!r}]\n"
             "signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises, even if the parent ignores it\n"
             "import sagefinetune as sft\nfrom test_tune import tiny_job\n"
-            f"tiny_job(save_steps=4).tune({args})\n")
+            f"tiny_job(save_steps=10).tune({args})\n")
     proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
     second = folder / "trial-001" / "checkpoints"
     deadline = time.time() + 400
@@ -212,7 +214,7 @@ def test_an_interrupted_study_resumes_without_running_finished_trials_again(tmp_
     first_log = (folder / "trial-000" / "train.log").stat().st_mtime
     assert not (folder / "trial-001" / "model" / "metrics.json").exists()
 
-    tuned = tiny_job(save_steps=4).tune({"learning_rate": sft.Choice([8e-4, 6e-4])}, strategy="grid", parallel=1,
+    tuned = tiny_job(save_steps=10).tune({"learning_rate": sft.Choice([8e-4, 6e-4])}, strategy="grid", parallel=1,
                                         run_dir=folder, progress=False)
     table = tuned.table
     assert list(table["state"]) == ["complete", "interrupted", "complete"], table
