@@ -23,15 +23,9 @@ __all__ = ["TrainingRun", "Cost", "ExportedModel"]
 
 @dataclass
 class TrainingRun(RunRecord):
-    """A finished (or running, on SageMaker) training run.
-
-    Attributes:
-        name: the job name.
-        backend: ``"local"`` or ``"sagemaker"``.
-        metrics: the final value of each metric, e.g. ``{"eval_accuracy": 0.95, "eval_f1": 0.95, ...}``.
-        cost: a :class:`Cost`.
-        run_dir: local runs: the run folder (input/, model/, output/, checkpoints/, train.log).
-    """
+    """A finished (or running, on SageMaker) training run: the record a backend returned
+    (:class:`~sagefinetune.backends.records.RunRecord`: ``name``, ``backend``, ``metrics``, ``cost``, ``run_dir``, ...)
+    and what can be done with it: predict, deploy, export, push to the Hub, wait, diagnose, plot."""
 
     sagemaker: Any = field(default=None, repr=False)  # SageMaker runs: the backend that follows the job
 

@@ -100,20 +100,8 @@ class LocalServer:
 def start_server(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1", **options: Any) -> LocalServer:
     """Serve a model folder over HTTP on this machine, in a server subprocess; returns when it answers ``/ping``.
 
-    Args:
-        model_dir: a model folder (``run.model_dir``, or any ``save_pretrained`` folder of a text classifier), or an
-            ONNX export (``run.export("onnx", quantize="int8").path``), served by ONNX Runtime with the same JSON.
-        port: the port (0: a free one; see ``endpoint.url``).
-        host: the address to bind; the default 127.0.0.1 is reachable from this machine only.
-        **options: ``max_batch_size`` (32: most inputs per forward pass), ``max_wait_ms`` (5: how long a batch
-            waits for requests in flight), ``max_body_mb`` (6, SageMaker's limit: larger bodies get 413), ``grace``
-            (30 s to finish requests in flight on delete), ``startup_timeout`` (300 s), ``timeout`` (120 s per
-            request), ``workers`` (forward passes at once: 2, or 1 on one core) and ``threads`` (torch threads per
-            pass: the cores / workers), ``precision`` (``"auto"``: bf16 where the device computes bf16
-            natively, else fp32; ``"fp32"``; or ``"bf16"``; see :doc:`/serve-and-share`), ``python`` (the
-            interpreter that runs the server), ``log_path`` (the server's log file).
-
-    The public face is :func:`sagefinetune.endpoint.deploy_local`, which wraps the server in an Endpoint.
+    The public face is :func:`sagefinetune.endpoint.deploy_local` (the arguments and options are documented there),
+    which wraps the server in an Endpoint.
     """
     from sagefinetune.core.deps import require
     from sagefinetune.runtime.predict import check_model_dir
