@@ -17,6 +17,7 @@ from sagefinetune.endpoint import SageMakerEndpoint, deploy_local, serving_backe
 from sagefinetune.errors import ConfigError
 from sagefinetune.plans import deploy as deploy_plan
 from sagefinetune.plans.deploy import ModelRef
+from sagefinetune.plans.transform import TRANSFORM_OPTIONS
 
 if TYPE_CHECKING:
     from sagefinetune.backends.batch_result import BatchResult
@@ -59,7 +60,7 @@ def batch_transform_run(run: TrainingRun, data: Any, **options: Any) -> BatchRes
     """
     from sagefinetune.backends.sagemaker.batch import transform
 
-    deploy_plan.check_options(options, deploy_plan.TRANSFORM_OPTIONS, "batch_predict")
+    deploy_plan.check_options(options, TRANSFORM_OPTIONS, "batch_predict")
     model, role, bucket = run_model(run)
     return transform(backend_for(options, run), model, data, options, run_role=role, artifact_bucket=bucket)
 

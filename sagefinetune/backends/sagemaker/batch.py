@@ -25,8 +25,8 @@ from sagefinetune.backends.sagemaker.s3_content import exists
 from sagefinetune.core.console import say, upload_bar
 from sagefinetune.entrypoint.inference import JSONLINES as JSONLINES_TYPES
 from sagefinetune.errors import CredentialsError, DataError, ServingError
-from sagefinetune.plans import deploy as deploy_plan
-from sagefinetune.plans.deploy import ModelRef, TransformSpec
+from sagefinetune.plans.deploy import ModelRef
+from sagefinetune.plans.transform import TransformSpec, plan_transform
 
 INPUT_FILE = "input.jsonl"
 JSONLINES = JSONLINES_TYPES[0]  # "application/jsonlines", what SageMaker's batch transform documents
@@ -39,7 +39,7 @@ def transform(backend: ServingBackend, model: ModelRef, data: Any, options: Mapp
     if backend.region is None:
         raise CredentialsError("no AWS region. Fix: export AWS_DEFAULT_REGION=us-east-1, or batch_predict(..., "
                                "region=...).")
-    spec = deploy_plan.plan_transform(model, data, region=backend.region, **options)
+    spec = plan_transform(model, data, region=backend.region, **options)
     backend.aws.check_credentials()
     role = backend.resolve_role(spec.model.role, run_role)
     lines = input_lines(data, spec.split) if spec.source == "rows" else None  # rows read and checked before any upload
