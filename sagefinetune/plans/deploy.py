@@ -27,7 +27,9 @@ from sagefinetune.facts.hosting import (
     lookup_hosting,
     serverless_line,
 )
+from sagefinetune.plans.expiry import Expiry, plan_expiry
 from sagefinetune.plans.sagemaker import check_no_secrets, s3_prefix
+from sagefinetune.plans.scaling import Autoscale, plan_autoscale
 
 TAG = "sagefinetune:"  # every tag key this library writes starts with it; Endpoint.list() finds endpoints by it
 KIND_TAG, MODEL_TAG, RUN_TAG, CREATED_TAG = (f"{TAG}kind", f"{TAG}model", f"{TAG}run", f"{TAG}created-at")
@@ -37,7 +39,7 @@ DEFAULT_CONCURRENCY = 5
 HANDLER_DIR = "/opt/ml/model/code"
 OPTIONS = ("instance", "serverless", "memory_mb", "max_concurrency", "instance_count", "name", "role", "region",
            "boto_session", "tags", "wait", "timeout", "bucket", "prefix", "image", "environment", "price_per_hour",
-           "progress", "poll_seconds", "precision")
+           "progress", "poll_seconds", "precision", "ttl", "scheduler_role", "autoscale", "target_invocations")
 _NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 _ROLE = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
@@ -92,6 +94,8 @@ class DeploySpec:
     bucket: str | None = None
     prefix: str = "sagefinetune"
     notes: tuple[str, ...] = field(default=())
+    expiry: Expiry | None = None  # ttl=: EventBridge Scheduler deletes the endpoint then
+    autoscale: Autoscale | None = None  # autoscale=(min, max): Application Auto Scaling
 
     @property
     def cost_line(self) -> str:
@@ -125,6 +129,8 @@ class DeploySpec:
                  f"  model    {self.model.kind} {self.model.location}",
                  "  env      " + ", ".join(f"{k}={v}" for k, v in self.environment.items()),
                  "  tags     " + ", ".join(f"{k}={v}" for k, v in self.tags.items()), f"  cost     {self.cost_line}"]
+        lines += [self.autoscale.line(self.hourly_cost)] if self.autoscale else []
+        lines += [self.expiry.line(self.hourly_cost, self.instance_count)] if self.expiry else []
         return lines + [f"  note     {n}" for n in self.notes]
 
     def __str__(self) -> str:
@@ -261,6 +267,7 @@ def plan_deploy(model: ModelRef, *, region: str, kind_default: str | None = None
     kind, host, memory, concurrency, count = target(options)
     if kind_default:
         kind = kind_default
+    autoscale, count = plan_autoscale(options, kind, count)
     region = check_region(region)
     name = check_name(options["name"]) if options.get("name") is not None else default_name(
         model.label, "bt" if kind == "batch" else "ep", now)
@@ -289,7 +296,7 @@ def plan_deploy(model: ModelRef, *, region: str, kind_default: str | None = None
         tags=MappingProxyType(our_tags(kind, model, check_tags(options.get("tags")), now)),
         role=check_role(options.get("role")), instance=host.name if host else None, instance_count=count,
         memory_mb=memory, max_concurrency=concurrency, hourly_cost=hourly, bucket=bucket_name(options.get("bucket")),
-        prefix=s3_prefix(options.get("prefix")), notes=tuple(notes),
+        prefix=s3_prefix(options.get("prefix")), notes=tuple(notes), expiry=plan_expiry(options), autoscale=autoscale,
     )
 
 

@@ -17,7 +17,8 @@ from sagefinetune.core.checks import boolean
 from sagefinetune.errors import ConfigError
 from sagefinetune.plans.deploy import OPTIONS, DeploySpec, ModelRef, check_options, plan_deploy, whole_number
 
-TRANSFORM_OPTIONS = tuple(o for o in OPTIONS if o not in ("serverless", "memory_mb", "max_concurrency")) + (
+ENDPOINT_ONLY = ("serverless", "memory_mb", "max_concurrency", "ttl", "scheduler_role", "autoscale", "target_invocations")
+TRANSFORM_OPTIONS = tuple(o for o in OPTIONS if o not in ENDPOINT_ONLY) + (
     "output_path", "split", "download", "path", "max_concurrent_transforms")
 DEFAULT_CONCURRENT_TRANSFORMS = 4  # requests in flight per instance; x the default 6 MB payload stays under 100 MB
 
