@@ -4,6 +4,9 @@ Why a subprocess rather than a thread of the caller: the server keeps its own in
 Python (16 client threads, a notebook cell) cannot starve it of the GIL; it can be sent SIGTERM and shut down the
 way a container does, finishing the requests in flight; and a crash in the model cannot take the caller down.
 It costs a few seconds of start-up (importing torch and loading the model), paid once per deploy.
+
+With ``ttl=`` the server exits by itself at its deadline, which it reads from a file in its working folder every
+second: it holds even if the client process is gone, and :meth:`LocalServer.extend` moves it by rewriting the file.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import time
 import urllib.error
 import urllib.request
 import weakref
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +37,12 @@ JSON = "application/json"
 LOCAL_OPTIONS: dict[str, Any] = {
     "max_batch_size": 32, "max_wait_ms": 5.0, "max_body_mb": 6.0, "grace": 30.0, "startup_timeout": 300.0,
     "timeout": 120.0, "workers": None, "threads": None, "precision": "auto", "python": None, "log_path": None,
+    "ttl": None,
 }
 #: Options that only a SageMaker endpoint takes (no "did you mean" among the local ones for these).
 SAGEMAKER_OPTIONS = {"serverless", "memory_mb", "max_concurrency", "instance_count", "role", "bucket", "region",
-                     "tags", "endpoint_name", "wait", "boto_session", "environment", "transformers_version"}
+                     "tags", "endpoint_name", "wait", "boto_session", "environment", "transformers_version",
+                     "scheduler_role", "autoscale", "target_invocations"}
 PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent.parent)
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never send 127.0.0.1 through a proxy
 
@@ -50,10 +56,12 @@ class LocalServer:
     Attributes:
         model_dir: the model folder served.
         log_path: the server's log (start-up, errors with tracebacks).
+        expires_at: when the server exits by itself (``ttl=``), in UTC; None: it runs until stopped.
     """
 
     def __init__(self, name: str, url: str, *, model_dir: Path, process: subprocess.Popen[bytes], log_path: Path,
-                 timeout: float, grace: float, workdir: Path | None = None) -> None:
+                 timeout: float, grace: float, workdir: Path | None = None, deadline_file: Path | None = None,
+                 expires_at: datetime | None = None) -> None:
         self.name = name
         self.url = url
         self.model_dir = model_dir
@@ -62,6 +70,8 @@ class LocalServer:
         self.grace = grace
         self._process = process
         self._workdir = workdir
+        self.deadline_file = deadline_file
+        self.expires_at = expires_at
         self._finalizer = weakref.finalize(self, _terminate, process, grace)
 
     @property
@@ -87,6 +97,17 @@ class LocalServer:
             state = "is running" if self.running else f"exited with code {self._process.returncode}"
             raise EndpointError(f"local endpoint {self.name} at {self.url} did not answer ({exc}); its server {state}. "
                                 f"Fix: read {self.log_path}, then deploy again.", endpoint=self.name) from exc
+
+    def extend(self, ttl: str | float) -> datetime:
+        """Move the server's exit to ``ttl`` from now; the new ``expires_at``."""
+        from sagefinetune.plans.expiry import parse_ttl
+
+        seconds = parse_ttl(ttl, minimum=0)
+        if not self.running or self.deadline_file is None:
+            raise EndpointError(f"local endpoint {self.name} " + ("has stopped" if not self.running else
+                                "was started without a ttl") + ". Fix: deploy again, with ttl=...", endpoint=self.name)
+        self.expires_at = write_deadline(self.deadline_file, seconds)
+        return self.expires_at
 
     def stop(self) -> list[str]:
         """SIGTERM, then SIGKILL after the grace period; the working folder goes when the stop was clean."""
@@ -114,7 +135,10 @@ def start_server(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1
     work = Path(tempfile.mkdtemp(prefix="sft-serve-"))
     log_path = Path(settings["log_path"] or work / "server.log")
     port_file = work / "port.json"
-    command = _server_command(folder, host, port, port_file, settings)
+    deadline_file = work / "deadline.json" if settings["ttl"] is not None else None
+    expires_at = write_deadline(deadline_file, settings["ttl"]) if deadline_file else None
+    command = _server_command(folder, host, port, port_file, settings) + (
+        ["--deadline-file", str(deadline_file)] if deadline_file else [])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (PACKAGE_PARENT, os.environ.get("PYTHONPATH")) if p),
            "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
     with open(log_path, "ab") as log:
@@ -128,8 +152,10 @@ def start_server(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1
     shown = f"[{host}]" if ":" in host else host
     label = folder.parent.name if folder.name == "model" else folder.name
     server = LocalServer(f"local-{label}-{bound}", f"http://{shown}:{bound}", model_dir=folder, process=process,
-                         log_path=log_path, timeout=settings["timeout"], grace=settings["grace"], workdir=work)
-    print(f"[sagefinetune] local endpoint {server.name} at {server.url} (no charge; log {log_path})")
+                         log_path=log_path, timeout=settings["timeout"], grace=settings["grace"], workdir=work,
+                         deadline_file=deadline_file, expires_at=expires_at)
+    until = f"; it stops at {expires_at:%H:%M:%S} UTC" if expires_at else ""
+    print(f"[sagefinetune] local endpoint {server.name} at {server.url} (no charge; log {log_path}{until})")
     return server
 
 
@@ -165,7 +191,20 @@ def _check_options(options: dict[str, Any], port: Any, host: Any) -> dict[str, A
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ConfigError(f"{name} must be a whole number >= 1; got {value!r}. Fix: {name}=2.")
     check_precision(settings["precision"])
+    if settings["ttl"] is not None:
+        from sagefinetune.plans.expiry import parse_ttl
+
+        settings["ttl"] = parse_ttl(settings["ttl"], minimum=0)  # seconds; the server watches the deadline itself
     return settings
+
+
+def write_deadline(path: Path, seconds: float) -> datetime:
+    """Write ``{"expires_at": <epoch seconds>}`` atomically (the server never reads half a file); the deadline."""
+    deadline = time.time() + seconds
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"expires_at": deadline}))
+    os.replace(tmp, path)
+    return datetime.fromtimestamp(deadline, timezone.utc)
 
 
 def _wait_until_ready(process: subprocess.Popen[bytes], port_file: Path, host: str, log_path: Path,

@@ -39,6 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="auto: bf16 where the device computes bf16 natively, else fp32")
     parser.add_argument("--port-file", help="write {'port', 'pid'} here once bound (for the parent)")
     parser.add_argument("--parent-pid", type=int, help="shut down when this process is gone")
+    parser.add_argument("--deadline-file", help="shut down at the time in this JSON file ({'expires_at': epoch "
+                        "seconds}), re-read every second so that it can be moved")
     return parser.parse_args(argv)
 
 
@@ -69,6 +71,30 @@ def watch_parent(parent_pid: int, server: object) -> None:
         server.should_exit = True  # type: ignore[attr-defined]
 
     threading.Thread(target=loop, name="sft-parent-watch", daemon=True).start()
+
+
+def read_deadline(path: str) -> float | None:
+    try:
+        with open(path) as fh:
+            return float(json.load(fh)["expires_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # gone or being replaced: no deadline this second
+
+
+def watch_deadline(path: str, server: object, poll: float = 1.0) -> threading.Thread:
+    """Shut down gracefully at the deadline in ``path`` (a ttl): the server ends itself, even if its client is gone."""
+    def loop() -> None:
+        while True:
+            deadline = read_deadline(path)
+            if deadline is not None and time.time() >= deadline:
+                break
+            time.sleep(poll if deadline is None else min(poll, max(0.01, deadline - time.time())))
+        print("[sagefinetune] the endpoint's ttl is over: shutting down", flush=True)
+        server.should_exit = True  # type: ignore[attr-defined]
+
+    thread = threading.Thread(target=loop, name="sft-deadline-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 def parallelism(workers: int | None, threads: int | None) -> tuple[int, int]:
@@ -105,6 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     server = uvicorn.Server(config)
     if args.parent_pid:
         watch_parent(args.parent_pid, server)
+    if args.deadline_file:
+        watch_deadline(args.deadline_file, server)
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"[sagefinetune] serving {args.model_dir} at http://{host}:{port} ({classifier.describe()}; labels "
           f"{classifier.labels}; max batch {args.max_batch_size}, wait {args.max_wait_ms:g} ms, {workers} worker(s) x "
