@@ -13,7 +13,8 @@ response: one item per input, as :meth:`sagefinetune.Predictor.predict` returns 
 
 Kinds (see :doc:`/serve-and-share`): ``"local"`` (an HTTP server on 127.0.0.1 with SageMaker's container contract),
 ``"realtime"`` and ``"serverless"`` (SageMaker endpoints, billed while they exist). An Endpoint is a context manager;
-:meth:`Endpoint.delete` is idempotent and says what it removed.
+:meth:`Endpoint.delete` is idempotent and says what it removed. With ``ttl=`` it also ends by itself
+(``expires_at``, ``extend``); with ``autoscale=(min, max)`` a real-time endpoint scales between min and max instances.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,9 +70,11 @@ class Endpoint:
         kind: ``"local"``, ``"realtime"`` or ``"serverless"``.
         url: where it answers (``http://127.0.0.1:<port>`` locally; the SageMaker runtime URL otherwise).
         hourly_cost: USD per hour while it exists (None for serverless, which bills per request: see ``cost_note``).
+        expires_at: when it ends by itself (``ttl=``), in UTC; None: it runs until deleted.
     """
 
     kind: str = ""
+    expires_at: datetime | None = None
 
     def __init__(self, name: str, url: str, hourly_cost: float | None = None, cost_note: str = "") -> None:
         self.name = name
@@ -86,6 +90,11 @@ class Endpoint:
 
     def _delete(self) -> list[str]:
         """Remove what this endpoint owns; return a description of each thing removed."""
+        raise NotImplementedError
+
+    def extend(self, ttl: str | float) -> datetime:
+        """End the endpoint ``ttl`` from now (``"30m"``, ``"4h"``, ``"1d"`` or seconds) instead of at ``expires_at``;
+        an endpoint deployed without a ttl gets one. Returns the new ``expires_at``."""
         raise NotImplementedError
 
     # ---- shared behaviour ----------------------------------------------------------------------------------------
@@ -118,16 +127,21 @@ class Endpoint:
     def __del__(self) -> None:  # no network here: say what is still running, and what it costs
         if not getattr(self, "deleted", True) and self.kind != "local":
             cost = f" at ${self.hourly_cost:.3f}/h" if self.hourly_cost else ""
+            cost += f" until {self.expires_at.isoformat(timespec='minutes')} (ttl)" if self.expires_at else ""
             warnings.warn(f"endpoint {self.name} ({self.kind}) is still running{cost}; delete it with "
                           f"sagefinetune.Endpoint.attach({self.name!r}).delete()", ResourceWarning, stacklevel=1)
 
     def _check_alive(self) -> None:
         if self.deleted:
             raise ConfigError(f"endpoint {self.name} was deleted. Fix: deploy the model again (run.deploy(...)).")
+        if self.expires_at is not None and self.expires_at <= datetime.now(timezone.utc):
+            raise ConfigError(f"endpoint {self.name} expired at {self.expires_at:%Y-%m-%d %H:%M:%S} UTC (its ttl) and "
+                              "is gone. Fix: deploy the model again, with a longer ttl, or ep.extend(ttl=...) before "
+                              "it ends.")
 
     def __repr__(self) -> str:
         cost = f" ${self.hourly_cost:.3f}/h" if self.hourly_cost else (f" {self.cost_note}" if self.cost_note else "")
-        state = " deleted" if self.deleted else ""
+        state = " deleted" if self.deleted else f" until {self.expires_at:%Y-%m-%d %H:%M} UTC" if self.expires_at else ""
         return redact(f"<Endpoint {self.name} {self.kind} {self.url}{cost}{state}>")
 
     # ---- SageMaker: deploy a model, reconnect, find what is running -----------------------------------------------
@@ -148,7 +162,12 @@ class Endpoint:
                 ``$SAGEMAKER_ROLE``), ``region``, ``boto_session``, ``tags`` (added to sagefinetune's own
                 ``sagefinetune:*`` tags), ``bucket`` and ``prefix`` (where a folder is uploaded), ``image`` (another
                 inference image), ``environment`` (more container variables; no secrets), ``price_per_hour``,
-                ``wait`` (default True: until InService), ``timeout``, ``progress``.
+                ``wait`` (default True: until InService), ``timeout``, ``progress``; ``ttl`` (``"4h"``, ``"30m"``,
+                ``"1d"`` or seconds, at least 5 minutes: EventBridge Scheduler deletes the endpoint, its config and
+                its model then; locally the server exits then) with ``scheduler_role`` (default
+                ``$SFT_SCHEDULER_ROLE``: a role scheduler.amazonaws.com may assume, allowed to delete them);
+                ``autoscale=(min, max)`` instances (real-time only) with ``target_invocations`` (invocations per
+                instance per minute, default 2600). See :doc:`/sagemaker-endpoints`.
 
         Example:
             >>> ep = Endpoint.from_model("s3://my-bucket/models/model.tar.gz", instance="ml.g4dn.xlarge")  # doctest: +SKIP
@@ -185,9 +204,10 @@ class Endpoint:
     def list(cls, *, region: str | None = None, boto_session: Any = None) -> pd.DataFrame:
         """Every SageMaker endpoint sagefinetune made in the region (found by its tags), oldest first.
 
-        Columns: ``name``, ``kind``, ``status``, ``instance``, ``instance_count``, ``memory_mb``, ``max_concurrency``,
-        ``created_at``, ``age_hours``, ``price_per_hour``, ``cost_so_far`` (hourly price x instances x age: an
-        estimate; NaN for serverless, which bills per request), ``billing``, ``model``, ``run``.
+        Columns: ``name``, ``kind``, ``status``, ``instance``, ``instance_count`` (now), ``memory_mb``,
+        ``max_concurrency``, ``created_at``, ``age_hours``, ``price_per_hour``, ``cost_so_far`` (hourly price x
+        instances x age: an estimate; NaN for serverless, which bills per request), ``billing``, ``expires_at`` (UTC,
+        when its ttl deletes it; None: never), ``autoscale`` ((min, max) instances; None: fixed), ``model``, ``run``.
 
         Example:
             >>> forgotten = Endpoint.list()  # doctest: +SKIP
@@ -215,6 +235,7 @@ class LocalEndpoint(Endpoint):
     def __init__(self, server: LocalServer) -> None:
         super().__init__(server.name, server.url, hourly_cost=None, cost_note="local: no charge")
         self.server = server
+        self.expires_at = server.expires_at
         self.model_dir = server.model_dir
         self.log_path = server.log_path
 
@@ -225,6 +246,12 @@ class LocalEndpoint(Endpoint):
     @property
     def running(self) -> bool:
         return self.server.running
+
+    def extend(self, ttl: str | float) -> datetime:
+        """Move the server's exit to ``ttl`` from now (it re-reads its deadline every second)."""
+        self._check_alive()
+        self.expires_at = self.server.extend(ttl)
+        return self.expires_at
 
     def invoke(self, body: bytes, content_type: str = JSON, accept: str = JSON) -> bytes:
         """POST ``body`` to ``/invocations``; the answer's bytes, or :class:`~sagefinetune.EndpointError`."""
@@ -249,7 +276,8 @@ def deploy_local(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1
             request), ``workers`` (forward passes at once: 2, or 1 on one core) and ``threads`` (torch threads per
             pass: the cores / workers), ``precision`` (``"auto"``: bf16 where the device computes bf16
             natively, else fp32; ``"fp32"``; or ``"bf16"``; see :doc:`/serve-and-share`), ``python`` (the
-            interpreter that runs the server), ``log_path`` (the server's log file).
+            interpreter that runs the server), ``log_path`` (the server's log file), ``ttl`` (``"30m"``, ``"4h"`` or
+            seconds: the server exits by itself then, even if this process is gone; ``ep.extend(ttl=...)`` moves it).
 
     Example:
         >>> with deploy_local(run.model_dir) as ep:  # doctest: +SKIP
@@ -273,6 +301,8 @@ class SageMakerEndpoint(Endpoint):
         hourly_cost: USD per hour for all its instances while it exists (None for serverless: see ``cost_note``).
         config_name, model_names: the endpoint config and the models behind it, which :meth:`delete` removes too.
         owned: made by sagefinetune (tagged); an endpoint that is not has only itself deleted, not its config and model.
+        expires_at: when EventBridge Scheduler deletes it (``ttl=``), in UTC; None: it runs until deleted.
+        autoscale: ``(min, max)`` instances it scales between (``autoscale=``); None: a fixed ``instance_count``.
 
     Example:
         >>> with run.deploy(instance="ml.m5.xlarge") as ep:  # doctest: +SKIP
@@ -292,6 +322,7 @@ class SageMakerEndpoint(Endpoint):
         self.memory_mb, self.max_concurrency = record.memory_mb, record.max_concurrency
         self.config_name, self.model_names, self.owned = record.config_name, record.model_names, record.owned
         self.status = record.status
+        self.expires_at, self.autoscale = record.expires_at, record.autoscale
         self._backend = backend
 
     def invoke(self, body: bytes, content_type: str = JSON, accept: str = JSON) -> bytes:
@@ -312,6 +343,22 @@ class SageMakerEndpoint(Endpoint):
             self.deleted = exc.operation == "CreateEndpoint"  # it failed, and the backend deleted it
             raise
         return self
+
+    def extend(self, ttl: str | float, *, scheduler_role: str | None = None) -> datetime:
+        """Move the schedules that delete it (and its ``sagefinetune:expires-at`` tag) to ``ttl`` from now.
+
+        An endpoint deployed without a ttl gets its schedules now, as ``scheduler_role`` (default: ``$SFT_SCHEDULER_ROLE``).
+
+        Example:
+            >>> ep.extend(ttl="2h")  # doctest: +SKIP
+            datetime.datetime(2026, 11, 22, 14, 15, tzinfo=datetime.timezone.utc)
+        """
+        from dataclasses import replace
+
+        self._check_alive()
+        expires = self._backend.extend(self.record, ttl, scheduler_role)
+        self.record, self.expires_at = replace(self.record, expires_at=expires), expires
+        return expires
 
     def _delete(self) -> list[str]:
         removed = self._backend.delete_owned(self.record)

@@ -4,7 +4,9 @@ With :mod:`.sagemaker` and :mod:`.sagemaker_batch` the only modules that import 
 functions that need it). Order of work in :meth:`ServingBackend.deploy`, so that nothing costs money before every
 check passed: options checked (pure, :mod:`sagefinetune.plans.deploy`) -> credentials, region, role -> the model
 data (an artifact is checked to exist; a folder is packed and uploaded once per content) -> Model, EndpointConfig,
-Endpoint, all tagged ``sagefinetune:*``. If a step fails, what was already created is deleted again.
+Endpoint, all tagged ``sagefinetune:*`` -> with ``ttl=``, the schedules that delete them
+(:mod:`.schedules`, whose role is checked before anything is created) -> with ``autoscale=``, once InService, the
+scalable target and its policy (:mod:`.autoscaling`). If a step fails, what was already created is deleted again.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sagefinetune.backends.sagemaker import autoscaling, schedules
 from sagefinetune.backends.sagemaker.aws import aws_errors
 from sagefinetune.backends.sagemaker.model_archive import HANDLER, upload_folder
 from sagefinetune.backends.sagemaker.training import ROLE_ENV, SageMakerBackend
@@ -24,14 +27,11 @@ from sagefinetune.core.console import say
 from sagefinetune.errors import AWSError, CredentialsError, ServingError
 from sagefinetune.facts.hosting import HOSTING
 from sagefinetune.plans import deploy as deploy_plan
-from sagefinetune.plans.deploy import KIND_TAG, MODEL_TAG, RUN_TAG, DeploySpec, ModelRef
+from sagefinetune.plans import expiry as expiry_plan
+from sagefinetune.plans.deploy import KIND_TAG, DeploySpec, ModelRef
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-LIST_COLUMNS = ["name", "kind", "status", "instance", "instance_count", "memory_mb", "max_concurrency", "created_at",
-                "age_hours", "price_per_hour", "cost_so_far", "billing", "model", "run"]
 
 
 def runtime_url(region: str, name: str) -> str:
@@ -48,6 +48,8 @@ class EndpointRecord:
         config_name, model_names: the endpoint config and the models behind it.
         owned: made by sagefinetune (tagged); an endpoint that is not has only itself deleted, not its config and model.
         price_per_hour: USD per instance-hour (None for serverless, which bills per request).
+        expires_at: when EventBridge Scheduler deletes it (``ttl=``; from its ``sagefinetune:expires-at`` tag).
+        autoscale: (min, max) instances of its Application Auto Scaling target, None when it does not autoscale.
     """
 
     name: str
@@ -62,6 +64,8 @@ class EndpointRecord:
     max_concurrency: int | None = None
     price_per_hour: float | None = None
     status: str | None = None
+    expires_at: datetime | None = None
+    autoscale: tuple[int, int] | None = None
 
     @property
     def url(self) -> str:
@@ -100,15 +104,16 @@ class ServingBackend:
         spec = deploy_plan.plan_deploy(model, **{**options, "region": self.region})
         self.aws.check_credentials()
         role = self.resolve_role(spec.role, run_role)
+        scheduler_role = schedules.prepare(self, spec.expiry.scheduler_role) if spec.expiry else None
         model_data = self.model_data(spec, artifact_bucket)
         where = (f"serverless {spec.memory_mb} MB" if spec.kind == "serverless"
                  else f"{spec.instance_count} x {spec.instance}")
         say(f"creating {spec.kind} endpoint {spec.name} ({where}) in {spec.region}: {spec.cost_line}. "
              "Delete it with ep.delete(); sagefinetune.Endpoint.list() finds it later.", self.progress)
-        endpoint = self.create(spec, role, model_data)
+        endpoint = self.create(spec, role, model_data, scheduler_role)
         if options.get("wait", True):
             endpoint = replace(endpoint, status=self.wait_in_service(endpoint, options.get("timeout")))
-        return endpoint
+        return autoscaling.start(self, endpoint, spec.autoscale) if spec.autoscale else endpoint
 
     def resolve_role(self, role: str | None, run_role: str | None = None) -> str:
         """The role argument, else the training job's role, else $SAGEMAKER_ROLE."""
@@ -162,11 +167,14 @@ class ServingBackend:
                          execution_role_arn=role, tags=spec.core_tags(),
                          session=self.aws.boto, region=self.region)
 
-    def create(self, spec: DeploySpec, role: str, model_data: str | None) -> EndpointRecord:
-        """Model, EndpointConfig, Endpoint; if one fails, the ones already made are deleted again."""
+    def create(self, spec: DeploySpec, role: str, model_data: str | None,
+               scheduler_role: str | None = None) -> EndpointRecord:
+        """Model, EndpointConfig, Endpoint (and its schedules); if one fails, the ones already made are deleted again."""
         from sagemaker.core.resources import Endpoint as CoreEndpoint
 
         made: list[str] = []
+        expires = expiry_plan.expiry_time(spec.expiry.ttl_seconds) if spec.expiry else None
+        expiry_tag = [{"key": expiry_plan.EXPIRES_TAG, "value": expiry_plan.tag_time(expires)}] if expires else []
         try:
             self.create_model(spec, role, model_data)
             made.append("model")
@@ -178,15 +186,26 @@ class ServingBackend:
             made.append("config")
             with aws_errors("CreateEndpoint"):
                 CoreEndpoint.create(endpoint_name=spec.name, endpoint_config_name=spec.name,
-                                    tags=spec.core_tags(), session=self.aws.boto,
+                                    tags=spec.core_tags() + expiry_tag, session=self.aws.boto,
                                     region=self.region)
+            made.append("endpoint")
+            if expires and scheduler_role:
+                schedules.put(self.client("scheduler"), expiry_plan.schedule_requests(
+                    spec.name, spec.name, (spec.name,), expires, scheduler_role, spec.region))
         except BaseException:
-            self.delete_resources(None, spec.name if "config" in made else None, (spec.name,) if made else ())
+            self.delete_resources(spec.name if "endpoint" in made else None, spec.name if "config" in made else None,
+                                  (spec.name,) if made else ())
+            if expires and "endpoint" in made:
+                schedules.delete(self.client("scheduler"), spec.name, spec.name, (spec.name,))
             raise
+        if expires:
+            say(f"{spec.name} expires at {expires:%Y-%m-%d %H:%M:%S} UTC: EventBridge Scheduler deletes it then; "
+                "ep.extend(ttl=...) moves that", self.progress)
         return EndpointRecord(spec.name, kind=spec.kind, region=spec.region, config_name=spec.name,
                               model_names=(spec.name,), instance=spec.instance, instance_count=spec.instance_count,
                               memory_mb=spec.memory_mb, max_concurrency=spec.max_concurrency,
-                              price_per_hour=spec.hourly_cost if spec.kind == "realtime" else None, status="Creating")
+                              price_per_hour=spec.hourly_cost if spec.kind == "realtime" else None, status="Creating",
+                              expires_at=expires)
 
     def status(self, name: str) -> str:
         """The endpoint's status now (``Creating``, ``InService``, ``Failed``, ...)."""
@@ -255,10 +274,20 @@ class ServingBackend:
         return removed
 
     def delete_owned(self, endpoint: EndpointRecord) -> list[str]:
-        """Delete the endpoint, and its config and models when sagefinetune made them; return what was removed."""
+        """Delete the endpoint, and its config and models when sagefinetune made them, its autoscaling first and its
+        schedules last (they stay a safety net until the endpoint is gone); return what was removed."""
+        removed = autoscaling.deregister(self.client("application-autoscaling"), endpoint.name) if endpoint.autoscale else []
         if not endpoint.owned:
-            return self.delete_resources(endpoint.name, None, ())
-        return self.delete_resources(endpoint.name, endpoint.config_name, endpoint.model_names)
+            return removed + self.delete_resources(endpoint.name, None, ())
+        removed += self.delete_resources(endpoint.name, endpoint.config_name, endpoint.model_names)
+        if endpoint.expires_at:
+            removed += schedules.delete(self.client("scheduler"), endpoint.name, endpoint.config_name,
+                                        endpoint.model_names)
+        return removed
+
+    def extend(self, endpoint: EndpointRecord, ttl: Any, scheduler_role: str | None = None) -> datetime:
+        """Move the endpoint's expiry to ``ttl`` from now; the new expiry (:func:`.schedules.extend`)."""
+        return schedules.extend(self, endpoint, ttl, scheduler_role)
 
     def attach(self, name: str) -> EndpointRecord:
         deploy_plan.check_name(name)
@@ -272,29 +301,21 @@ class ServingBackend:
             raise AWSError(f"no SageMaker endpoint named {name!r} in {self.region}. Fix: check the name and the region "
                            "(region=... or AWS_DEFAULT_REGION); sagefinetune.Endpoint.list() shows those sagefinetune "
                            "made.", operation="DescribeEndpoint", code=exc.code, request_id=exc.request_id) from exc
-        config, tags = self._config(d.get("EndpointConfigName")), self._tags(d["EndpointArn"])
-        return self._endpoint(d, config, tags)
+        config, tags = self.endpoint_config(d.get("EndpointConfigName")), self.tags(d["EndpointArn"])
+        record = self.record(d, config, tags)
+        if record.kind == "realtime":
+            scaling = autoscaling.ranges(self.client("application-autoscaling"), [name]).get(name)
+            record = replace(record, autoscale=scaling)
+        return record
 
     def list(self) -> pd.DataFrame:
-        """Every endpoint in the region that carries sagefinetune's tags, oldest first, with its age and cost so far."""
-        import pandas as pd
+        """Every endpoint in the region that carries sagefinetune's tags, oldest first, with its age, cost so far,
+        expiry and autoscaling range (:mod:`.endpoint_list`)."""
+        from sagefinetune.backends.sagemaker.endpoint_list import list_endpoints
 
-        self.aws.check_credentials()
-        now = datetime.now(timezone.utc)
-        rows = []
-        with aws_errors("ListEndpoints"):
-            pages = list(self.client("sagemaker").get_paginator("list_endpoints").paginate())
-        for summary in (s for page in pages for s in page.get("Endpoints", [])):
-            tags = self._tags(summary["EndpointArn"])
-            if KIND_TAG in tags:  # ours: describe it (the summary does not name its config)
-                d = self._describe(summary["EndpointName"])
-                if d is not None:
-                    rows.append(list_row(d, self._config(d.get("EndpointConfigName")), tags, now))
-        if not rows:
-            return pd.DataFrame({c: pd.Series(dtype="object") for c in LIST_COLUMNS})
-        return pd.DataFrame(rows, columns=LIST_COLUMNS).sort_values("created_at", ignore_index=True)
+        return list_endpoints(self)
 
-    def _describe(self, name: str) -> dict[str, Any] | None:
+    def describe(self, name: str) -> dict[str, Any] | None:
         """DescribeEndpoint, or None when it was deleted meanwhile."""
         try:
             with aws_errors("DescribeEndpoint"):
@@ -304,7 +325,7 @@ class ServingBackend:
                 return None
             raise
 
-    def _config(self, name: str | None) -> dict[str, Any]:
+    def endpoint_config(self, name: str | None) -> dict[str, Any]:
         if not name:
             return {}
         try:
@@ -315,12 +336,12 @@ class ServingBackend:
                 return {}  # the config was deleted; the endpoint still runs on its copy
             raise
 
-    def _tags(self, arn: str) -> dict[str, str]:
+    def tags(self, arn: str) -> dict[str, str]:
         with aws_errors("ListTags"):
             pages = self.client("sagemaker").get_paginator("list_tags").paginate(ResourceArn=arn)
             return {t["Key"]: t["Value"] for page in pages for t in page.get("Tags", [])}
 
-    def _endpoint(self, d: Mapping[str, Any], config: Mapping[str, Any], tags: Mapping[str, str]) -> EndpointRecord:
+    def record(self, d: Mapping[str, Any], config: Mapping[str, Any], tags: Mapping[str, str]) -> EndpointRecord:
         variant = (config.get("ProductionVariants") or [{}])[0]
         serverless = variant.get("ServerlessConfig") or {}
         host = HOSTING.get(variant.get("InstanceType", ""))
@@ -330,29 +351,8 @@ class ServingBackend:
             model_names=tuple(v["ModelName"] for v in config.get("ProductionVariants") or [] if v.get("ModelName")),
             instance=variant.get("InstanceType"), instance_count=int(variant.get("InitialInstanceCount") or 1),
             memory_mb=serverless.get("MemorySizeInMB"), max_concurrency=serverless.get("MaxConcurrency"),
-            price_per_hour=host.price_per_hour if host else None, status=d.get("EndpointStatus"))
-
-
-def list_row(d: Mapping[str, Any], config: Mapping[str, Any], tags: Mapping[str, str], now: datetime) -> list[Any]:
-    """One row of :meth:`ServingBackend.list`: cost so far = hourly price x instances x age (an estimate)."""
-    variant = (config.get("ProductionVariants") or [{}])[0]
-    serverless = variant.get("ServerlessConfig") or {}
-    created = d["CreationTime"]
-    created = created if created.tzinfo else created.replace(tzinfo=timezone.utc)
-    age = (now - created).total_seconds() / 3600
-    instance, count = variant.get("InstanceType"), int(variant.get("InitialInstanceCount") or 1)
-    host = HOSTING.get(instance or "")
-    nan = float("nan")
-    if serverless:
-        price, cost, billing = nan, nan, "per request (GB-seconds of compute); nothing while idle"
-    elif host is None:
-        price, cost, billing = nan, nan, f"per hour; no price for {instance} in sagefinetune.facts.hosting"
-    else:
-        price, cost, billing = host.price_per_hour, host.price_per_hour * count * age, "per instance-hour while it exists"
-    return [d["EndpointName"], "serverless" if serverless else "realtime", d.get("EndpointStatus"),
-            instance, count if not serverless else None, serverless.get("MemorySizeInMB"),
-            serverless.get("MaxConcurrency"), created, round(age, 3), price, cost, billing, tags.get(MODEL_TAG),
-            tags.get(RUN_TAG)]
+            price_per_hour=host.price_per_hour if host else None, status=d.get("EndpointStatus"),
+            expires_at=expiry_plan.parse_tag_time(tags.get(expiry_plan.EXPIRES_TAG)))
 
 
 def model_error(name: str, exc: Any) -> ServingError:
