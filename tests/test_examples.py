@@ -75,3 +75,14 @@ def test_real_data_example_plans_the_card_call_and_reads_a_sample_from_a_hub(hub
     assert "sample: train 150 rows, validation 50 rows, test 50 rows" in out.stdout
     assert "at the pinned revision 6b5d328eaae8ef408dd7d775040245cf86f92e9d" in out.stderr
     assert "negative" in out.stdout and "neutral" in out.stdout and "positive" in out.stdout
+
+
+def test_deploy_example_prints_the_endpoint_plan_without_an_account(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k not in ("SAGEMAKER_ROLE",
+                                                                                        "SFT_SCHEDULER_ROLE")}
+    env.update(AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_CONFIG_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true")
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "deploy_on_sagemaker.py")], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    assert "realtime endpoint me-imdb-minilm-ep-" in out and "1 x ml.m5.xlarge" in out
+    assert "  scaling  1..4 instances, target 2600 invocations per instance per minute" in out
+    assert "  expires  8h after it is created" in out and "$SFT_SCHEDULER_ROLE" in out and "not deployed" in out
