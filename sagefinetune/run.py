@@ -97,9 +97,11 @@ class TrainingRun(RunRecord):
             instance: ``"local"`` (an HTTP server on 127.0.0.1, no charge) or a SageMaker instance type such as
                 ``"ml.m5.xlarge"`` (a real-time endpoint, billed per hour while it exists).
             **options: both: ``precision`` (``"auto"``: bf16 where the device computes it natively, else fp32;
-                ``"fp32"``; ``"bf16"``). Local: ``port``, ``host``, ``max_batch_size``, ``max_wait_ms``,
-                ``max_body_mb`` (see :func:`sagefinetune.endpoint.deploy_local`); SageMaker: ``serverless=True`` with
-                ``memory_mb`` and ``max_concurrency``, and the options of :doc:`/serve-and-share`.
+                ``"fp32"``; ``"bf16"``), ``ttl`` (``"4h"``: it ends by itself then). Local: ``port``, ``host``,
+                ``max_batch_size``, ``max_wait_ms``, ``max_body_mb`` (see :func:`sagefinetune.endpoint.deploy_local`);
+                SageMaker: ``serverless=True`` with ``memory_mb`` and ``max_concurrency``, ``scheduler_role`` (with
+                ``ttl``), ``autoscale=(min, max)`` and ``target_invocations``, and the options of
+                :doc:`/sagemaker-endpoints`.
 
         Example:
             >>> with run.deploy() as ep:  # doctest: +SKIP
