@@ -187,7 +187,7 @@ def test_sigterm_finishes_the_requests_in_flight(trained_run, texts):
         t.join(300)
     assert sorted(s for _, s, _ in done) == [200] * 16 and all(n == 12 for _, _, n in done)
     assert sum(at > stopped_at for at, _, _ in done) >= 10  # answered after the signal: they were in flight
-    assert ep._process.wait(60) == 0
+    assert ep.server._process.wait(60) == 0
     with pytest.raises(EndpointError, match="did not answer"):
         ep.predict(SPORT)
     assert "stopped after the requests in flight" in ep.log_path.read_text()
@@ -202,7 +202,7 @@ def test_the_endpoint_object_owns_the_server(trained_run, tmp_path):
             ep.predict([(SPORT, "a pair")])
         assert err.value.status == 400 and "one text per input" in str(err.value)
         pid, url = ep.pid, ep.url
-    assert ep.deleted and not ep.running and ep._process.returncode == 0
+    assert ep.deleted and not ep.running and ep.server._process.returncode == 0
     assert ep.delete() == []  # idempotent
     with pytest.raises(sft.ConfigError, match="was deleted"):
         ep.predict(SPORT)
