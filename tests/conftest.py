@@ -51,10 +51,12 @@ def tf456_run(tmp_path_factory):
     if not python:
         pytest.skip("SFT_COMPAT_PYTHON is not set (CI sets it)")
     from sagefinetune.backends.local import LocalBackend
+    from sagefinetune.run import TrainingRun
 
     job = small_job()
-    return LocalBackend(python=python).fit(job, job.plan(), run_dir=tmp_path_factory.mktemp("runs") / "tf456",
-                                           progress=False)
+    record = LocalBackend(python=python).fit(job, job.plan(), run_dir=tmp_path_factory.mktemp("runs") / "tf456",
+                                             progress=False)
+    return TrainingRun.from_record(record)
 
 
 @pytest.fixture(scope="session")

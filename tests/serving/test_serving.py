@@ -161,7 +161,9 @@ def test_16_concurrent_clients_are_batched_and_a_bad_request_fails_alone(endpoin
         assert status == 200 and len(body) == len(inputs)
         start = i % len(texts)
         for got, expected in zip(body, alone[start:start + len(inputs)]):
-            assert got["label"] == expected["label"] and abs(got["score"] - expected["score"]) < 1e-4
+            # a shared batch pads to another length; in bf16 (what "auto" picks on a CPU with bf16 units) the
+            # kernels then round differently, so scores agree to bf16's ~3 digits, not fp32's
+            assert got["label"] == expected["label"] and abs(got["score"] - expected["score"]) < 2e-3
         batch_sizes.append(int(headers[BATCH_HEADER.lower()]))
     assert len(batch_sizes) == 95  # nothing dropped
     assert max(batch_sizes) > 3  # several requests shared a forward pass
