@@ -31,6 +31,7 @@ from sagefinetune.data.cache import root as cache_root
 from sagefinetune.entrypoint import contract
 from sagefinetune.errors import ConfigError, TrainingError
 from sagefinetune.facts.models import preflight
+from sagefinetune.plans.hyperparameters import checked_at_fit
 
 if TYPE_CHECKING:
     from sagefinetune.job import Job
@@ -99,11 +100,12 @@ class LocalBackend:
         run_dir = _run_folder(run_dir, plan.job_name)
         preflight(job.model_id, job.model_config, required=True)  # the model is readable here, its overrides fit it
         prepared = job.prepare()  # checks columns and labels before any training starts
+        notes = checked_at_fit(job, prepared)  # class_weights against the classes; imbalance
         hyperparameters = prepared.with_data_hyperparameters(plan.hyperparameters)
         plan = replace(plan, job_name=run_dir.name, hyperparameters=MappingProxyType(hyperparameters),
                        labels=tuple(prepared.label_map.names_), problem_type=prepared.label_map.problem_type,
-                       notes=plan.notes + tuple(n for n in prepared.notes if n not in plan.notes))
-        for note in prepared.notes:
+                       notes=plan.notes + tuple(n for n in notes if n not in plan.notes))
+        for note in notes:
             warnings.warn(note, stacklevel=3)
 
         from sagefinetune.cost.measure import refine_at_fit
