@@ -169,7 +169,7 @@ def test_source_upload_holds_our_entry_point(moto):
     names = {k.split("/input/code/")[1] for k in keys}
     # inference.py travels too: outputs.py writes it into the model folder as code/inference.py
     assert names == {"train.py", "contract.py", "channels.py", "checkpoints.py", "training.py", "outputs.py", "hardware.py",
-                     "tokencache.py",
+                     "tokencache.py", "objective.py",
                      "inference.py", "metrics/classification.py", "requirements.txt"}
 
 
@@ -362,3 +362,10 @@ def test_upload_shows_progress_and_the_launch(moto, capsys):
     assert "upload train" in err and "upload test" in err and "launched SageMaker training job" in err
     job().fit(instance="ml.g5.xlarge", role=aws.ROLE, bucket=aws.BUCKET, boto_session=moto.session(), progress=True)
     assert "is already uploaded" in capsys.readouterr().err
+
+
+def test_class_weights_naming_no_class_of_the_data_stop_before_any_upload(moto):
+    j = job(class_weights={"sport": 2.0})  # the label map is inferred from the rows: 'sports'
+    with pytest.raises(sft.ConfigError, match="'sport', which is not a class of the label map.*did you mean 'sports'"):
+        fit(moto, j, instance="ml.g5.xlarge", nodes=1)
+    assert not moto.sent.get("PutObject") and not moto.sent.get("CreateTrainingJob")
