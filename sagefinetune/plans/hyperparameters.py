@@ -135,10 +135,10 @@ def imbalance_note(prepared: Prepared, hyperparameters: Mapping[str, Any]) -> st
     (big, most), (small, least) = max(counts.items(), key=lambda kv: kv[1]), min(counts.items(), key=lambda kv: kv[1])
     if least and most / least <= IMBALANCE_RATIO:
         return None
-    ratio = f"{most / least:.1f}:1" if least else "no rows of the smallest"
+    ratio = f"{most / least:.1f}:1" if least else "none at all"
     what = "labels" if prepared.label_map.is_multi_label else "classes"
     return (f"the train split's {what} are imbalanced: {big!r} has {most} rows, {small!r} {least} ({ratio}, over "
-            f"{IMBALANCE_RATIO:.0f}:1); an unweighted loss learns to neglect the rare ones. Fix: "
+            f"{IMBALANCE_RATIO:g}:1); an unweighted loss learns to neglect the rare ones. Fix: "
             ".hyperparameters(class_weights='balanced') weighs each class by the inverse of its share (or "
             f"{{{small!r}: <weight>, ...}}), and judge the run on eval_f1 (macro F1), not accuracy.")
 

@@ -145,3 +145,17 @@ def test_the_warning_reaches_the_user_at_fit(tmp_path, monkeypatch):
         warnings.simplefilter("always")
         job({1: 120, 3: 10, 5: 60}).fit(run_dir=tmp_path / "run", progress=False)
     assert any("class_weights='balanced'" in str(w.message) for w in caught)
+
+
+def test_multi_label_counts_positives_per_label_and_always_has_a_validation_split():
+    labels = [["a"]] * 60 + [["a", "b"]] * 10 + [["c"]] * 2
+    train = pd.DataFrame({"text": [f"row {i}" for i in range(len(labels))], "labels": labels})
+    test = pd.DataFrame({"text": ["t1", "t2", "t3"], "labels": [["a"], ["b"], ["c"]]})
+    data = sft.Dataset.from_pandas({"train": train, "test": test}).columns(label="labels")
+    j = sft.Job.from_dataset(data).map_labels(sft.LabelMap.multi_label(["a", "b", "c"])).hyperparameters(
+        early_stopping=2)
+    assert "eval_f1_micro" in str(j.plan())
+    prepared = j.prepare()
+    assert sum(prepared.class_counts("train").values()) + sum(prepared.class_counts("validation").values()) == 82
+    [warning] = [n for n in checked_at_fit(j, prepared) if "imbalanced" in n]
+    assert warning.startswith("the train split's labels are imbalanced: 'a' has ")
