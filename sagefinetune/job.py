@@ -129,6 +129,7 @@ class Job:
         """
         for name, value in values.items():
             check_hyperparameter(name, value)
+        values = {k: dict(v) if isinstance(v, Mapping) else v for k, v in values.items()}  # class_weights: a copy
         merged = {**self.hyperparameters_, **values}
         return dataclasses.replace(self, hyperparameters_=MappingProxyType(merged))
 

@@ -32,6 +32,7 @@ from sagefinetune.entrypoint import contract
 from sagefinetune.entrypoint.redaction import redact
 from sagefinetune.errors import ConfigError, TrainingError
 from sagefinetune.facts.models import preflight
+from sagefinetune.plans.hyperparameters import checked_at_fit
 
 if TYPE_CHECKING:
     from sagefinetune.job import Job
@@ -101,11 +102,12 @@ class LocalBackend:
         # the model is readable here, its overrides fit it
         preflight(job.model_id, job.model_config, required=True, reinitialize=job.reinitialize)
         prepared = job.prepare()  # checks columns and labels before any training starts
+        notes = checked_at_fit(job, prepared)  # class_weights against the classes; imbalance
         hyperparameters = prepared.with_data_hyperparameters(plan.hyperparameters)
         plan = replace(plan, job_name=run_dir.name, hyperparameters=MappingProxyType(hyperparameters),
                        labels=tuple(prepared.label_map.names_), problem_type=prepared.label_map.problem_type,
-                       notes=plan.notes + tuple(n for n in prepared.notes if n not in plan.notes))
-        for note in prepared.notes:
+                       notes=plan.notes + tuple(n for n in notes if n not in plan.notes))
+        for note in notes:
             warnings.warn(redact(note), stacklevel=3)
 
         from sagefinetune.cost.measure import refine_at_fit

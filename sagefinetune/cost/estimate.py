@@ -64,6 +64,7 @@ class Estimate:
         steps: optimizer steps. train_rows: rows trained on per epoch.
         advice: where scaling stops paying, the plan next to the cheapest setup of the search over every GPU type
             and 1-8 nodes (:mod:`sagefinetune.cost.search`), and the learning rate for a growing global batch.
+        ceiling: with ``early_stopping``, why the time and cost are a ceiling (the job may stop earlier); else "".
     """
 
     seconds: float | None
@@ -79,6 +80,7 @@ class Estimate:
     steps: int | None = None
     train_rows: int | None = None
     advice: tuple[str, ...] = field(default=())
+    ceiling: str = ""
 
     @classmethod
     def unavailable(cls, reason: str) -> Estimate:
@@ -109,9 +111,11 @@ class Estimate:
             return [f"  estimate     {self.basis}"]
         money = (f"; ${self.cost:.2f} on demand (${self.cost_low:.2f}-${self.cost_high:.2f}), spot about "
                  f"${self.spot_cost:.2f}" if self.cost else "; no charge")
-        return [f"  estimate     {human_seconds(self.seconds)} ({human_seconds(self.seconds_low)}-"
-                f"{human_seconds(self.seconds_high)}), {self.steps} steps{money}",
-                f"               {self.kind}: {self.basis}"] + [f"  advice       {a}" for a in self.advice]
+        up_to = "up to " if self.ceiling else ""
+        return [f"  estimate     {up_to}{human_seconds(self.seconds)} ({human_seconds(self.seconds_low)}-"
+                f"{human_seconds(self.seconds_high)}), {up_to}{self.steps} steps{money}",
+                f"               {self.kind}: {self.basis}"] + ([f"  ceiling      {self.ceiling}"] if self.ceiling else []
+                                                             ) + [f"  advice       {a}" for a in self.advice]
 
     def __str__(self) -> str:
         return "\n".join(line.strip() for line in self.lines())
@@ -201,7 +205,10 @@ def estimate_plan(job: Job, plan: TrainingPlan, *, train_rows: int | None = None
         assert plan.sagemaker is not None
         est = sagemaker_estimate(job, shape, dict(plan.hyperparameters), plan.instance, plan.nodes,
                                  plan.sagemaker.cost.price_per_hour)
-    return replace(est, advice=advice(job, plan, est, shape, scale_lr))
+    patience = job.hyperparameters_.get("early_stopping")
+    ceiling = (f"early_stopping={patience}: the job may stop earlier, after {patience} evaluations without a better "
+               "score, and cost less; this is the time and cost of every step" if patience and est.available else "")
+    return replace(est, advice=advice(job, plan, est, shape, scale_lr), ceiling=ceiling)
 
 
 def advice(job: Job, plan: TrainingPlan, est: Estimate, shape: DataShape, scale_lr: bool) -> tuple[str, ...]:

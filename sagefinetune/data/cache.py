@@ -43,6 +43,8 @@ def key(job: Job) -> str | None:
     }
     parts = {"format": FORMAT, "source": source, "columns": [ds.text, ds.label, ds.text_pair],
              "split": repr(ds.split_spec), "sample": repr(ds.sample_spec), "labels": label_map}
+    if job.hyperparameters_.get("early_stopping"):  # prepare.carves_validation: a validation split when there is none
+        parts["validation"] = "carved"
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=repr).encode()).hexdigest()[:24]
 
 

@@ -63,9 +63,20 @@ def _prepare(job: Job) -> Prepared:
         check_texts(table, split, job.dataset)
     encoded = {split: _encode(table, label_map) for split, table in tables.items()}
     _check_classes_in_train(encoded["train"], label_map)
-    if label_map.is_multi_label and "validation" not in encoded:
-        encoded["train"], encoded["validation"] = _carve_validation(encoded["train"])
+    if "validation" not in encoded and (label_map.is_multi_label or carves_validation(job)):
+        encoded["train"], encoded["validation"] = _carve_validation(encoded["train"], label_map.is_multi_label)
+        if carves_validation(job):
+            notes = [*notes, f"early_stopping: the data has no validation split, so {encoded['validation'].num_rows} "
+                             f"rows ({VALIDATION_FRACTION:.0%} of train, stratified, seed 42) were set aside as one for "
+                             "early stopping to watch; the test split stays unseen until the final score. "
+                             "Dataset.split(validation=...) chooses another share"]
     return Prepared(label_map, PAIR in tables["train"].column_names, tuple(notes), _tables=encoded)
+
+
+def carves_validation(job: Job) -> bool:
+    """Whether a Job without a validation split gets one carved from train for ``early_stopping`` to watch
+    (multi-label rows always get one: their decision threshold is chosen on it)."""
+    return bool(job.hyperparameters_.get("early_stopping"))
 
 
 def arrow_table(part: Any) -> pa.Table:
@@ -144,11 +155,14 @@ def _check_classes_in_train(train: pa.Table, label_map: LabelMap) -> None:
         )
 
 
-def _carve_validation(train: pa.Table) -> tuple[pa.Table, pa.Table]:
-    """Multi-label rows need a validation split to choose the decision threshold: 10% of train, seeded."""
+def _carve_validation(train: pa.Table, multi_label: bool) -> tuple[pa.Table, pa.Table]:
+    """A validation split of 10% of train, seeded: multi-label rows need one to choose the decision threshold, early
+    stopping one to watch. Single-label rows are stratified by class."""
     import numpy as np
 
     from sagefinetune.data.splits import carve
 
-    taken, rest = carve(np.zeros(train.num_rows, dtype=np.int64), VALIDATION_FRACTION, 42, split="validation")
+    codes = (np.zeros(train.num_rows, dtype=np.int64) if multi_label
+             else np.asarray(train[LABEL].to_numpy(zero_copy_only=False), dtype=np.int64))
+    taken, rest = carve(codes, VALIDATION_FRACTION, 42, split="validation", default=True)
     return train.take(rest), train.take(taken)

@@ -61,6 +61,17 @@ class Prepared:
     def sizes(self) -> dict[str, int]:
         return {k: t.num_rows for k, t in self.tables.items()}
 
+    def class_counts(self, split: str = "train") -> dict[str, int]:
+        """Rows per class of ``split``, every class named (multi-label: rows where each label is on)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        column = self.tables[split][LABEL]
+        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+            column = pc.list_flatten(column)
+        counts = {int(v["values"].as_py()): int(v["counts"].as_py()) for v in pc.value_counts(column)}
+        return {name: counts.get(i, 0) for i, name in enumerate(self.label_map.names_)}
+
     def write(self, root: str | Path) -> dict[str, Path]:
         """Write each split to ``root/<split>/data.parquet`` (copied as is from the cache); returns split -> folder."""
         import pyarrow.parquet as pq

@@ -69,6 +69,22 @@ def parse_str(value: Any) -> str:
     return str(value)
 
 
+def parse_class_weights(value: Any) -> str | dict[str, float] | None:
+    """``"balanced"``, ``{"class name": weight > 0, ...}`` (JSON as it travels), or None (""): every class weighs 1."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text in ("balanced", "") or text.lower() in ("none", "null"):
+            return text if text == "balanced" else None
+        if not text.startswith("{"):
+            raise ValueError(f"expected 'balanced' or a JSON object of class name -> weight; got {value!r}")
+        value = json.loads(text)
+    if value is None or (isinstance(value, dict) and value):
+        weights = {str(k): parse_float(v) for k, v in (value or {}).items()}
+        if all(w > 0 for w in weights.values()):
+            return weights or None
+    raise ValueError(f"expected 'balanced' or a mapping of class name -> weight > 0; got {value!r}")
+
+
 # ---- how values travel ----------------------------------------------------------------------------------------
 # SageMaker's container driver (sagemaker.train container_drivers: environment.py) writes every hyperparameter into a
 # shell file as ``export SM_HP_<NAME>='<value>'`` and sources it, with no quoting: a ``'`` in a value (a class name
@@ -129,6 +145,12 @@ def driver_round_trip(value: str) -> str:
     return _safe_serialize(_safe_deserialize(_safe_deserialize(value)))
 
 
+#: What early_stopping may watch (the names of metrics/classification.py): see objective.early_stopping_metric.
+EARLY_STOPPING_METRICS = ("auto", "eval_loss", "eval_f1", "eval_accuracy", "eval_precision", "eval_recall", "eval_mcc",
+                          "eval_f1_micro", "eval_f1_macro", "eval_precision_micro", "eval_recall_micro",
+                          "eval_subset_accuracy")
+
+
 @dataclass(frozen=True)
 class Param:
     parse: Callable[[Any], Any]
@@ -173,6 +195,14 @@ HYPERPARAMETERS: dict[str, Param] = {
     "eval_each_epoch": Param(parse_bool, True, "evaluate after every epoch"),
     "torch_compile": Param(parse_bool, False, "compile the model with torch.compile (GPU runs of some length)"),
     "cache_tokens": Param(parse_bool, True, "keep the tokenised data for resumed runs and other jobs on the same data"),
+    "class_weights": Param(parse_class_weights, None, "weight the loss by class: 'balanced' (rows / (classes x rows "
+                           "of the class) in train; multi-label: negatives / positives of each label, as pos_weight) "
+                           "or {\"class name\": weight, ...} (classes left out weigh 1)"),
+    "early_stopping": Param(parse_int, 0, "stop after this many evaluations without a better early_stopping_metric "
+                            "on the validation split; the best checkpoint is the model (0: off)", lambda v: v >= 0, ">= 0"),
+    "early_stopping_metric": Param(parse_str, "auto", "what early_stopping watches: auto (eval_f1; eval_f1_micro for "
+                                   "multi-label) or another evaluation metric such as eval_loss",
+                                   lambda v: v in EARLY_STOPPING_METRICS, "auto or an eval_* metric of the run"),
 }
 
 

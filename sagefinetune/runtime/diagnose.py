@@ -203,7 +203,8 @@ def check_imbalance(c: Curves) -> Finding | None:
     return Finding("class_imbalance",
                    f"the training split is severely imbalanced: '{big[0]}' has {big[1]} rows, '{small[0]}' {small[1]} "
                    f"({ratio:.0f}x).", {"train_counts": dict(counts), "ratio": _r(ratio)},
-                   ("more rows of the rare classes, or fewer of the common one (Dataset.filter / sample)",
+                   ("weigh the loss by class: .hyperparameters(class_weights='balanced')",
+                    "more rows of the rare classes, or fewer of the common one (Dataset.filter / sample)",
                     "judge and tune on macro F1 (eval_f1), not accuracy", "check the per-class recall in "
                     "output/data/classification_report.json"))
 

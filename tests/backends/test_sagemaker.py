@@ -170,7 +170,7 @@ def test_source_upload_holds_our_entry_point(moto):
     names = {k.split("/input/code/")[1] for k in keys}
     # inference.py travels too: outputs.py writes it into the model folder as code/inference.py
     assert names == {"train.py", "contract.py", "channels.py", "checkpoints.py", "training.py", "outputs.py", "hardware.py",
-                     "tokencache.py", "redaction.py",
+                     "tokencache.py", "redaction.py", "objective.py",
                      "inference.py", "metrics/classification.py", "requirements.txt"}
 
 
@@ -410,3 +410,10 @@ def test_the_design_cards_call_stages_the_pinned_copy_and_launches(moto, hub_dat
     assert request["HyperParameters"]["labels"] == '["negative","neutral","positive"]'
     assert run.plan.estimate.train_rows == 1800  # refined on the rows as read
     assert HUB_TOKEN not in str(request) and "HF_TOKEN" not in str(request)
+
+
+def test_class_weights_naming_no_class_of_the_data_stop_before_any_upload(moto):
+    j = job(class_weights={"sport": 2.0})  # the label map is inferred from the rows: 'sports'
+    with pytest.raises(sft.ConfigError, match="'sport', which is not a class of the label map.*did you mean 'sports'"):
+        fit(moto, j, instance="ml.g5.xlarge", nodes=1)
+    assert not moto.sent.get("PutObject") and not moto.sent.get("CreateTrainingJob")

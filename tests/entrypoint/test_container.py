@@ -238,3 +238,33 @@ def test_an_error_in_our_script_becomes_the_jobs_failure_reason(moto, opt_ml, tm
     # exit status 1.", every hyperparameter and no cause
     assert reason.startswith("ValueError: label value 3 in column 'stars' is not in the label map ['1', '5']"), reason
     assert "Fix:" in reason and "CalledProcessError" not in reason and len(reason) <= 1024
+
+
+def test_class_weights_and_early_stopping_under_the_basic_driver(moto, opt_ml, tmp_path):
+    """class_weights with hostile class names travel through the driver's sourced shell file as JSON; early stopping
+    watches the validation channel carved at fit, and the model written to /opt/ml/model is the best checkpoint."""
+    from safetensors.torch import load_file
+
+    frames, names = bbc_frames(train=64, test=16, seed=4)
+    weights = {"children's books": 2.0, "$HOME": 0.5, 'say "hi"': 1.5}
+    job = (sft.Job.from_dataset(sft.Dataset.from_pandas(frames)).map_labels(dict(zip(names, HOSTILE)))
+           .model(MODEL, num_hidden_layers=2)
+           .hyperparameters(**{**SETTINGS, "epochs": 4}, class_weights=weights, early_stopping=1))
+    run, request, s3 = launch(moto, job, "ml.g5.xlarge")
+    assert {c["ChannelName"] for c in request["InputDataConfig"]} >= {"train", "validation", "test"}
+    container.build(request, s3)
+    log = tmp_path / "container.log"
+
+    assert container.run(request, log) == 0, log.read_text()[-3000:]
+    text = log.read_text(encoding="utf-8")
+    assert "Running Basic Script driver" in text and "rows: train 58, validation 6, test 16" in text
+    assert ("class weights of the cross-entropy (as given): children's books 2, say \"hi\" 1.5, $HOME 0.5, "
+            "back\\slash 1, naïve café 1") in text
+    assert "early stopping: after 1 evaluations without a better eval_f1 on the validation split" in text
+    outcome = text.split("[sagefinetune] early stopping: ")[2].splitlines()[0]
+    best = int(outcome.split("the model is checkpoint-")[1].split(",")[0])
+    metrics = check_outputs(opt_ml, request, text, HOSTILE)
+    assert f"at step {int(metrics['train_global_step'])} of 32;" in outcome
+    model = load_file(str(opt_ml / "model" / "model.safetensors"))
+    kept = load_file(str(container.checkpoint_dir(request) / f"checkpoint-{best}" / "model.safetensors"))
+    assert all((model[k] == kept[k]).all() for k in model)  # the best checkpoint's weights, whichever step it was

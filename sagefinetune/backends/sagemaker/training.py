@@ -27,6 +27,7 @@ from sagefinetune.core.deps import require
 from sagefinetune.entrypoint.redaction import redact
 from sagefinetune.errors import AWSError, ConfigError, CredentialsError
 from sagefinetune.facts.models import model_source, preflight
+from sagefinetune.plans.hyperparameters import checked_at_fit
 from sagefinetune.plans.sagemaker import CHECKPOINT_LOCAL_PATH, DATA_HASH, DEFAULT_BUCKET
 
 __all__ = ["SageMakerBackend", "metrics_from_lines", "TERMINAL"]
@@ -241,9 +242,10 @@ class SageMakerBackend(TrainingJobs):
             where = bucket()
         else:
             prepared = job.prepare()  # reads the rows, checks columns and labels: before any upload
-            for note in prepared.notes:
+            notes = checked_at_fit(job, prepared)  # class_weights against the classes; imbalance
+            for note in notes:
                 warnings.warn(redact(note), stacklevel=5)
-            plan = replace(plan, notes=plan.notes + tuple(n for n in prepared.notes if n not in plan.notes))
+            plan = replace(plan, notes=plan.notes + tuple(n for n in notes if n not in plan.notes))
             hyperparameters = prepared.with_data_hyperparameters(hyperparameters)
             from sagefinetune.cost.measure import refine_at_fit
 
