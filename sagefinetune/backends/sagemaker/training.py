@@ -197,6 +197,7 @@ class SageMakerBackend(TrainingJobs):
         if tracking is not None:
             name_run(tracking, name)
         run = self.describe(name, plan)
+        run.tracking = run.tracking or tracking  # describe reads it from the job's Environment
         return self.wait(run, logs=logs, progress=progress) if wait else run
 
     def prepare_launch(self, job: Job, plan: TrainingPlan, *, progress: bool = True) -> Launch:

@@ -131,6 +131,7 @@ class TrainingJobs:
                 )
             time.sleep(self.poll_seconds)
         final = self.describe(run.name, run.plan, description=d)
+        final.tracking = final.tracking or run.tracking
         if final.status != "Completed":
             reason = d.get("FailureReason") or d.get("SecondaryStatus") or final.status
             logs_at = f"CloudWatch /aws/sagemaker/TrainingJobs/{run.name}"
