@@ -46,7 +46,7 @@ class RunRecord:
         metrics: the final value of each metric, e.g. ``{"eval_accuracy": 0.95, "eval_f1": 0.95, ...}``.
         cost: a :class:`Cost`.
         run_dir: local runs: the run folder (input/, model/, output/, checkpoints/, train.log).
-        tracking: where the run is tracked (``job.track(...)``): a :class:`~sagefinetune.Tracking` with the
+        tracking: where the run is tracked (``job.track(...)``): a :class:`~sagefinetune.plans.tracking.Tracking` with the
             tracking URI, the experiment and the MLflow run id; None when the job is not tracked.
     """
 
