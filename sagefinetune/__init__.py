@@ -46,6 +46,8 @@ _EXPORTS = {
     "ImageError": "errors",
     "AWSError": "errors",
     "HubError": "errors",
+    "TrackingError": "errors",
+    "Tracking": "plans.tracking",
     "HubPush": "hub.push",
     "ServingError": "errors",
     "Estimate": "cost.estimate",
@@ -67,7 +69,7 @@ __all__ = [
     "ExportedModel", "Finding", "Grid", "GridResult", "HubError", "HubPush", "ImageError", "IntRange", "Job",
     "LabelError", "LabelMap", "LocalSpeed", "LogUniform", "MissingDependencyError", "ModelVersion", "Pipeline",
     "PipelineError", "PipelineExecution", "PipelineRun", "Predictor", "Registry", "SagefinetuneError",
-    "ServingError", "TrainingError", "TrainingPlan", "TrainingRun", "TuningPlan", "TuningResult", "Uniform",
+    "ServingError", "Tracking", "TrackingError", "TrainingError", "TrainingPlan", "TrainingRun", "TuningPlan", "TuningResult", "Uniform",
     "measure_speed",
 ]
 
@@ -95,6 +97,7 @@ if TYPE_CHECKING:
         PipelineError,
         SagefinetuneError,
         ServingError,
+        TrackingError,
         TrainingError,
     )
     from sagefinetune.grid.grid import Grid
@@ -103,6 +106,7 @@ if TYPE_CHECKING:
     from sagefinetune.job import Job
     from sagefinetune.pipeline import Pipeline, PipelineExecution, PipelineRun
     from sagefinetune.plans.space import Choice, IntRange, LogUniform, Uniform
+    from sagefinetune.plans.tracking import Tracking
     from sagefinetune.plans.training import TrainingPlan
     from sagefinetune.plans.tuning import TuningPlan
     from sagefinetune.registry import Registry

@@ -19,7 +19,8 @@ Every error derives from :class:`SagefinetuneError` and also from the built-in i
     ├── AWSError (RuntimeError)              an AWS call failed; the botocore error is ``__cause__``
     │   └── ServingError (EndpointError)     a SageMaker endpoint answered with an error, or an endpoint or batch
     │                                        transform job failed; carries its name and the reason
-    └── HubError (RuntimeError)              a Hugging Face Hub call failed; the huggingface_hub error is ``__cause__``
+    ├── HubError (RuntimeError)              a Hugging Face Hub call failed; the huggingface_hub error is ``__cause__``
+    └── TrackingError (RuntimeError)         the tracking server (MLflow) could not be reached or refused a call
 
 Messages say what was wrong, echo the value found, and say the fix. They never hold a secret: the base class passes
 every message through :func:`~sagefinetune.entrypoint.redaction.redact` (Hub tokens, AWS keys, and values under names
@@ -49,6 +50,7 @@ __all__ = [
     "AWSError",
     "HubError",
     "ServingError",
+    "TrackingError",
 ]
 
 
@@ -239,3 +241,15 @@ def did_you_mean(value: str, choices: list[str] | tuple[str, ...]) -> str:
 
     close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class TrackingError(SagefinetuneError, RuntimeError):
+    """An MLflow call failed (the server could not be reached, refused the call, or the store cannot be opened).
+
+    Attributes:
+        uri: the tracking URI.
+    """
+
+    def __init__(self, message: str, *, uri: str | None = None) -> None:
+        super().__init__(message)
+        self.uri = uri

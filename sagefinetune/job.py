@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from sagefinetune.data.prepared import Prepared
     from sagefinetune.pipeline import Pipeline
     from sagefinetune.plans.space import Range
+    from sagefinetune.plans.tracking import TrackingSettings
     from sagefinetune.plans.training import TrainingPlan
     from sagefinetune.plans.tuning import TuningPlan
     from sagefinetune.run import TrainingRun
@@ -49,6 +50,7 @@ class Job:
     model_config: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     hyperparameters_: Mapping[str, Any] = field(default_factory=lambda: DEFAULT_HYPERPARAMETERS)
     reinitialize: bool = False  # config overrides may discard pretrained weights (Job.model)
+    tracking: TrackingSettings | None = None  # Job.track: experiment tracking (MLflow)
 
     # ---- constructors ---------------------------------------------------------------------------
     @classmethod
@@ -133,6 +135,29 @@ class Job:
         merged = {**self.hyperparameters_, **values}
         return dataclasses.replace(self, hyperparameters_=MappingProxyType(merged))
 
+    def track(self, tracker: str = "mlflow", *, experiment: str = "sagefinetune", uri: str | Path | None = None) -> Job:
+        """Track the runs of this job: parameters, the loss and evaluation curves, final metrics, cost, the
+        confusion-matrix plot and the model card, logged into an MLflow run. See :doc:`/tracking`.
+
+        Args:
+            tracker: ``"mlflow"``.
+            experiment: the MLflow experiment (made when missing).
+            uri: the tracking URI. None: ``./mlruns/mlflow.db`` (a SQLite store, absolute, artifacts beside it), or
+                a folder (its ``mlflow.db``); ``sqlite:``/``file:``/database URIs, ``https://`` servers and (also on
+                SageMaker) a SageMaker MLflow tracking server's ARN. A store on this machine is refused for a
+                SageMaker job at ``plan()``.
+
+        The run's URI and id are ``run.tracking`` after :meth:`fit`.
+
+        Example:
+            >>> job = Job.from_dataset(Dataset.example("imdb")).track("mlflow", experiment="reviews")
+            >>> job.tracking.experiment, job.tracking.uri is None
+            ('reviews', True)
+        """
+        from sagefinetune.plans.tracking import check_tracking
+
+        return dataclasses.replace(self, tracking=check_tracking(tracker, experiment, uri))
+
     # ---- planning and running ------------------------------------------------------------------------
     def plan(self, instance: str = "local", nodes: int = 1, **options: Any) -> TrainingPlan:
         """What will run, where, with what: pure, no I/O. See :class:`~sagefinetune.plans.training.TrainingPlan`.
@@ -201,6 +226,10 @@ class Job:
 
             backend = SageMakerBackend(boto_session, region=plan.sagemaker.region if plan.sagemaker else None)
             run = TrainingRun.from_record(backend.fit(self, plan, progress=progress, wait=wait, logs=logs), backend)
+        if run.tracking is not None and run.status == "Completed":
+            from sagefinetune.backends.tracking import finish_run
+
+            finish_run(run)  # the cost, the confusion-matrix plot and the model card, into the same MLflow run
         if progress and (plan.backend == "local" or wait):
             from sagefinetune.runtime.diagnose import report
 
@@ -292,4 +321,5 @@ class Job:
         labels = f" labels={self.label_map!r}" if self.label_map else ""
         cfg = f" config={dict(self.model_config)}" if self.model_config else ""
         cfg += " reinitialize=True" if self.reinitialize else ""
+        cfg += f" track={self.tracking.tracker}:{self.tracking.experiment}" if self.tracking else ""
         return redact(f"Job<{self.dataset!r}{labels} model={self.model_id!r}{cfg} {hp}>")

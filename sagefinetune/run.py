@@ -159,6 +159,10 @@ class TrainingRun(RunRecord):
             return self
         finished = TrainingRun.from_record(self.sagemaker.wait(self, logs=logs, progress=progress, timeout=timeout),
                                            self.sagemaker)
+        if finished.tracking is not None and finished.status == "Completed":
+            from sagefinetune.backends.tracking import finish_run
+
+            finish_run(finished)  # the cost, the confusion-matrix plot and the model card, into its MLflow run
         if progress:
             from sagefinetune.runtime.diagnose import report
 

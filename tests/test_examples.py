@@ -86,3 +86,13 @@ def test_deploy_example_prints_the_endpoint_plan_without_an_account(tmp_path):
     assert "realtime endpoint me-imdb-minilm-ep-" in out and "1 x ml.m5.xlarge" in out
     assert "  scaling  1..4 instances, target 2600 invocations per instance per minute" in out
     assert "  expires  8h after it is created" in out and "$SFT_SCHEDULER_ROLE" in out and "not deployed" in out
+
+
+@pytest.mark.slow
+def test_track_with_mlflow_example_logs_a_run_and_reads_it_back(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "track_with_mlflow.py"), str(tmp_path)],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=900, check=True).stdout
+    assert "tracking     mlflow sqlite:///" in out and "experiment='news'" in out
+    assert "loss by step: [(1, " in out and "eval_f1 by step: [(4, " in out and "cost: 0.0" in out
+    assert "'confusion_matrix.png'" in out and "'model_card'" in out
+    assert (tmp_path / "mlruns" / "mlflow.db").is_file()

@@ -120,9 +120,11 @@ class LocalBackend:
         record = {**plan.to_dict(), "data_fingerprint": prepared.fingerprint}
         (run_dir / "plan.json").write_text(json.dumps(record, indent=2, default=str))
         env = environment(run_dir, channels, plan, self.threads)
+        tracking = _open_tracking(plan, run_dir, env, prepared.fingerprint)
         started = time.monotonic()
         self._run(command(plan, self.python), env, run_dir, plan.job_name, progress)
         run = RunRecord.from_run_dir(run_dir, plan)
+        run.tracking = tracking
         run.training_seconds = time.monotonic() - started  # the entry point's run time, as SageMaker counts it
         return run
 
@@ -159,6 +161,19 @@ class LocalBackend:
                                 log_path=str(log_path))
         if code != 0:
             raise _failure(name, code, run_dir, list(tail))
+
+
+def _open_tracking(plan: TrainingPlan, run_dir: Path, env: dict[str, str], fingerprint: str) -> Any:
+    """job.track(...): the MLflow run (the same one when the run folder resumes), its settings into ``env``."""
+    if plan.tracking is None:
+        return None
+    from sagefinetune.backends.tracking import RECORD_FILE, open_run
+
+    tracking = open_run(plan.tracking, run_dir.name, reuse=run_dir / RECORD_FILE)
+    params = {"data_fingerprint": fingerprint, "instance": plan.instance, "nodes": plan.nodes,
+              "processes_per_node": plan.processes_per_node, "backend": plan.backend}
+    env.update(plan.tracking.environment(tracking.run_id, run_dir.name, params))
+    return tracking
 
 
 def _failure(name: str, code: int, run_dir: Path, tail: list[str]) -> TrainingError:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sagefinetune.errors import ConfigError
 
 if TYPE_CHECKING:
+    from sagefinetune.plans.tracking import Tracking
     from sagefinetune.plans.training import TrainingPlan
 
 __all__ = ["Cost", "RunRecord", "ModelVersion"]
@@ -45,6 +46,8 @@ class RunRecord:
         metrics: the final value of each metric, e.g. ``{"eval_accuracy": 0.95, "eval_f1": 0.95, ...}``.
         cost: a :class:`Cost`.
         run_dir: local runs: the run folder (input/, model/, output/, checkpoints/, train.log).
+        tracking: where the run is tracked (``job.track(...)``): a :class:`~sagefinetune.plans.tracking.Tracking` with the
+            tracking URI, the experiment and the MLflow run id; None when the job is not tracked.
     """
 
     name: str
@@ -59,6 +62,7 @@ class RunRecord:
     billable_seconds: float | None = None
     description: dict[str, Any] = field(default_factory=dict, repr=False)  # DescribeTrainingJob (SageMaker)
     model_folder: Path | None = field(default=None, repr=False)  # the local model folder, once there is one
+    tracking: Tracking | None = None  # job.track(...): the MLflow run
 
     @classmethod
     def from_run_dir(cls, run_dir: str | Path, plan: TrainingPlan | None = None) -> RunRecord:

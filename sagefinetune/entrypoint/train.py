@@ -11,8 +11,8 @@ evaluates each epoch and once more at the end, prints metric lines that SageMake
 and saves model, tokenizer, config (id2label) and metrics.json to SM_MODEL_DIR. When it fails, the reason goes into
 SageMaker's failure file (/opt/ml/output/failure), which becomes the job's FailureReason. It runs on transformers 4.56
 (the V100 container) and 5.x alike. The steps live beside it: channels.py (data), training.py (model, arguments,
-Trainer), checkpoints.py (what to resume from), outputs.py (scores and files), contract.py (what the library and
-this script agree on).
+Trainer), checkpoints.py (what to resume from), outputs.py (scores and files), tracking.py (the MLflow run, when
+tracking is on), contract.py (what the library and this script agree on).
 """
 
 from __future__ import annotations
@@ -23,7 +23,18 @@ import time
 from typing import Any
 
 if __package__:
-    from . import channels, checkpoints, contract, hardware, objective, outputs, redaction, tokencache, training
+    from . import (
+        channels,
+        checkpoints,
+        contract,
+        hardware,
+        objective,
+        outputs,
+        redaction,
+        tokencache,
+        tracking,
+        training,
+    )
 else:  # run as a script: the modules sit beside this file
     import channels  # type: ignore[no-redef]
     import checkpoints  # type: ignore[no-redef]
@@ -33,6 +44,7 @@ else:  # run as a script: the modules sit beside this file
     import outputs  # type: ignore[no-redef]
     import redaction  # type: ignore[no-redef]
     import tokencache  # type: ignore[no-redef]
+    import tracking  # type: ignore[no-redef]
     import training  # type: ignore[no-redef]
 
 log = training.log
@@ -105,6 +117,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if "train" not in where.channels:
         raise SystemExit("no train channel: set SM_CHANNEL_TRAIN or put files under /opt/ml/input/data/train")
     names, multi = hp["labels"], hp["problem_type"] == "multi_label_classification"
+    tracker = tracking.start(hp, where.checkpoint_dir, log)  # None unless tracking is on (SFT_TRACKING) and rank 0
 
     from transformers import AutoTokenizer
 
@@ -126,6 +139,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     log(f"attention: {getattr(model.config, '_attn_implementation', None) or 'the model default'}")
     scorer = outputs.Scorer(multi)
     trainer = make_trainer(hp, where, choices, model, tokenizer, data, scorer, world)
+    if tracker is not None:
+        trainer.add_callback(tracker.callback())
 
     last = checkpoints.newest_complete_checkpoint(where.checkpoint_dir, remove_incomplete=trainer.is_world_process_zero(),
                                                   log=log)
@@ -147,10 +162,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         outputs.write_model(trainer, where, settings, metrics)
         if final is not None:
             outputs.write_reports(final, names, multi, scorer.threshold, where.output_dir, where.model_dir)
+    tracking.finish(tracker, metrics, trainer.state.global_step, where.output_dir)
     log(f"done in {time.time() - started:.1f}s; model in {where.model_dir}")
     return metrics
 
 
+def on_failure(exc: BaseException) -> None:
+    """The failure's reason becomes the job's FailureReason (see outputs.write_failure); a tracked run ends FAILED."""
+    outputs.write_failure(exc)
+    tracking.end_failed(exc)
+
+
 if __name__ == "__main__":
-    # a failure's reason becomes the job's FailureReason (see outputs.write_failure); its traceback is redacted
-    redaction.run_redacted(main, outputs.write_failure)
+    redaction.run_redacted(main, on_failure)  # the traceback is redacted

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from sagefinetune.cost.search import SetupSearch
     from sagefinetune.job import Job
     from sagefinetune.plans.sagemaker import SageMakerSpec
+    from sagefinetune.plans.tracking import TrackingSpec
 
 __all__ = ["TrainingPlan", "MetricDefinition", "make_plan", "check_train_rows", "METRICS"]
 
@@ -67,6 +68,7 @@ class TrainingPlan:
     notes: tuple[str, ...] = field(default=())
     estimate: Estimate | None = None
     search: SetupSearch | None = None
+    tracking: TrackingSpec | None = None  # job.track(...): where the run logs params, curves, metrics, artifacts
 
     @property
     def world_size(self) -> int:
@@ -95,6 +97,7 @@ class TrainingPlan:
             "notes": list(self.notes),
             "estimate": self.estimate.to_dict() if self.estimate is not None else None,
             "search": self.search.to_dict() if self.search is not None else None,
+            "tracking": self.tracking.to_dict() if self.tracking is not None else None,
         }
 
     def __str__(self) -> str:
@@ -109,6 +112,8 @@ class TrainingPlan:
             "  hyperparams  " + " ".join(f"{k}={v}" for k, v in self.hyperparameters.items()
                                          if k not in ("labels", "problem_type", "model_name_or_path")),
         ]
+        if self.tracking is not None:
+            lines.append(self.tracking.line())
         if self.sagemaker is not None:
             lines += self.sagemaker.lines()
         if self.estimate is not None:
@@ -225,6 +230,11 @@ def make_plan(job: Job, *, instance: str = "local", nodes: int = 1, **options: A
                           "Fix: instance='local' or instance='ml.g5.xlarge'.")
     train_rows, scale_lr, speed = _estimate_options(options)
     plan = _make_plan(job, instance, nodes, scale_lr, options)
+    if job.tracking is not None:  # a SageMaker job cannot write into a store on this machine: refused here
+        from sagefinetune.plans.tracking import tracking_spec
+
+        isolated = plan.sagemaker is not None and plan.sagemaker.network_isolation
+        plan = replace(plan, tracking=tracking_spec(job.tracking, plan.backend, network_isolation=isolated))
     from sagefinetune.cost.estimate import estimate_plan
 
     return replace(plan, estimate=estimate_plan(job, plan, train_rows=train_rows, local_speed=speed, scale_lr=scale_lr))

@@ -170,7 +170,7 @@ def test_source_upload_holds_our_entry_point(moto):
     names = {k.split("/input/code/")[1] for k in keys}
     # inference.py travels too: outputs.py writes it into the model folder as code/inference.py
     assert names == {"train.py", "contract.py", "channels.py", "checkpoints.py", "training.py", "outputs.py", "hardware.py",
-                     "tokencache.py", "redaction.py", "objective.py",
+                     "tokencache.py", "redaction.py", "objective.py", "tracking.py",
                      "inference.py", "metrics/classification.py", "requirements.txt"}
 
 

@@ -20,8 +20,9 @@ from sagefinetune.backends.sagemaker import s3_content
 from sagefinetune.backends.sagemaker.aws import aws_errors
 from sagefinetune.backends.sagemaker.default_bucket import default_bucket_errors
 from sagefinetune.backends.sagemaker.s3_labels import check_remote_labels
-from sagefinetune.backends.sagemaker.source_code import stable_source_dir, stage_source
+from sagefinetune.backends.sagemaker.source_code import source_code
 from sagefinetune.backends.sagemaker.training_jobs import TERMINAL, TrainingJobs, metrics_from_lines
+from sagefinetune.backends.tracking import name_run, open_sagemaker_run
 from sagefinetune.core.console import say
 from sagefinetune.core.deps import require
 from sagefinetune.entrypoint.redaction import redact
@@ -29,6 +30,7 @@ from sagefinetune.errors import AWSError, ConfigError, CredentialsError
 from sagefinetune.facts.models import model_source, preflight
 from sagefinetune.plans.hyperparameters import checked_at_fit
 from sagefinetune.plans.sagemaker import CHECKPOINT_LOCAL_PATH, DATA_HASH, DEFAULT_BUCKET
+from sagefinetune.plans.tracking import REQUIREMENTS
 
 __all__ = ["SageMakerBackend", "metrics_from_lines", "TERMINAL"]
 
@@ -52,6 +54,7 @@ class Launch:
     checkpoint: str
     inputs: list[Any]
     plan: TrainingPlan  # with the estimate refined on the rows as read, and what preparing them noted
+    data_hash: str = ""
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,8 @@ class SageMakerBackend(TrainingJobs):
         self, job: Job, plan: TrainingPlan, *, progress: bool = True, wait: bool = True, logs: bool = False
     ) -> RunRecord:
         launch = self.prepare_launch(job, plan, progress=progress)
-        plan = launch.plan
+        # job.track(...): the MLflow run, opened now; its id and parameters go into the job's environment
+        plan, tracking = open_sagemaker_run(launch.plan, launch.data_hash, job.model_id)
         with tempfile.TemporaryDirectory(prefix="sagefinetune-src-") as source_dir:
             trainer = self.model_trainer(
                 plan, launch.session, launch.role, launch.hyperparameters, launch.bucket, launch.checkpoint, source_dir
@@ -191,7 +195,10 @@ class SageMakerBackend(TrainingJobs):
             f"{', spot' if spot_of(plan) else ''}) in {self.region}",
             progress,
         )
+        if tracking is not None:
+            name_run(tracking, name)
         run = self.describe(name, plan)
+        run.tracking = run.tracking or tracking  # describe reads it from the job's Environment
         return self.wait(run, logs=logs, progress=progress) if wait else run
 
     def prepare_launch(self, job: Job, plan: TrainingPlan, *, progress: bool = True) -> Launch:
@@ -216,7 +223,8 @@ class SageMakerBackend(TrainingJobs):
         from sagemaker.core.training.configs import InputData
 
         inputs = [InputData(channel_name=name, data_source=uri) for name, uri in staged.channels.items()]
-        return Launch(sm_session, role, staged.hyperparameters, staged.bucket, staged.checkpoint, inputs, staged.plan)
+        return Launch(sm_session, role, staged.hyperparameters, staged.bucket, staged.checkpoint, inputs, staged.plan,
+                      staged.data_hash)
 
     def stage_inputs(
         self, job: Job, plan: TrainingPlan, bucket: Callable[[], str], *, upload: bool = True, progress: bool = True
@@ -338,7 +346,7 @@ class SageMakerBackend(TrainingJobs):
             role=role,
             base_job_name=plan.job_name,
             training_image=spec.training_image,
-            source_code=_source_code(spec, source_dir),
+            source_code=source_code(spec, source_dir, REQUIREMENTS if plan.tracking is not None else ()),
             distributed=Torchrun(process_count_per_node=spec.gpus_per_node)
             if spec.distribution == "torchrun"
             else None,
@@ -358,7 +366,7 @@ class SageMakerBackend(TrainingJobs):
             ),
             checkpoint_config=CheckpointConfig(s3_uri=checkpoint, local_path=CHECKPOINT_LOCAL_PATH),
             hyperparameters=hyperparameters,
-            environment=dict(spec.environment),
+            environment={**(plan.tracking.environment() if plan.tracking else {}), **spec.environment},
             tags=[{"key": k, "value": v} for k, v in spec.tags.items()],
         )
         return trainer.with_metric_definitions(
@@ -377,20 +385,6 @@ def _networking(spec: Any) -> Any:
         security_group_ids=list(spec.security_groups) or None,
         enable_network_isolation=spec.network_isolation,
         enable_inter_container_traffic_encryption=spec.encrypt_inter_node,
-    )
-
-
-def _source_code(spec: Any, source_dir: str | None) -> Any:
-    """The entry point's files: staged into ``source_dir`` for a fit, or once per content for a pipeline."""
-    from sagemaker.core.training.configs import SourceCode
-
-    staged = stage_source(source_dir, spec.install_requirements) if source_dir else stable_source_dir(
-        spec.install_requirements)
-    return SourceCode(
-        source_dir=staged,
-        entry_script="train.py",
-        requirements="requirements.txt" if spec.install_requirements else None,
-        ignore_patterns=["__pycache__", "*.pyc"],
     )
 
 

@@ -14,6 +14,7 @@ from sagefinetune.entrypoint import contract
 from sagefinetune.entrypoint.redaction import redact
 from sagefinetune.errors import AWSError, ConfigError, TrainingError
 from sagefinetune.facts.instances import lookup
+from sagefinetune.plans.tracking import Tracking
 
 if TYPE_CHECKING:
     from sagefinetune.plans.training import TrainingPlan
@@ -54,6 +55,7 @@ class TrainingJobs:
         run.metrics = self.final_metrics(name, d)
         run.cost = self.cost(d)
         run.description = d
+        run.tracking = Tracking.from_environment(d.get("Environment") or {})  # job.track(...): the MLflow run
         return run
 
     def final_metrics(self, name: str, description: dict[str, Any]) -> dict[str, float]:
@@ -129,6 +131,7 @@ class TrainingJobs:
                 )
             time.sleep(self.poll_seconds)
         final = self.describe(run.name, run.plan, description=d)
+        final.tracking = final.tracking or run.tracking
         if final.status != "Completed":
             reason = d.get("FailureReason") or d.get("SecondaryStatus") or final.status
             logs_at = f"CloudWatch /aws/sagemaker/TrainingJobs/{run.name}"
