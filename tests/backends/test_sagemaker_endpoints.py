@@ -8,7 +8,6 @@ sent (the fixture's recorder), and invoke answers come from moto's queue of cann
 from __future__ import annotations
 
 import ast
-import importlib.util
 import io
 import json
 import math
@@ -314,8 +313,6 @@ def test_a_local_run_is_packed_uploaded_once_and_tagged_with_the_run(moto, tmp_p
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("sagefinetune.serving") is None,
-                    reason="the local endpoint (sagefinetune.serving) lands with the serving branch")
 def test_from_model_local_serves_the_folder_here(trained_run):
     with sft.Endpoint.from_model(trained_run.model_dir, instance="local") as ep:
         answer = ep.predict(["The striker scored twice in the cup final."])

@@ -264,13 +264,11 @@ def test_docstring_examples_of_the_estimate_modules(module):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not __import__("os").environ.get("SFT_COMPAT_PYTHON"), reason="SFT_COMPAT_PYTHON is not set (CI sets it)")
 def test_the_probe_and_max_steps_run_on_transformers_4_56(tmp_path, monkeypatch):
     """The probe stops the entry point with max_steps; the V100 image's transformers 4.56 must honour it too."""
-    import os
+    from conftest import env_python, small_job
 
-    from conftest import small_job
-
+    python = env_python("SFT_COMPAT_PYTHON")
     monkeypatch.setenv("SFT_CACHE_DIR", str(tmp_path))
-    measured = sft.measure_speed(small_job(), python=os.environ["SFT_COMPAT_PYTHON"], progress=False)
+    measured = sft.measure_speed(small_job(), python=python, progress=False)
     assert measured.probe_steps == 16 and 0 < measured.step_s < measured.probe_seconds
