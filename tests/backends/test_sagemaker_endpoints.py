@@ -448,6 +448,20 @@ def test_from_model_checks_the_model_before_any_aws_call(moto, tmp_path):
     assert moto.calls() == []
 
 
+def test_calls_counts_what_the_server_received_from_any_session(moto):
+    """A session the tests did not make (as Endpoint.list() or from_model() without boto_session= make their own)
+    is seen by the server, so ``moto.calls() == []`` can fail for it."""
+    import boto3
+
+    session = boto3.Session(region_name=aws.REGION)
+    session.client("sagemaker").list_endpoints()
+    session.client("s3").head_bucket(Bucket=aws.BUCKET)
+    assert moto.calls() == ["HEAD /sft-test-bucket", "SageMaker.ListEndpoints"]
+    moto.sent.clear()
+    sft.Endpoint.list()
+    assert "SageMaker.ListEndpoints" in moto.calls()
+
+
 def test_no_role_and_no_credentials_fail_before_any_aws_call(moto, monkeypatch):
     with pytest.raises(sft.CredentialsError, match="no SageMaker execution role.*SAGEMAKER_ROLE"):
         sft.Endpoint.from_model("me/imdb-minilm", boto_session=moto.session())
