@@ -5,7 +5,6 @@ import pytest
 
 from sagefinetune import ConfigError, Dataset, Job, LabelMap
 
-
 ROLE = "arn:aws:iam::123456789012:role/sagefinetune-test"
 
 
