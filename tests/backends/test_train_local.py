@@ -121,8 +121,13 @@ def test_interrupted_run_resumes_from_its_checkpoint_with_the_same_steps(tmp_pat
     second = log.split("resuming from ")[1]
     first_step = int(second.split("[sagefinetune] progress step=")[1].split()[0])
     assert first_step > resumed_from  # the steps before the checkpoint were not trained again
-    # the same seed, data order and optimizer state: it ends where the uninterrupted run ended
-    assert abs(run.metrics["eval_accuracy"] - trained_run.metrics["eval_accuracy"]) <= 0.03
+    # the same seed, data order, optimizer and scheduler state: it ends where the uninterrupted run ended. Measured on
+    # a 2-vCPU Xeon: eval_accuracy, eval_f1 and eval_loss were identical to the last digit (0.895, 0.8931, 0.54720);
+    # the bound below leaves room for float reductions only. train_loss is not compared: it averages the steps this
+    # process trained (0.961 after resuming vs 1.047 over all 75 steps).
+    for key in ("eval_accuracy", "eval_f1"):
+        assert run.metrics[key] == trained_run.metrics[key], key
+    assert run.metrics["eval_loss"] == pytest.approx(trained_run.metrics["eval_loss"], rel=1e-4)
 
 
 def test_two_worker_processes_with_torch_distributed(tmp_path, monkeypatch):
