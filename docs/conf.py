@@ -55,7 +55,7 @@ _hosting_table()
 
 
 def _estimate_tables() -> None:
-    """docs/_generated/*: the leave-one-out table, GPU speeds and the seed's summary, from the package's data."""
+    """docs/_generated/*: the leave-one-out table, GPU speeds and the AWS benchmark's summary, from the package's data."""
     sys.path.insert(0, os.path.dirname(__file__))
     import estimate_tables
 

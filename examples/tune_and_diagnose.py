@@ -1,4 +1,4 @@
-"""Tune and diagnose: seed 004's workflow on bundled movie reviews (binary), on this machine.
+"""Tune and diagnose: a SageMaker tuning notebook's workflow on bundled movie reviews (binary), on this machine.
 
     python examples/tune_and_diagnose.py [folder]
 

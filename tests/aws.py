@@ -3,6 +3,10 @@
 The real sagemaker SDK and boto3 talk to it. Two moto quirks are handled here, in the tests, not in the library:
 moto answers some fields with empty structures that sagemaker-core's shapes reject (dropped after each call), and
 moto overwrites the metric definitions it stores (the request is captured as it was sent).
+
+What was called is recorded twice: by the sessions of :meth:`Moto.session` (each operation with its parameters, in
+``sent``), and by the server itself (``received``: every request, from any client, session or process), so that
+``calls() == []`` holds only when nothing reached the server at all.
 """
 
 from __future__ import annotations
@@ -30,11 +34,44 @@ def drop_empty(parsed: Any, **_: Any) -> None:
             drop_empty(value)
 
 
+class Sent(dict):
+    """Operation name -> the parameters of each call; ``clear()`` also forgets what the server received."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received: list[str] = []
+
+    def clear(self) -> None:
+        super().clear()
+        self.received.clear()
+
+
+def operation(environ: dict[str, Any]) -> str:
+    """A request as the server saw it: the JSON protocol's target (``SageMaker.CreateModel``), else method and path."""
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return target
+    query = environ.get("QUERY_STRING", "")
+    return f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}" + (f"?{query}" if query else "")
+
+
+class Recording:
+    """WSGI middleware in front of moto: notes every request except moto's own API (reset)."""
+
+    def __init__(self, app: Any, sent: Sent) -> None:
+        self.app, self.sent = app, sent
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not environ.get("PATH_INFO", "").startswith("/moto-api/"):
+            self.sent.received.append(operation(environ))
+        return self.app(environ, start_response)
+
+
 @dataclass
 class Moto:
     url: str
     env: dict[str, str]
-    sent: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    sent: Sent = field(default_factory=Sent)
 
     def session(self):
         """A boto3 session on the server that records what was sent."""
@@ -49,7 +86,10 @@ class Moto:
         self.sent.setdefault(model.name, []).append(json.loads(json.dumps(params, default=str)))
 
     def calls(self) -> list[str]:
-        return sorted(self.sent)
+        """The operations the recording sessions sent, and every request the server received that they did not name
+        (from a session or client the tests did not make), as the server saw it."""
+        named = set(self.sent)
+        return sorted(named) + sorted({r for r in self.sent.received if r.split(".")[-1] not in named})
 
     def reset(self) -> None:
         urllib.request.urlopen(urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")).read()
@@ -71,6 +111,8 @@ def start() -> tuple[Any, Moto]:
     server.start()
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"
+    moto = Moto(url, {})
+    server._server.app = Recording(server._server.app, moto.sent)  # werkzeug reads server.app for each request
     env = {
         "AWS_ENDPOINT_URL": url,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -82,4 +124,5 @@ def start() -> tuple[Any, Moto]:
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_CONFIG_FILE": os.devnull,
     }
-    return server, Moto(url, env)
+    moto.env = env
+    return server, moto

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from typing import NoReturn
 
 import pytest
 
@@ -22,6 +24,35 @@ MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # look at their checkpoints also write only one, at the end: under a save_steps past the last step the Trainer saves
 # once, when training ends (transformers 4.56 and 5.x).
 SAVE_ONCE = {"save_steps": 100_000}
+
+
+def in_ci() -> bool:
+    """True where CI runs the tests: .ci/run sets CI=true (as GitHub Actions and most CI services do)."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip a test whose missing piece (an interpreter, a module, /opt/ml) may be missing here; fail under CI=true.
+
+    CI builds every piece, so there a missing one is a broken build, not a reason to pass quietly.
+    """
+    if in_ci():
+        pytest.fail(f"{reason}; CI=true, where it must be there", pytrace=False)
+    pytest.skip(reason)
+
+
+def env_python(name: str) -> str:
+    """The interpreter that CI names in the environment variable ``name`` (.ci/run builds it); see skip_or_fail."""
+    python = os.environ.get(name)
+    if not python:
+        skip_or_fail(f"{name} is not set (CI sets it)")
+    return python
+
+
+@pytest.fixture(params=[pytest.param(None, id="installed"), pytest.param("SFT_COMPAT_PYTHON", id="transformers-4.56")])
+def python(request) -> str:
+    """This venv's interpreter, then the V100 image's transformers 4.56.2 one (CI's SFT_COMPAT_PYTHON; see env_python)."""
+    return sys.executable if request.param is None else env_python(request.param)
 
 
 def small_job(train: int = 400, test: int = 200, epochs: float = 3, **hp: object):
@@ -47,9 +78,7 @@ def trained_run(tmp_path_factory):
 def tf456_run(tmp_path_factory):
     """The same fine-tune by the entry point on the V100 image's transformers (4.56.2): CI's .venv-tf456, named by
     SFT_COMPAT_PYTHON (skipped where it is not set)."""
-    python = os.environ.get("SFT_COMPAT_PYTHON")
-    if not python:
-        pytest.skip("SFT_COMPAT_PYTHON is not set (CI sets it)")
+    python = env_python("SFT_COMPAT_PYTHON")
     from sagefinetune.backends.local import LocalBackend
     from sagefinetune.run import TrainingRun
 

@@ -70,15 +70,16 @@ def validate(step: dict[str, Any], values: dict[str, Any]) -> tuple[str, dict[st
 
 
 def needs(module: str, reason: str) -> None:
-    """Skip unless ``module`` is part of the sagefinetune under test (an editable install elsewhere can lend its own)."""
+    """Skip unless ``module`` is part of the sagefinetune under test (an editable install elsewhere can lend its own);
+    under CI=true fail instead (conftest.skip_or_fail)."""
     import importlib.util
     from pathlib import Path
 
-    import pytest
+    from conftest import skip_or_fail
 
     import sagefinetune
 
     spec = importlib.util.find_spec(module)
     home = Path(sagefinetune.__file__).resolve().parent
     if spec is None or spec.origin is None or not Path(spec.origin).resolve().is_relative_to(home):
-        pytest.skip(reason)
+        skip_or_fail(reason)

@@ -9,10 +9,11 @@ import sagefinetune.data.labels
 import sagefinetune.entrypoint.redaction
 import sagefinetune.hub.push
 import sagefinetune.job
+import sagefinetune.plans.training
 
 
 @pytest.mark.parametrize("module", [sagefinetune.data.labels, sagefinetune.data.dataset, sagefinetune.job, sagefinetune.hub.push,
-                                    sagefinetune.entrypoint.redaction])
+                                    sagefinetune.entrypoint.redaction, sagefinetune.plans.training])
 def test_docstring_examples(module):
     result = doctest.testmod(module, extraglobs={"Dataset": sagefinetune.Dataset, "Job": sagefinetune.Job,
                                                   "LabelMap": sagefinetune.LabelMap})

@@ -5,6 +5,8 @@ import pytest
 
 from sagefinetune import ConfigError, Dataset, Job, LabelMap
 
+ROLE = "arn:aws:iam::123456789012:role/sagefinetune-test"
+
 
 def base():
     return Job.from_dataset(Dataset.example("imdb"))
@@ -59,6 +61,24 @@ def test_plan_is_pure_and_printable():
     text = str(plan)
     assert "TrainingPlan demo" in text and "['negative', 'positive']" in text and "this machine" in text
     assert job.plan(job_name="demo").to_dict() == plan.to_dict()
+
+
+def test_a_local_plan_shows_the_run_folder_fit_will_make():
+    """The plan names the job; the folder fit() makes carries the launch time too, and the plan shows how."""
+    import re
+    from pathlib import Path
+
+    from sagefinetune.plans.training import launch_name
+
+    plan = base().plan()
+    line = next(line for line in str(plan).splitlines() if line.lstrip().startswith("run folder"))
+    shown = line.split(None, 2)[2]
+    assert shown == ("sft-runs/sft-all-minilm-l6-v2-<UTC launch time, YYYYMMDD-HHMMSS> (fit(run_dir=...) picks "
+                     "another)")
+    made = Path("sft-runs") / launch_name(plan.job_name, now=1796536235.0)  # what a local fit without run_dir makes
+    pattern = re.escape(shown.split(" (")[0]).replace(re.escape("<UTC launch time, YYYYMMDD-HHMMSS>"), r"\d{8}-\d{6}")
+    assert made.as_posix() == "sft-runs/sft-all-minilm-l6-v2-20261206-055035" and re.fullmatch(pattern, made.as_posix())
+    assert "run folder" not in str(base().plan(instance="ml.g5.xlarge", bucket="my-bucket", role=ROLE))
 
 
 def test_two_local_processes_are_planned():

@@ -2,12 +2,13 @@
 
 Two fits, both with scipy, both reproducible (``tests/cost/test_estimate.py`` re-runs them and compares with the stored file):
 
-1. **The seed's 25 SageMaker runs** (``cost/sagemaker_hf_benchmark_results.csv``): the fixed overhead, the effective
+1. **The 25 SageMaker runs of the AWS SageMaker Hugging Face benchmark** (https://github.com/aws-samples/amazon-sagemaker-huggingface-benchmark:
+   distilbert-base-uncased on amazon_polarity, ml.p3 with 1 to 32 V100 GPUs) (``cost/sagemaker_hf_benchmark_results.csv``): the fixed overhead, the effective
    speed of a V100 in fp32, and the synchronisation cost per doubling of GPUs in a node and of nodes, by least squares
    on the logarithm of the training time.
 2. **GPU and precision speeds**: the share of a step bound by memory bandwidth rather than arithmetic, fitted on
    NVIDIA's published BERT training throughputs (V100 fp32 / mixed precision, A100 tf32 / mixed precision), so that
-   datasheet peaks and bandwidths carry the seed's speed to the other GPUs of the instance table.
+   datasheet peaks and bandwidths carry the benchmark's V100 speed to the other GPUs of the instance table.
 
 Run ``python -m sagefinetune.cost.calibration`` to rewrite ``cost/calibration.json``; ``--examples`` also rewrites the
 token lengths of the bundled example datasets (needs the tokenizer and the example packages).
@@ -28,9 +29,10 @@ from typing import Any
 from sagefinetune.cost.throughput import Calibration, Hardware, ModelSize, Workload, model_size, relative_speed, seconds
 
 SEED_CSV = "sagemaker_hf_benchmark_results.csv"
-SEED_SOURCE = ("seed 002's 25 SageMaker runs (distilbert-base-uncased on amazon_polarity, ml.p3 / V100, 1-32 GPUs), "
-               "MIT-0, shipped as sagefinetune/data/" + SEED_CSV)
-TRAIN_SHARE = 0.9  # the seed trained on 90% of each data size: 2.7 million samples in every run
+SEED_SOURCE = ("the AWS SageMaker Hugging Face benchmark's 25 SageMaker runs (aws-samples/amazon-sagemaker-huggingface-"
+               "benchmark: distilbert-base-uncased on amazon_polarity, ml.p3 / V100, 1-32 GPUs), MIT-0, shipped as "
+               "sagefinetune/cost/" + SEED_CSV)
+TRAIN_SHARE = 0.9  # the benchmark trained on 90% of each data size: 2.7 million samples in every run
 SEED_TOKENS = 512  # static padding
 
 #: NVIDIA DeepLearningExamples, PyTorch/LanguageModeling/BERT/README.md (pytorch:21.11 NGC container): training
@@ -47,7 +49,7 @@ NVIDIA_SOURCE = "NVIDIA DeepLearningExamples, PyTorch BERT README, training perf
 
 
 def seed_runs() -> list[dict[str, Any]]:
-    """The seed's runs as dicts with typed values."""
+    """The benchmark's 25 runs as dicts with typed values."""
     text = resources.files("sagefinetune.cost").joinpath(SEED_CSV).read_text(encoding="utf-8")
     rows = []
     for raw in csv.DictReader(text.splitlines()):
@@ -63,7 +65,7 @@ def seed_runs() -> list[dict[str, Any]]:
 
 
 def seed_prediction(run: dict[str, Any], cal: Calibration, model: ModelSize | None = None) -> float:
-    """The model's training seconds for one seed run (the same function every estimate uses)."""
+    """The model's training seconds for one of the benchmark's runs (the same function every estimate uses)."""
     work = Workload(train_rows=int(run["dataset_size"] * TRAIN_SHARE), epochs=run["epochs"],
                     batch_size=run["batch_size"], tokens_per_row=SEED_TOKENS)
     hw = Hardware("V100", "fp32", run["gpus"] // run["nodes"], run["nodes"])
@@ -130,7 +132,7 @@ def leave_one_out(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def seed_facts(runs: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """What the seed measured at the default learning rate: 16 -> 32 GPUs, and F1 at 100k rows."""
+    """What the benchmark measured at the default learning rate: 16 -> 32 GPUs, and F1 at 100k rows."""
     def mean(key: str, **where: Any) -> float:
         return statistics.fmean(r[key] for r in runs if all(r[k] == v for k, v in where.items()))
 

@@ -1,7 +1,7 @@
 """Time and cost known before launch: ``plan.estimate``. Pure: reads only the fitted numbers shipped in the package.
 
-SageMaker plans are estimated by the throughput model of :mod:`sagefinetune.cost.throughput`, calibrated on the seed's 25
-V100 runs (:mod:`sagefinetune.cost.calibration`); other GPUs and mixed precision are *extrapolated* by published speeds.
+SageMaker plans are estimated by the throughput model of :mod:`sagefinetune.cost.throughput`, calibrated on the 25
+V100 runs of the AWS SageMaker Hugging Face benchmark (:mod:`sagefinetune.cost.calibration`); other GPUs and mixed precision are *extrapolated* by published speeds.
 Local plans are estimated from this machine's own measured speed (:func:`sagefinetune.speed.measure_speed`).
 
     >>> import sagefinetune as sft
@@ -39,7 +39,7 @@ LOCAL_RANGE = (0.8, 1.25)  # the local estimate's target: within 25% of the meas
 
 @cache
 def calibration_data() -> dict[str, Any]:
-    """``cost/calibration.json``: the fitted numbers, the leave-one-out table and the seed's facts."""
+    """``cost/calibration.json``: the fitted numbers, the leave-one-out table and the benchmark's facts."""
     text = resources.files("sagefinetune.cost").joinpath("calibration.json").read_text(encoding="utf-8")
     return dict(json.loads(text))
 
@@ -58,7 +58,7 @@ class Estimate:
         billable_seconds: seconds billed on demand (locally 0).
         cost: USD on demand: billable seconds / 3600 x price per hour x nodes. ``spot_cost`` is the same at the spot
             discount (an estimate: spot prices move).
-        kind: ``"calibrated"`` (the seed's GPU and precision), ``"extrapolated"`` (another GPU or precision, by
+        kind: ``"calibrated"`` (the benchmark's GPU and precision: V100, fp32), ``"extrapolated"`` (another GPU or precision, by
             published speeds), ``"measured here"`` (this machine's probe) or ``"none"``.
         basis: what the estimate rests on, in words.
         steps: optimizer steps. train_rows: rows trained on per epoch.
@@ -145,13 +145,13 @@ def sagemaker_estimate(job: Job, shape: DataShape, hyperparameters: dict[str, st
     tokens = (f"{work.tokens_per_row:.0f} padded tokens a row"
               + ("" if shape.lengths else " (lengths unknown before fit: max_length, an upper bound)"))
     if (inst.gpu, precision) == ("V100", "fp32"):
-        kind, gpu_part = "calibrated", "V100 fp32 as the seed ran"
+        kind, gpu_part = "calibrated", "V100 fp32 as the AWS benchmark ran"
     else:
         kind = "extrapolated"
-        gpu_part = (f"{inst.gpu} {precision} at {relative_speed(inst.gpu, precision, cal.memory_share):.2f}x the seed's "
-                    "V100 fp32 speed (published peaks and bandwidth)")
+        gpu_part = (f"{inst.gpu} {precision} at {relative_speed(inst.gpu, precision, cal.memory_share):.2f}x the "
+                    "benchmark's V100 fp32 speed (published peaks and bandwidth)")
         low, high = low / data["range"]["extrapolated"], high * data["range"]["extrapolated"]
-    basis = (f"the seed's 25 V100 runs ({data['leave_one_out']['median_abs_time_error']:.0%} median leave-one-out "
+    basis = (f"the 25 V100 runs of the AWS SageMaker Hugging Face benchmark ({data['leave_one_out']['median_abs_time_error']:.0%} median leave-one-out "
              f"error); {gpu_part}; {what}; {tokens}; {shape.train_rows} rows ({shape.source})")
     steps = optimizer_steps(work, world)
     return Estimate.from_seconds(value, low, high, price_nodes=price_per_hour * nodes, basis=basis, kind=kind,
@@ -225,7 +225,7 @@ def advice(job: Job, plan: TrainingPlan, est: Estimate, shape: DataShape, scale_
                    if speedup < 1.5 else "")
         out.append(f"{plan.nodes} -> {plan.nodes * 2} nodes ({plan.nodes * gpus} -> {plan.nodes * 2 * gpus} GPUs): "
                    f"{speedup:.2f}x faster for {cost_ratio:.2f}x the cost{verdict} "
-                   f"(the seed: 16 -> 32 GPUs {calibration_data()['seed']['speedup_16_32']:.2f}x faster for "
+                   f"(the AWS SageMaker Hugging Face benchmark: 16 -> 32 V100 GPUs {calibration_data()['seed']['speedup_16_32']:.2f}x faster for "
                    f"{calibration_data()['seed']['cost_ratio_16_32']:.2f}x the cost)")
     if est.seconds is not None and est.cost and plan.sagemaker is not None:
         out.append(cheapest_advice(job, plan, est, shape))
@@ -237,7 +237,7 @@ def advice(job: Job, plan: TrainingPlan, est: Estimate, shape: DataShape, scale_
         seed = calibration_data()["seed"]
         out.append(
             f"global batch {per_process * plan.world_size} is {plan.world_size}x the batch of {per_process} that "
-            f"learning_rate={hp['learning_rate']:g} was set for; the seed's F1 at 100k rows fell from "
+            f"learning_rate={hp['learning_rate']:g} was set for; in the AWS SageMaker Hugging Face benchmark F1 at 100k rows fell from "
             f"{seed['f1_1gpu_100k']:.3f} (1 GPU) to {seed['f1_32gpu_100k']:.3f} at 32 GPUs with that rate, and was "
             f"{seed['f1_32gpu_100k_scaled_lr']:.3f} at {seed['scaled_lr']:g} (x sqrt 32). "
             "Fix: plan/fit(..., scale_lr=True) raises it with the square root of the global batch")

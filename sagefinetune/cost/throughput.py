@@ -6,11 +6,12 @@ A fine-tune takes::
 
 - **compute per step**: rows per device x padded tokens per row x training FLOPs per token (6 x the parameters of
   the transformer blocks, plus 12 x layers x tokens x hidden for attention), divided by the GPU's effective speed;
-- **effective speed**: the speed fitted on the seed's 25 V100 runs, carried to another GPU and precision by
+- **effective speed**: the speed fitted on the 25 V100 runs of the AWS SageMaker Hugging Face
+  benchmark, carried to another GPU and precision by
   :func:`relative_speed` (published peak compute and memory bandwidth, mixed by a share fitted on NVIDIA's published
   BERT measurements);
 - **synchronisation per step**: gradient bytes x a cost per doubling of the GPUs in a node and of the nodes, fitted
-  on the seed, capped at half the step's compute per doubling (the all-reduce overlaps the backward pass), so that
+  on that benchmark, capped at half the step's compute per doubling (the all-reduce overlaps the backward pass), so that
   more GPUs never predict more time;
 - **evaluation**: forward passes only, a third of a training step's FLOPs per row.
 
@@ -135,7 +136,7 @@ GPUS: Mapping[str, GPUSpec] = {
 
 
 def relative_speed(gpu: str, precision: str, memory_share: float) -> float:
-    """Training speed of ``gpu`` at ``precision`` relative to a V100 in fp32 (the seed's runs).
+    """Training speed of ``gpu`` at ``precision`` relative to a V100 in fp32 (as the AWS SageMaker Hugging Face benchmark ran).
 
     A step spends ``1 - memory_share`` of its V100-fp32 time on arithmetic (which scales with peak FLOP/s) and
     ``memory_share`` on memory traffic (which scales with bandwidth).
@@ -232,7 +233,7 @@ class Calibration:
     """The fitted numbers (see :mod:`sagefinetune.cost.calibration`)."""
 
     overhead_s: float  # start-up, image and model download, model upload
-    seed_tflops: float  # effective TFLOP/s of one V100 in fp32, as the seed's jobs ran
+    seed_tflops: float  # effective TFLOP/s of one V100 in fp32, as the benchmark's jobs ran
     sync_node_s_per_gb: float  # per doubling of the GPUs in a node
     sync_nodes_s_per_gb: float  # per doubling of the nodes
     memory_share: float  # see relative_speed

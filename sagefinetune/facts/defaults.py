@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Chosen", "choose", "learning_rate_for", "hidden_size", "KNOWN_WIDTHS", "WARMUP"]
 
+#: Where a plan's note sends the user for the measurement: the docs, which an installed package can reach.
+MEASURED = 'measured: see the docs page "Benchmarks", section "Defaults chosen for the model"'
 WARMUP = 0.1  # share of the steps spent warming up, for every width (measured on MiniLM: benchmarks/defaults.py)
 
 #: hidden size of common encoders (lower-case Hub ids; the org prefix is optional for the old un-prefixed ids)
@@ -99,7 +101,7 @@ def choose(job: Job) -> Chosen:
     shown = ", ".join(f"{k}={v:g}" for k, v in values.items())
     override = ".hyperparameters(" + ", ".join(f"{k}=..." for k in values) + ") overrides it"
     if "learning_rate" not in values:
-        why = f"{shown}: the default warmup (benchmarks/defaults.py); {override}"
+        why = f"{shown}: the default warmup ({MEASURED}); {override}"
     elif width is None:
         why = (f"{shown}: the width of {job.model_id} is not known here (not in the table, no config on this "
                "machine), so the rate is BERT-base's; smaller models want 1e-4 and up, large ones 2e-5. " + override)
@@ -107,7 +109,7 @@ def choose(job: Job) -> Chosen:
         reason = ("small encoders learn faster at a larger rate than BERT-base's 5e-5" if width <= 512 else
                   "the rate the field uses at this width")
         why = (f"{shown}: chosen for {job.model_id} (hidden size {width}, from {source}): {reason} "
-               f"(benchmarks/defaults.py). {override}")
+               f"({MEASURED}). {override}")
     return Chosen(values, why)
 
 

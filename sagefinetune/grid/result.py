@@ -1,4 +1,4 @@
-"""A grid's results as data (a pandas DataFrame, saved as CSV next to the runs) and the seed's figures drawn from it."""
+"""A grid's results as data (a pandas DataFrame, saved as CSV next to the runs) and the figures drawn from it."""
 
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ def _isnan(value: Any) -> bool:
 
 
 def seed_table() -> pd.DataFrame:
-    """The seed's 25 runs in the grid table's shape, with the leave-one-out prediction of each next to it."""
+    """The 25 runs of the AWS SageMaker Hugging Face benchmark in the grid table's shape, with the leave-one-out prediction of each next to it."""
     import pandas as pd
 
     from sagefinetune.cost.calibration import TRAIN_SHARE, seed_runs
@@ -230,5 +230,5 @@ class GridResult:
 
     @classmethod
     def from_seed(cls) -> GridResult:
-        """The seed's 25 SageMaker runs as a grid result (predicted: each run's leave-one-out prediction)."""
+        """The 25 SageMaker runs of the AWS SageMaker Hugging Face benchmark as a grid result (predicted: each run's leave-one-out prediction)."""
         return cls(None, seed_table(), group=("train_size", "learning_rate", "batch_size"))

@@ -105,6 +105,8 @@ class TrainingPlan:
         lines = [
             f"TrainingPlan {self.job_name}",
             f"  where        {where}: {self.nodes} node(s) x {self.processes_per_node} process(es)",
+            *([f"  run folder   {run_folder_pattern(self.job_name)} (fit(run_dir=...) picks another)"]
+              if self.backend == "local" else []),
             f"  model        {self.model}",
             f"  data         {self.dataset}",
             f"  labels       {list(self.labels) if self.labels else '(inferred from the data at fit)'}"
@@ -143,6 +145,15 @@ def check_job_name(name: Any) -> str:
 def launch_name(base: str, now: float | None = None) -> str:
     """A unique run name: the base and the UTC launch time."""
     return f"{base}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}"
+
+
+def run_folder_pattern(job_name: str) -> str:
+    """The folder a local ``fit()`` without ``run_dir`` makes, as a plan shows it before the launch time is known.
+
+        >>> run_folder_pattern("sft-all-minilm-l6-v2")
+        'sft-runs/sft-all-minilm-l6-v2-<UTC launch time, YYYYMMDD-HHMMSS>'
+    """
+    return f"sft-runs/{job_name}-<UTC launch time, YYYYMMDD-HHMMSS>"
 
 
 def render_hyperparameters(job: Job, remote: bool = False) -> dict[str, str]:

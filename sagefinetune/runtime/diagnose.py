@@ -169,7 +169,9 @@ def _eval_split(c: Curves) -> str | None:
     return next((s for s in ("test", "validation") if s in c.label_counts), None)
 
 
-def check_majority_baseline(c: Curves, multi_label: bool) -> Finding | None:
+def check_majority_baseline(c: Curves, multi_label: bool, loss_problem: Finding | None = None) -> Finding | None:
+    """No better than the majority class. ``loss_problem`` (a diverged or flat loss found on the same run) explains it
+    when there is one, and the advice says so only then."""
     split = _eval_split(c)
     accuracy = c.final.get("eval_accuracy")
     if multi_label or split is None or accuracy is None:
@@ -187,9 +189,16 @@ def check_majority_baseline(c: Curves, multi_label: bool) -> Finding | None:
                    f"{split} split): the model has not learned to tell the classes apart.",
                    {"eval_accuracy": _r(accuracy), "majority_class": majority, "majority_share": _r(share),
                     "split": split, "macro_f1": _r(c.final.get("eval_f1", float("nan")))},
-                   ("see the other findings (a flat or diverged loss explains it)",
-                    "more epochs or more rows, or another learning rate (job.tune(...) finds one)",
-                    "if the classes are imbalanced: balance the training rows, and tune on eval_f1"))
+                   majority_advice(loss_problem))
+
+
+def majority_advice(loss_problem: Finding | None) -> tuple[str, ...]:
+    """What to try for a run no better than the majority class: the loss finding first when there is one."""
+    rest = ("more epochs or more rows, or another learning rate (job.tune(...) finds one)",
+            "if the classes are imbalanced: balance the training rows, and tune on eval_f1")
+    if loss_problem is None:
+        return rest
+    return (f"the {loss_problem.kind} finding above explains it: fix that first",) + rest
 
 
 def check_imbalance(c: Curves) -> Finding | None:
@@ -247,21 +256,34 @@ def diagnose(curves: Curves, *, run: str = "", multi_label: bool = False, gpu: s
         gpu: the instance's GPU model (``"A10G"``), for the throughput check.
         max_length: the run's max_length, for the throughput reference.
         estimate: the plan's estimate (``plan.estimate``) when there is one.
+
+    Example:
+        A loss that stays where it started, and an accuracy of the majority class's share:
+
+            >>> from sagefinetune.entrypoint.contract import label_counts_line, metric_line
+            >>> lines = [label_counts_line("test", {"pos": 50, "neg": 50})]
+            >>> lines += [metric_line("loss", 0.69, step, step / 10) for step in range(1, 41)]
+            >>> lines += [metric_line("train_runtime", 60.0, 40, 4.0), metric_line("eval_accuracy", 0.5, 40, 4.0)]
+            >>> found = diagnose(Curves.from_lines(lines), run="demo")
+            >>> found.kinds()
+            ['loss_not_decreasing', 'majority_baseline']
+            >>> found.findings[1].advice[0]
+            'the loss_not_decreasing finding above explains it: fix that first'
     """
     found: list[Finding | None] = []
     checked: list[str] = []
-    diverged = check_diverged(curves)
-    found.append(diverged)
+    loss_problem = check_diverged(curves)
     if curves.series.get("loss"):
         checked += ["diverged", "loss_not_decreasing"]
-        if diverged is None:
-            found.append(check_loss_not_decreasing(curves))
+        if loss_problem is None:
+            loss_problem = check_loss_not_decreasing(curves)
+    found.append(loss_problem)
     if len(curves.values("eval_loss")) >= 3:
         checked.append("overfitting")
         found.append(check_overfitting(curves))
     if _eval_split(curves) and "eval_accuracy" in curves.final and not multi_label:
         checked.append("majority_baseline")
-    found.append(check_majority_baseline(curves, multi_label))
+    found.append(check_majority_baseline(curves, multi_label, loss_problem))
     if "train" in curves.label_counts:
         checked.append("class_imbalance")
     found.append(check_imbalance(curves))

@@ -7,9 +7,7 @@ image's 4.56.2.
 from __future__ import annotations
 
 import json
-import os
 import re
-import sys
 import warnings
 
 import pandas as pd
@@ -21,9 +19,6 @@ from sagefinetune.backends.local import LocalBackend
 
 pytestmark = pytest.mark.slow
 
-COMPAT = os.environ.get("SFT_COMPAT_PYTHON")
-PYTHONS = [pytest.param(sys.executable, id="installed"),
-           pytest.param(COMPAT, id="transformers-4.56", marks=pytest.mark.skipif(not COMPAT, reason="no SFT_COMPAT_PYTHON"))]
 
 
 def weights_of(folder) -> dict:
@@ -96,7 +91,6 @@ def stopping_job(**hp):
     return small_job(train=160, test=40, epochs=12, early_stopping=1, max_length=32, **{"save_total_limit": 2, **hp})
 
 
-@pytest.mark.parametrize("python", PYTHONS)
 def test_early_stopping_stops_before_the_last_epoch_and_the_model_is_the_best_checkpoint(tmp_path, python):
     job = stopping_job()
     with warnings.catch_warnings(record=True) as caught:
@@ -130,7 +124,6 @@ def stop_after(step: int):
     return on_line
 
 
-@pytest.mark.parametrize("python", PYTHONS)
 def test_a_resumed_run_keeps_the_patience_counter_and_best_score(tmp_path, python):
     job = small_job(train=160, test=40, epochs=4, early_stopping=2, save_steps=3, max_length=32)  # 36 steps
     run_dir = tmp_path / "spot"

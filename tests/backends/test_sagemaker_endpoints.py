@@ -8,7 +8,6 @@ sent (the fixture's recorder), and invoke answers come from moto's queue of cann
 from __future__ import annotations
 
 import ast
-import importlib.util
 import io
 import json
 import math
@@ -314,8 +313,6 @@ def test_a_local_run_is_packed_uploaded_once_and_tagged_with_the_run(moto, tmp_p
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("sagefinetune.serving") is None,
-                    reason="the local endpoint (sagefinetune.serving) lands with the serving branch")
 def test_from_model_local_serves_the_folder_here(trained_run):
     with sft.Endpoint.from_model(trained_run.model_dir, instance="local") as ep:
         answer = ep.predict(["The striker scored twice in the cup final."])
@@ -449,6 +446,20 @@ def test_from_model_checks_the_model_before_any_aws_call(moto, tmp_path):
         with pytest.raises(sft.ConfigError, match=message):
             sft.Endpoint.from_model(model, role=aws.ROLE, boto_session=session)
     assert moto.calls() == []
+
+
+def test_calls_counts_what_the_server_received_from_any_session(moto):
+    """A session the tests did not make (as Endpoint.list() or from_model() without boto_session= make their own)
+    is seen by the server, so ``moto.calls() == []`` can fail for it."""
+    import boto3
+
+    session = boto3.Session(region_name=aws.REGION)
+    session.client("sagemaker").list_endpoints()
+    session.client("s3").head_bucket(Bucket=aws.BUCKET)
+    assert moto.calls() == ["HEAD /sft-test-bucket", "SageMaker.ListEndpoints"]
+    moto.sent.clear()
+    sft.Endpoint.list()
+    assert "SageMaker.ListEndpoints" in moto.calls()
 
 
 def test_no_role_and_no_credentials_fail_before_any_aws_call(moto, monkeypatch):

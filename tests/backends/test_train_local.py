@@ -121,8 +121,13 @@ def test_interrupted_run_resumes_from_its_checkpoint_with_the_same_steps(tmp_pat
     second = log.split("resuming from ")[1]
     first_step = int(second.split("[sagefinetune] progress step=")[1].split()[0])
     assert first_step > resumed_from  # the steps before the checkpoint were not trained again
-    # the same seed, data order and optimizer state: it ends where the uninterrupted run ended
-    assert abs(run.metrics["eval_accuracy"] - trained_run.metrics["eval_accuracy"]) <= 0.03
+    # the same seed, data order, optimizer and scheduler state: it ends where the uninterrupted run ended. Measured on
+    # a 2-vCPU Xeon: eval_accuracy, eval_f1 and eval_loss were identical to the last digit (0.895, 0.8931, 0.54720);
+    # the bound below leaves room for float reductions only. train_loss is not compared: it averages the steps this
+    # process trained (0.961 after resuming vs 1.047 over all 75 steps).
+    for key in ("eval_accuracy", "eval_f1"):
+        assert run.metrics[key] == trained_run.metrics[key], key
+    assert run.metrics["eval_loss"] == pytest.approx(trained_run.metrics["eval_loss"], rel=1e-4)
 
 
 def test_two_worker_processes_with_torch_distributed(tmp_path, monkeypatch):
@@ -173,3 +178,46 @@ def test_a_run_folder_only_resumes_the_job_that_made_it(trained_run):
         small_job(learning_rate=1e-4).fit(run_dir=trained_run.run_dir, progress=False)
     with pytest.raises(sft.ConfigError, match="changed: the data"):
         small_job(train=300).fit(run_dir=trained_run.run_dir, progress=False)
+
+
+def pair_rows(firsts: list[str]):
+    """Each first text twice, once with a favourable and once with an unfavourable second text: the label is carried
+    by the second text alone, so a model that drops it cannot beat 0.5."""
+    import pandas as pd
+
+    good = ["they loved it", "it was a great success", "a wonderful result", "everyone was delighted",
+            "it worked perfectly", "the best outcome anyone hoped for"]
+    bad = ["they hated it", "it was a complete failure", "a dreadful result", "everyone was furious",
+           "it broke down at once", "the worst outcome anyone feared"]
+    rows = []
+    for i, first in enumerate(firsts):
+        rows.append({"premise": first, "reply": good[i % len(good)], "verdict": 1})
+        rows.append({"premise": first, "reply": bad[(i + 1) % len(bad)], "verdict": 0})
+    return pd.DataFrame(rows)
+
+
+def test_sentence_pairs_train_predict_and_serve_with_the_second_text(tmp_path):
+    import pandas as pd
+
+    texts = sft.Dataset.example("bbc_news").sample(train=80, test=30, seed=3).load()
+    firsts = {split: [" ".join(t.split()[:8]) for t in texts[split]["text"]] for split in ("train", "test")}
+    train, test = pair_rows(firsts["train"]), pair_rows(firsts["test"])
+    # the first text alone says nothing: every one of them comes once with each label
+    assert (test.groupby("premise")["verdict"].mean() == 0.5).all()
+    data = sft.Dataset.from_pandas({"train": train, "test": test}).columns(text="premise", text_pair="reply",
+                                                                          label="verdict")
+    job = (sft.Job.from_dataset(data).map_labels({0: "unfavourable", 1: "favourable"})
+           .model(MODEL, num_hidden_layers=2)
+           .hyperparameters(epochs=6, batch_size=16, learning_rate=1e-3, max_length=48, save_total_limit=1, **SAVE_ONCE))
+    run = job.fit(run_dir=tmp_path / "pairs", progress=False)
+    assert json.loads((run.model_dir / "sagefinetune.json").read_text())["text_pair"] is True
+    assert run.metrics["eval_accuracy"] >= 0.9, run.metrics  # 0.5 for a model that reads only the first text
+
+    first = "Shares in the carmaker moved after the annual results were published on Monday"
+    pairs = [(first, "they loved it"), (first, "it was a complete failure")]
+    expected = ["favourable", "unfavourable"]
+    assert [p["label"] for p in run.predictor().predict(pairs)] == expected
+    with run.deploy() as ep:  # the local endpoint: pairs over HTTP, the same answers
+        served = ep.predict(pairs)
+    assert [p["label"] for p in served] == expected
+    assert pd.Series([p["score"] for p in served]).between(0.5, 1).all()

@@ -22,7 +22,7 @@ def imdb(**hp):
 
 
 def seed_job(**hp):
-    """The seed's recipe: distilbert, every row padded to 512 tokens, fp32, batch 32."""
+    """The AWS benchmark's recipe: distilbert, every row padded to 512 tokens, fp32, batch 32."""
     settings = {"epochs": 30, "batch_size": 32, "learning_rate": 5e-5, "max_length": 512, "pad_to_max_length": True,
                 "precision": "fp32", "eval_each_epoch": False, **hp}
     return (sft.Job.from_dataset(sft.Dataset.from_s3(train="s3://b/amazon_polarity/train/"))
@@ -84,8 +84,8 @@ def test_every_gpu_instance_gets_an_estimate(name):
 def test_the_seeds_own_settings_are_calibrated_and_reproduce_its_runs():
     plan = seed_job().plan(instance="ml.p3.16xlarge", nodes=4, train_rows=90_000)
     est = plan.estimate
-    assert est.kind == "calibrated" and "V100 fp32 as the seed ran" in est.basis
-    assert est.seconds == pytest.approx(3165, rel=0.1)  # the seed: 3,080-3,279 s
+    assert est.kind == "calibrated" and "V100 fp32 as the AWS benchmark ran" in est.basis
+    assert est.seconds == pytest.approx(3165, rel=0.1)  # the benchmark: 3,080-3,279 s
     assert est.cost == pytest.approx(98.8, rel=0.1)
     extrapolated = seed_job(precision="auto").plan(instance="ml.p3.16xlarge", nodes=4, train_rows=90_000).estimate
     assert extrapolated.kind == "extrapolated" and extrapolated.seconds < est.seconds  # fp16 is faster than fp32
@@ -264,13 +264,11 @@ def test_docstring_examples_of_the_estimate_modules(module):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not __import__("os").environ.get("SFT_COMPAT_PYTHON"), reason="SFT_COMPAT_PYTHON is not set (CI sets it)")
 def test_the_probe_and_max_steps_run_on_transformers_4_56(tmp_path, monkeypatch):
     """The probe stops the entry point with max_steps; the V100 image's transformers 4.56 must honour it too."""
-    import os
+    from conftest import env_python, small_job
 
-    from conftest import small_job
-
+    python = env_python("SFT_COMPAT_PYTHON")
     monkeypatch.setenv("SFT_CACHE_DIR", str(tmp_path))
-    measured = sft.measure_speed(small_job(), python=os.environ["SFT_COMPAT_PYTHON"], progress=False)
+    measured = sft.measure_speed(small_job(), python=python, progress=False)
     assert measured.probe_steps == 16 and 0 < measured.step_s < measured.probe_seconds

@@ -103,7 +103,21 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
     assert hardware.cpu_flags(str(tmp_path / "missing")) == frozenset()
 
 
-def test_detect_describes_this_machine():
+def test_detect_describes_this_machine(monkeypatch):
+    import os
+
+    import torch
+
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "3")  # torchrun's count of processes on this node
     machine = hardware.detect()
-    assert machine.cpu_count >= 1 and machine.local_processes >= 1
-    assert machine.describe().startswith("this CPU" if not machine.cuda else "")
+    assert machine.cpu_count == len(os.sched_getaffinity(0)) and machine.local_processes == 3
+    assert machine.cpu_flags == hardware.cpu_flags() and machine.cuda == torch.cuda.is_available()
+    if machine.cuda:
+        name = torch.cuda.get_device_name(torch.cuda.current_device())
+        assert machine.gpu_name == name and machine.describe().startswith(f"{name} (compute capability ")
+    else:
+        bf16 = [f for f in hardware.CPU_BF16_FLAGS if f in machine.cpu_flags]
+        assert machine.describe() == ("this CPU (bf16 instructions: " + ", ".join(bf16) + ")" if bf16 else
+                                      "this CPU (no bf16 instructions)")
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
+    assert hardware.detect().local_processes == 1

@@ -50,7 +50,8 @@ def test_explicit_values_always_win():
     plan = job.plan()
     assert float(plan.hyperparameters["learning_rate"]) == 3e-5
     assert [n for n in plan.notes if "warmup" in n] == [
-        f"warmup={WARMUP:g}: the default warmup (benchmarks/defaults.py); .hyperparameters(warmup=...) overrides it"]
+        f'warmup={WARMUP:g}: the default warmup (measured: see the docs page "Benchmarks", section "Defaults chosen for '
+        'the model"); .hyperparameters(warmup=...) overrides it']
     both = job.hyperparameters(warmup=0.0).plan()
     assert float(both.hyperparameters["warmup"]) == 0.0 and not [n for n in both.notes if "learning_rate" in n]
     # the choice is the plan's: the Job itself keeps only what the user set

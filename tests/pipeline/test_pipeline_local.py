@@ -124,14 +124,13 @@ def test_an_approved_run_deploys_a_local_endpoint(runs):
 
 def test_the_evaluation_script_runs_on_the_v100_images_transformers(runs, tmp_path):
     """The Evaluate step runs on the training image's stack: transformers 4.56.2 on the V100 image (CI's venv)."""
-    import os
     import subprocess
+
+    from conftest import env_python
 
     from sagefinetune.entrypoint import evaluation
 
-    compat = os.environ.get("SFT_COMPAT_PYTHON")
-    if not compat:
-        pytest.skip("SFT_COMPAT_PYTHON is not set (CI sets it)")
+    compat = env_python("SFT_COMPAT_PYTHON")
     train = runs["continued"].steps["train"]["outputs"]
     subprocess.run([compat, evaluation.__file__, "--model_dir", train["model_dir"], "--test_dir", train["test_dir"],
                     "--output_dir", str(tmp_path)], check=True, capture_output=True, text=True)

@@ -20,7 +20,8 @@ from sagefinetune.runtime.diagnose import GPU_REFERENCE, diagnose
 
 def test_docstring_examples():
     for module in (sagefinetune.runtime.curves, sagefinetune.runtime.diagnose):
-        assert doctest.testmod(module).failed == 0
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, (module.__name__, result)
 
 
 # ---- synthetic logs ------------------------------------------------------------------------------------------
@@ -77,6 +78,12 @@ def test_flat_nan_exploding_and_zero_gradient_losses():
 def test_majority_baseline_and_imbalance_read_the_label_counts():
     counts = {"train": {"pos": 200, "neg": 10}, "test": {"pos": 95, "neg": 5}}
     assert kinds(log(falling(), counts=counts, accuracy=0.95)) == ["majority_baseline", "class_imbalance"]
+    # The advice points at another finding only when there is one that explains it (a flat or diverged loss).
+    alone = diagnose(Curves.from_lines(log(falling(), counts=counts, accuracy=0.95)), run="r").findings[0]
+    assert alone.kind == "majority_baseline" and not [a for a in alone.advice if "finding" in a], alone.advice
+    flat = diagnose(Curves.from_lines(log([1.6] * 40, counts=counts, accuracy=0.95)), run="r")
+    assert flat.kinds() == ["loss_not_decreasing", "majority_baseline", "class_imbalance"]
+    assert flat.findings[1].advice[0] == "the loss_not_decreasing finding above explains it: fix that first"
     assert kinds(log(falling(), counts=counts, accuracy=0.99)) == ["class_imbalance"]
     assert kinds(log(falling(), counts=counts, accuracy=0.95), multi_label=True) == ["class_imbalance"]
 

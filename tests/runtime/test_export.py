@@ -120,6 +120,7 @@ def test_an_export_that_loses_accuracy_fails_and_leaves_nothing(trained_run, onn
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
 
 
+@pytest.mark.slow  # trained_run: a real fine-tune, about 145 s on 2 cores
 def test_export_refuses_what_it_cannot_check(trained_run, tmp_path):
     bare = tmp_path / "bare" / "model"
     shutil.copytree(trained_run.model_dir, bare)
