@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     train_ds = data["train"]
     eval_ds = data.get("validation") or data.get("test")
     test_ds = data.get("test") or data.get("validation")
-    log("rows: " + ", ".join(f"{k} {len(v)}" for k, v in data.items()) + f"; max_length {max_length}")
+    log("rows: " + ", ".join(f"{k} {len(v)}" for k, v in data.items()) + f"; max_length {max_length}, "
+        f"truncation {hp['truncation']}")
     if int(os.environ.get("RANK", "0")) == 0:  # what the diagnosis compares the model with: the majority class
         for split, ds in data.items():
             print(contract.label_counts_line(split, channels.label_counts(ds, names, multi)), flush=True)
@@ -124,7 +125,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     if trainer.is_world_process_zero():
         settings = {"labels": names, "problem_type": hp["problem_type"], "threshold": scorer.threshold,
-                    "max_length": max_length, "text_pair": bool(hp["text_pair_column"])}
+                    "max_length": max_length, "truncation": hp["truncation"],
+                    "text_pair": bool(hp["text_pair_column"])}
         outputs.write_model(trainer, where, settings, metrics)
         if final is not None:
             outputs.write_reports(final, names, multi, scorer.threshold, where.output_dir, where.model_dir)
