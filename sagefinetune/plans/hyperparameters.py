@@ -9,7 +9,7 @@ from typing import Any
 from sagefinetune.entrypoint.contract import HYPERPARAMETERS, parse_str
 from sagefinetune.errors import ConfigError, did_you_mean
 
-__all__ = ["USER_HYPERPARAMETERS", "DEFAULT_HYPERPARAMETERS", "check_hyperparameter"]
+__all__ = ["USER_HYPERPARAMETERS", "DEFAULT_HYPERPARAMETERS", "LIBRARY_VALUES", "check_hyperparameter"]
 
 #: Hyperparameters a user sets with Job.hyperparameters(); the rest are derived from the Job.
 USER_HYPERPARAMETERS = tuple(
@@ -17,7 +17,10 @@ USER_HYPERPARAMETERS = tuple(
                                              "label_mapping", "text_column", "text_pair_column", "label_column")
 )
 #: The learning rate and warmup are left out: the plan chooses them for the model's size (see sagefinetune.facts.defaults).
-DEFAULT_HYPERPARAMETERS: Mapping[str, Any] = MappingProxyType({"epochs": 3, "batch_size": 32, "max_length": 256})
+#: ``max_length="auto"``: the plan chooses it from the train rows' token lengths (see sagefinetune.cost.length).
+DEFAULT_HYPERPARAMETERS: Mapping[str, Any] = MappingProxyType({"epochs": 3, "batch_size": 32, "max_length": "auto"})
+#: Values the library takes for a hyperparameter beside the entry point's type: resolved before launch.
+LIBRARY_VALUES: Mapping[str, tuple[str, ...]] = MappingProxyType({"max_length": ("auto",)})
 
 
 def check_hyperparameter(name: str, value: Any) -> None:
@@ -26,6 +29,11 @@ def check_hyperparameter(name: str, value: Any) -> None:
         raise ConfigError(f"unknown hyperparameter {name!r}{did_you_mean(name, USER_HYPERPARAMETERS)} "
                           f"Fix: one of {', '.join(USER_HYPERPARAMETERS)} (see the hyperparameters page).")
     param = HYPERPARAMETERS[name]
+    extra = LIBRARY_VALUES.get(name, ())
+    if isinstance(value, str) and value in extra:
+        return
+    default = DEFAULT_HYPERPARAMETERS.get(name, param.default)
+    rule = param.rule + "".join(f", or {v!r}" for v in extra)
     wrong_type = isinstance(value, str) and param.parse is not parse_str
     try:
         parsed = None if wrong_type else param.parse(value)
@@ -33,7 +41,7 @@ def check_hyperparameter(name: str, value: Any) -> None:
         wrong_type = True
     if wrong_type:
         raise ConfigError(f"hyperparameter {name}={value!r} has the wrong type; {param.help} "
-                          f"(default {param.default!r}). Fix: .hyperparameters({name}={param.default!r}).")
+                          f"(default {default!r}). Fix: .hyperparameters({name}={default!r}).")
     if param.check is not None and not param.check(parsed):
-        raise ConfigError(f"hyperparameter {name}={value!r} must be {param.rule}. "
-                          f"Fix: .hyperparameters({name}=<a value {param.rule}>), e.g. {param.default!r}.")
+        raise ConfigError(f"hyperparameter {name}={value!r} must be {rule}. "
+                          f"Fix: .hyperparameters({name}=<a value {rule}>), e.g. {default!r}.")

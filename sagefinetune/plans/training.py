@@ -17,6 +17,7 @@ from sagefinetune.facts.models import model_source
 
 if TYPE_CHECKING:
     from sagefinetune.cost.estimate import Estimate
+    from sagefinetune.cost.length import MaxLength
     from sagefinetune.cost.local_speed import LocalSpeed
     from sagefinetune.job import Job
     from sagefinetune.plans.sagemaker import SageMakerSpec
@@ -60,6 +61,7 @@ class TrainingPlan:
     sagemaker: SageMakerSpec | None = None
     notes: tuple[str, ...] = field(default=())
     estimate: Estimate | None = None
+    length: MaxLength | None = None  # max_length: how it was chosen, the share of train rows it cuts
 
     @property
     def world_size(self) -> int:
@@ -81,6 +83,7 @@ class TrainingPlan:
             "sagemaker": self.sagemaker.to_dict() if self.sagemaker is not None else None,
             "notes": list(self.notes),
             "estimate": self.estimate.to_dict() if self.estimate is not None else None,
+            "max_length": self.length.to_dict() if self.length is not None else None,
         }
 
     def __str__(self) -> str:
@@ -95,6 +98,8 @@ class TrainingPlan:
             "  hyperparams  " + " ".join(f"{k}={v}" for k, v in self.hyperparameters.items()
                                          if k not in ("labels", "problem_type", "model_name_or_path")),
         ]
+        if self.length is not None:
+            lines.append(f"  max_length   {self.length.line()}")
         if self.sagemaker is not None:
             lines += self.sagemaker.lines()
         if self.estimate is not None:
@@ -124,11 +129,12 @@ def launch_name(base: str, now: float | None = None) -> str:
     return f"{base}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}"
 
 
-def render_hyperparameters(job: Job, remote: bool = False) -> dict[str, str]:
+def render_hyperparameters(job: Job, remote: bool = False, length: MaxLength | None = None) -> dict[str, str]:
     """SageMaker hyperparameters (strings only) from the Job; the entry point parses them back.
 
     Args:
         remote: for a SageMaker job, where a local model folder is the model channel, not a path.
+        length: the max_length chosen for ``max_length="auto"`` (default: :func:`~sagefinetune.cost.length.plan_length`).
     """
     folder = model_source(job.model_id) == "folder"  # on SageMaker it travels as the model channel
     hp: dict[str, Any] = {"model_name_or_path": Path(job.model_id).name if folder and remote else job.model_id}
@@ -148,6 +154,11 @@ def render_hyperparameters(job: Job, remote: bool = False) -> dict[str, str]:
             hp["text_pair_column"] = job.dataset.text_pair
     hp.update(choose_defaults(job).values)  # learning rate and warmup for the model's size, where the user set none
     hp.update(job.hyperparameters_)
+    if hp.get("max_length") == "auto":  # chosen from the train rows' token lengths (and again at fit)
+        from sagefinetune.cost.length import ASSUMED, plan_length
+
+        chosen = length or plan_length(job)
+        hp["max_length"] = chosen.value if chosen is not None else ASSUMED
     rendered = {k: render_hyperparameter(v) for k, v in hp.items()}
     too_long = {k: len(v) for k, v in rendered.items() if len(v) > 2500}
     if too_long:
@@ -208,7 +219,10 @@ def make_plan(job: Job, *, instance: str = "local", nodes: int = 1, **options: A
 
 
 def _make_plan(job: Job, instance: str, nodes: int, scale_lr: bool, options: dict[str, Any]) -> TrainingPlan:
-    hyperparameters = render_hyperparameters(job, remote=instance != "local")
+    from sagefinetune.cost.length import plan_length
+
+    length = plan_length(job)  # max_length="auto" becomes a number here (and again, from the rows, at fit)
+    hyperparameters = render_hyperparameters(job, remote=instance != "local", length=length)
     chosen = choose_defaults(job).why
     world = _world(instance, nodes) if scale_lr else 1
     scaled = (_scale_learning_rate(hyperparameters, world),) if world > 1 else ()
@@ -221,6 +235,7 @@ def _make_plan(job: Job, instance: str, nodes: int, scale_lr: bool, options: dic
         problem_type=job.label_map.problem_type if job.label_map else None,
         hyperparameters=MappingProxyType(hyperparameters),
         metric_definitions=metric_definitions(),
+        length=length,
     )
     if instance == "local":
         if options:
