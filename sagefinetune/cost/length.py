@@ -66,7 +66,7 @@ class MaxLength:
     at_fit: bool = True  # fit() reads the rows and chooses again (not for from_s3 data)
 
     def line(self) -> str:
-        """What the plan prints, e.g. ``512 (auto: 95th percentile 668 tokens, ...); 12% of train rows are longer``."""
+        """What the plan prints, e.g. ``512 (auto: 95th percentile 757 tokens, ...); 14% of train rows are longer``."""
         lost = "their middle" if self.truncation == "head+tail" else "their end"
         if self.auto and self.percentile is None:
             then = ("fit() chooses from its rows" if self.at_fit else
@@ -74,8 +74,7 @@ class MaxLength:
             return f"{self.value} assumed (auto: {self.basis}; {then})"
         how = "set"
         if self.auto:
-            capped = self.model_max is not None and self.value == self.model_max and self.percentile is not None \
-                and self.percentile > self.model_max
+            capped = self.model_max is not None and self.percentile is not None and self.percentile > self.model_max
             how = (f"auto: {PERCENTILE}th percentile {self.percentile:.0f} tokens"
                    + (f", capped at the model's maximum {self.model_max}" if capped else
                       f", rounded up to a multiple of {PAD_MULTIPLE}"))
