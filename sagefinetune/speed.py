@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sagefinetune.backends.local import LocalBackend
+from sagefinetune.cost.length import typed_hyperparameters
 from sagefinetune.cost.local_speed import (
     PROBE_STEPS,
     PROBE_TEST_ROWS,
@@ -22,7 +23,6 @@ from sagefinetune.cost.local_speed import (
     store,
     timings,
 )
-from sagefinetune.entrypoint import contract
 
 if TYPE_CHECKING:
     from sagefinetune.job import Job
@@ -53,7 +53,7 @@ def measure_speed(job: Job, nodes: int = 1, *, refresh: bool = False, progress: 
 
 
 def _probe_job(job: Job, nodes: int) -> Job:
-    hp = contract.parse_hyperparameters({k: contract.render_hyperparameter(v) for k, v in job.hyperparameters_.items()})
+    hp = typed_hyperparameters(job.hyperparameters_)
     rows = PROBE_STEPS * hp["batch_size"] * hp["gradient_accumulation_steps"] * nodes
     seed = dict(job.dataset.sample_spec).get("seed", 42)
     dataset = job.dataset.sample(train=rows, test=PROBE_TEST_ROWS, seed=seed)

@@ -112,7 +112,8 @@ class LocalBackend:
 
         from sagefinetune.cost.measure import refine_at_fit
 
-        plan = refine_at_fit(job, plan, prepared)  # the estimate, with the rows as read
+        plan = refine_at_fit(job, plan, prepared)  # max_length="auto" and the estimate, from the rows as read
+        hyperparameters["max_length"] = plan.hyperparameters["max_length"]
         _check_same_job(run_dir, hyperparameters, prepared.fingerprint)
         channels = prepared.write(run_dir / "input" / "data")
         (run_dir / "input" / "config").mkdir(parents=True, exist_ok=True)

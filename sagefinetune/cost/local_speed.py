@@ -28,6 +28,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from sagefinetune.cost.length import typed_hyperparameters
 from sagefinetune.entrypoint import contract
 from sagefinetune.errors import TrainingError
 
@@ -87,7 +88,7 @@ def speed_settings(job: Job, processes: int, python: str = sys.executable) -> di
     """Everything a measured speed depends on: model, settings, processes, the data source, this machine."""
     from sagefinetune import __version__
 
-    hp = contract.parse_hyperparameters({k: contract.render_hyperparameter(v) for k, v in job.hyperparameters_.items()})
+    hp = typed_hyperparameters(job.hyperparameters_)  # max_length "auto": the data below decides it
     ds = job.dataset
     return {
         "model": job.model_id, "model_config": dict(job.model_config),

@@ -7,9 +7,10 @@ import os
 from typing import Any
 
 if __package__:
-    from . import contract
+    from . import contract, truncation
 else:  # run as a script: contract.py sits beside this file
     import contract  # type: ignore[no-redef]
+    import truncation  # type: ignore[no-redef]
 
 FORMATS = (("json", ("*.jsonl", "*.json")), ("parquet", ("*.parquet",)), ("csv", ("*.csv",)))
 
@@ -88,14 +89,16 @@ def check_columns(name: str, ds: Any, columns: list[str]) -> None:
 
 def tokenize_splits(splits: dict[str, Any], tokenizer: Any, hp: dict[str, Any], names: list[str], multi: bool,
                     max_length: int) -> dict[str, Any]:
-    """Label-encode and tokenize every split, keeping only the model's inputs and ``labels``."""
+    """Label-encode and tokenize every split, keeping only the model's inputs and ``labels``; inputs longer than
+    ``max_length`` are cut by the ``truncation`` hyperparameter (see truncation.py)."""
     pair = hp["text_pair_column"] or None
     padding = "max_length" if hp["pad_to_max_length"] else False
+    how = hp.get("truncation") or "head"
 
     def tokenize(batch: dict[str, list[Any]]) -> Any:
         texts = [t or "" for t in batch[hp["text_column"]]]
         pairs = [t or "" for t in batch[pair]] if pair else None
-        return tokenizer(texts, pairs, truncation=True, max_length=max_length, padding=padding)
+        return truncation.encode(tokenizer, texts, pairs, max_length, how, padding=padding)
 
     out = {}
     for name, ds in splits.items():

@@ -20,7 +20,7 @@ from typing import Any
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 CHANNELS = ("train", "validation", "test")
 DATA_FILE = "data.parquet"  # how the library writes channels; the entry point also reads JSON Lines and CSV
-SETTINGS_FILE = "sagefinetune.json"  # written into the model dir: labels, problem type, threshold, max length
+SETTINGS_FILE = "sagefinetune.json"  # written into the model dir: labels, problem type, threshold, max length, truncation
 
 
 def parse_bool(value: Any) -> bool:
@@ -181,8 +181,12 @@ HYPERPARAMETERS: dict[str, Param] = {
     "weight_decay": Param(parse_float, 0.01, "AdamW weight decay", lambda v: 0 <= v < 1, "in [0, 1)"),
     "warmup": Param(parse_float, 0.06, "share of steps spent warming up", lambda v: 0 <= v < 1, "in [0, 1)"),
     "gradient_accumulation_steps": Param(parse_int, 1, "steps to accumulate before an update", lambda v: v >= 1, ">= 1"),
-    "max_length": Param(parse_int, 256, "truncate inputs to this many tokens (batches are padded dynamically)",
+    "max_length": Param(parse_int, 256, "truncate inputs to this many tokens (batches are padded dynamically); "
+                        "sagefinetune's 'auto' chooses it from the train rows' token lengths (see below)",
                         lambda v: 8 <= v <= 8192, "in [8, 8192]"),
+    "truncation": Param(parse_str, "head", "which tokens a longer input keeps: head (the first) or head+tail (the "
+                        "first quarter and the last three quarters of max_length)",
+                        lambda v: v in ("head", "head+tail"), "head or head+tail"),
     "pad_to_max_length": Param(parse_bool, False, "pad every input to max_length (the slow notebook recipe)"),
     "group_by_length": Param(parse_bool, True, "batch inputs of similar length together"),
     "precision": Param(parse_str, "auto", "auto (bf16, else fp16 on GPU; fp32 on CPU), fp32, fp16 or bf16",

@@ -80,6 +80,7 @@ def evaluate(paths: dict[str, str], hp: dict[str, Any]) -> dict[str, Any]:
         names, multi = settings["labels"], settings["problem_type"] == "multi_label_classification"
         if settings.get("text_pair") and not hp["text_pair_column"]:
             hp["text_pair_column"] = "text_pair"
+        hp["truncation"] = settings.get("truncation") or "head"  # cut as training cut
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModelForSequenceClassification.from_pretrained(folder)
         test = channels.tokenize_splits({"test": channels.load_channel(paths["test_dir"])}, tokenizer, hp, names, multi,

@@ -21,10 +21,10 @@ Precision (``SFT_PRECISION``): ``auto`` (the default) runs the model in bf16 whe
 fp32; ``bf16`` where the device has it (else fp32, logged). The scores are computed in fp32 from the logits; bf16
 moves them by a few thousandths at most and halves the model's memory.
 
-The model and tokenizer load from the model folder only, never from the Hub. Inputs are truncated to the training
-``max_length`` (from ``sagefinetune.json``) and run in length-sorted batches. A request the handler cannot answer
-raises :class:`RequestError`, whose ``status`` is the HTTP status to answer with (the container answers 400 for
-every error, with the message).
+The model and tokenizer load from the model folder only, never from the Hub. Inputs are cut to the training
+``max_length`` as training cut them (``sagefinetune.json``; ``code/truncation.py``) and run in length-sorted
+batches. A request the handler cannot answer raises :class:`RequestError`, whose ``status`` is the HTTP status to
+answer with (the container answers 400 for every error, with the message).
 
 Self-contained: the standard library, numpy, torch and transformers only (the container has nothing else).
 """
@@ -36,6 +36,11 @@ import io
 import json
 import os
 from typing import Any
+
+if __package__:
+    from . import truncation
+else:  # code/inference.py in a model folder: the toolkit puts code/ (with truncation.py) on sys.path
+    import truncation  # type: ignore[no-redef]
 
 SETTINGS_FILE = "sagefinetune.json"
 JSON = "application/json"
@@ -71,6 +76,7 @@ class Classifier:
         model_max = getattr(tokenizer, "model_max_length", 512) or 512
         self.max_length = int(settings.get("max_length") or min(512, model_max))
         self.pairs = bool(settings.get("text_pair"))
+        self.truncation = truncation.check(settings.get("truncation") or "head")
         self.batch_size = int(os.environ.get("SFT_BATCH_SIZE", "32"))
 
     def probabilities(self, items: list[Any]) -> Any:
@@ -84,7 +90,7 @@ class Classifier:
 
         firsts = [i[0] if isinstance(i, tuple) else i for i in items]
         seconds = [i[1] for i in items] if self.pairs else None
-        encoded = self.tokenizer(firsts, seconds, truncation=True, max_length=self.max_length)
+        encoded = truncation.encode(self.tokenizer, firsts, seconds, self.max_length, self.truncation)
         names = [n for n in self.tokenizer.model_input_names if n in encoded]
         lengths = [len(ids) for ids in encoded["input_ids"]]
         out = np.zeros((len(items), len(self.labels)), dtype=np.float32)

@@ -17,6 +17,7 @@ else:  # run as a script: contract.py sits beside this file
 HERE = os.path.dirname(os.path.abspath(__file__))
 METRICS_MODULE = os.path.join(HERE, "metrics", "classification.py")
 INFERENCE_HANDLER = os.path.join(HERE, "inference.py")  # every model folder serves with it: code/inference.py
+HANDLER_MODULES = ("truncation.py",)  # what the handler imports, beside it in code/ (the toolkit puts code/ on sys.path)
 STRAY_FILES = ("training_args.bin",)
 FAILURE_LIMIT = 1024  # SageMaker keeps this many characters of the failure file as the job's FailureReason
 
@@ -88,7 +89,8 @@ def final_metrics(trainer: Any, result: Any, final: Any, scorer: Scorer) -> dict
 
 def write_model(trainer: Any, where: contract.Paths, settings: dict[str, Any], metrics: dict[str, float]) -> None:
     """Model, tokenizer and config (id2label) with the settings a predictor needs, metrics.json, and the serving
-    handler as ``code/inference.py`` (where SageMaker's Hugging Face inference container looks for it)."""
+    handler as ``code/inference.py`` (where SageMaker's Hugging Face inference container looks for it), with the
+    modules it imports beside it."""
     os.makedirs(where.model_dir, exist_ok=True)
     trainer.save_model(where.model_dir)  # model, tokenizer (processing_class) and config with id2label
     for stray in STRAY_FILES:
@@ -101,6 +103,8 @@ def write_model(trainer: Any, where: contract.Paths, settings: dict[str, Any], m
         json.dump(metrics, fh, indent=2, sort_keys=True)
     os.makedirs(os.path.join(where.model_dir, "code"), exist_ok=True)
     shutil.copyfile(INFERENCE_HANDLER, os.path.join(where.model_dir, "code", "inference.py"))
+    for module in HANDLER_MODULES:
+        shutil.copyfile(os.path.join(HERE, module), os.path.join(where.model_dir, "code", module))
 
 
 def write_reports(final: Any, names: list[str], multi: bool, threshold: float, output_dir: str, model_dir: str) -> None:

@@ -1,10 +1,10 @@
 """Tokenise once: tokenised splits kept by content, made by one process per machine.
 
 The key hashes everything the token ids depend on: the channel files (names, sizes, contents), the tokenizer (its
-full serialised state, not its name), ``max_length``, the padding mode, the columns, the class names, the label
-mapping and the problem type. A resumed run, a spot restart, every process of a torchrun job and a grid cell or
-tuning trial on the same data and tokenizer settings load the same Arrow files (memory-mapped) instead of
-tokenising again.
+full serialised state, not its name), ``max_length``, the truncation, the padding mode, the columns, the class
+names, the label mapping and the problem type. A resumed run, a spot restart, every process of a torchrun job and
+a grid cell or tuning trial on the same data and tokenizer settings load the same Arrow files (memory-mapped)
+instead of tokenising again.
 
 Only local rank 0 tokenises: it writes into a staging folder and renames it into place, so the folder appears whole
 with its ``done`` marker; the other processes wait for that marker, then load. If rank 0 cannot write the cache it
@@ -31,7 +31,8 @@ from typing import Any
 
 FORMAT = 1  # bump when tokenize_splits changes what it writes
 DATA_PATTERNS = ("*.jsonl", "*.json", "*.parquet", "*.csv")
-SETTINGS = ("text_column", "text_pair_column", "label_column", "label_mapping", "pad_to_max_length", "problem_type")
+SETTINGS = ("text_column", "text_pair_column", "label_column", "label_mapping", "pad_to_max_length", "problem_type",
+            "truncation")
 
 
 def root(checkpoint_dir: str) -> str:

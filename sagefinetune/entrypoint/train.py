@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     max_length = min(hp["max_length"], getattr(tokenizer, "model_max_length", hp["max_length"]) or hp["max_length"])
     data = tokenize(where, tokenizer, hp, names, multi, max_length)
     test_ds = data.get("test") or data.get("validation")
-    log("rows: " + ", ".join(f"{k} {len(v)}" for k, v in data.items()) + f"; max_length {max_length}")
+    log("rows: " + ", ".join(f"{k} {len(v)}" for k, v in data.items()) + f"; max_length {max_length}, "
+        f"truncation {hp['truncation']}")
     if int(os.environ.get("RANK", "0")) == 0:  # what the diagnosis compares the model with: the majority class
         for split, ds in data.items():
             print(contract.label_counts_line(split, channels.label_counts(ds, names, multi)), flush=True)
@@ -158,7 +159,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     if trainer.is_world_process_zero():
         settings = {"labels": names, "problem_type": hp["problem_type"], "threshold": scorer.threshold,
-                    "max_length": max_length, "text_pair": bool(hp["text_pair_column"])}
+                    "max_length": max_length, "truncation": hp["truncation"],
+                    "text_pair": bool(hp["text_pair_column"])}
         outputs.write_model(trainer, where, settings, metrics)
         if final is not None:
             outputs.write_reports(final, names, multi, scorer.threshold, where.output_dir, where.model_dir)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sagefinetune.job import Job
 
-__all__ = ["Chosen", "choose", "learning_rate_for", "hidden_size", "KNOWN_WIDTHS", "WARMUP"]
+__all__ = ["Chosen", "choose", "learning_rate_for", "hidden_size", "max_tokens", "KNOWN_WIDTHS", "WARMUP"]
 
 #: Where a plan's note sends the user for the measurement: the docs, which an installed package can reach.
 MEASURED = 'measured: see the docs page "Benchmarks", section "Defaults chosen for the model"'
@@ -88,6 +88,24 @@ def hidden_size(model_id: str) -> tuple[int | None, str]:
         if re.search(pattern, name):
             return width, f"its name ({pattern!r} in {name!r})"
     return None, "its width is not known here"
+
+
+def max_tokens(model_id: str) -> tuple[int, str]:
+    """(the most tokens the model takes, where that came from): its tokenizer's ``model_max_length``, else the
+    config's position embeddings (less RoBERTa's two offset positions), else 512, the BERT family's, assumed."""
+    config = _config_file(model_id)
+    if config is not None:
+        tokenizer = config.with_name("tokenizer_config.json")
+        if tokenizer.is_file():
+            value = json.loads(tokenizer.read_text(encoding="utf-8")).get("model_max_length")
+            if isinstance(value, (int, float)) and 8 <= value <= 1_000_000:  # huge values mean "not set"
+                return int(value), f"its tokenizer ({tokenizer})"
+        fields = json.loads(config.read_text(encoding="utf-8"))
+        positions = fields.get("max_position_embeddings")
+        if isinstance(positions, int) and positions >= 8:
+            offset = 2 if fields.get("model_type") in ("roberta", "xlm-roberta", "camembert", "longformer") else 0
+            return positions - offset, f"its config ({config})"
+    return 512, "assumed: the BERT family's maximum (the model's files are not on this machine)"
 
 
 def choose(job: Job) -> Chosen:

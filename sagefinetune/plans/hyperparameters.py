@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from sagefinetune.data.prepared import Prepared
     from sagefinetune.job import Job
 
-__all__ = ["USER_HYPERPARAMETERS", "DEFAULT_HYPERPARAMETERS", "IMBALANCE_RATIO", "check_hyperparameter",
+__all__ = ["USER_HYPERPARAMETERS", "DEFAULT_HYPERPARAMETERS", "IMBALANCE_RATIO", "LIBRARY_VALUES", "check_hyperparameter",
            "check_with_labels", "early_stopping_note", "imbalance_note", "checked_at_fit"]
 
 #: Hyperparameters a user sets with Job.hyperparameters(); the rest are derived from the Job.
@@ -27,7 +27,10 @@ USER_HYPERPARAMETERS = tuple(
                                              "label_column")
 )
 #: The learning rate and warmup are left out: the plan chooses them for the model's size (see sagefinetune.facts.defaults).
-DEFAULT_HYPERPARAMETERS: Mapping[str, Any] = MappingProxyType({"epochs": 3, "batch_size": 32, "max_length": 256})
+#: ``max_length="auto"``: the plan chooses it from the train rows' token lengths (see sagefinetune.cost.length).
+DEFAULT_HYPERPARAMETERS: Mapping[str, Any] = MappingProxyType({"epochs": 3, "batch_size": 32, "max_length": "auto"})
+#: Values the library takes for a hyperparameter beside the entry point's type: resolved before launch.
+LIBRARY_VALUES: Mapping[str, tuple[str, ...]] = MappingProxyType({"max_length": ("auto",)})
 
 
 def check_hyperparameter(name: str, value: Any) -> None:
@@ -45,6 +48,11 @@ def check_hyperparameter(name: str, value: Any) -> None:
         raise ConfigError(f"early_stopping_metric={value!r} is not a metric of the run{close} Fix: 'auto' (eval_f1; "
                           f"eval_f1_micro for multi-label) or one of {', '.join(EARLY_STOPPING_METRICS[1:])}.")
     param = HYPERPARAMETERS[name]
+    extra = LIBRARY_VALUES.get(name, ())
+    if isinstance(value, str) and value in extra:
+        return
+    default = DEFAULT_HYPERPARAMETERS.get(name, param.default)
+    rule = param.rule + "".join(f", or {v!r}" for v in extra)
     wrong_type = isinstance(value, str) and param.parse is not parse_str
     try:
         parsed = None if wrong_type else param.parse(value)
@@ -52,10 +60,10 @@ def check_hyperparameter(name: str, value: Any) -> None:
         wrong_type = True
     if wrong_type:
         raise ConfigError(f"hyperparameter {name}={value!r} has the wrong type; {param.help} "
-                          f"(default {param.default!r}). Fix: .hyperparameters({name}={param.default!r}).")
+                          f"(default {default!r}). Fix: .hyperparameters({name}={default!r}).")
     if param.check is not None and not param.check(parsed):
-        raise ConfigError(f"hyperparameter {name}={value!r} must be {param.rule}. "
-                          f"Fix: .hyperparameters({name}=<a value {param.rule}>), e.g. {param.default!r}.")
+        raise ConfigError(f"hyperparameter {name}={value!r} must be {rule}. "
+                          f"Fix: .hyperparameters({name}=<a value {rule}>), e.g. {default!r}.")
 
 
 # ---- class_weights and early_stopping ----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from sagefinetune.cost.estimate import Estimate
+    from sagefinetune.cost.length import MaxLength
     from sagefinetune.cost.local_speed import LocalSpeed
     from sagefinetune.cost.search import SetupSearch
     from sagefinetune.job import Job
@@ -69,6 +70,7 @@ class TrainingPlan:
     estimate: Estimate | None = None
     search: SetupSearch | None = None
     tracking: TrackingSpec | None = None  # job.track(...): where the run logs params, curves, metrics, artifacts
+    length: MaxLength | None = None  # max_length: how it was chosen, the share of train rows it cuts
 
     @property
     def world_size(self) -> int:
@@ -98,6 +100,7 @@ class TrainingPlan:
             "estimate": self.estimate.to_dict() if self.estimate is not None else None,
             "search": self.search.to_dict() if self.search is not None else None,
             "tracking": self.tracking.to_dict() if self.tracking is not None else None,
+            "max_length": self.length.to_dict() if self.length is not None else None,
         }
 
     def __str__(self) -> str:
@@ -116,6 +119,8 @@ class TrainingPlan:
         ]
         if self.tracking is not None:
             lines.append(self.tracking.line())
+        if self.length is not None:
+            lines.append(f"  max_length   {self.length.line()}")
         if self.sagemaker is not None:
             lines += self.sagemaker.lines()
         if self.estimate is not None:
@@ -156,11 +161,12 @@ def run_folder_pattern(job_name: str) -> str:
     return f"sft-runs/{job_name}-<UTC launch time, YYYYMMDD-HHMMSS>"
 
 
-def render_hyperparameters(job: Job, remote: bool = False) -> dict[str, str]:
+def render_hyperparameters(job: Job, remote: bool = False, length: MaxLength | None = None) -> dict[str, str]:
     """SageMaker hyperparameters (strings only) from the Job; the entry point parses them back.
 
     Args:
         remote: for a SageMaker job, where a local model folder is the model channel, not a path.
+        length: the max_length chosen for ``max_length="auto"`` (default: :func:`~sagefinetune.cost.length.plan_length`).
     """
     folder = model_source(job.model_id) == "folder"  # on SageMaker it travels as the model channel
     hp: dict[str, Any] = {"model_name_or_path": Path(job.model_id).name if folder and remote else job.model_id}
@@ -182,6 +188,11 @@ def render_hyperparameters(job: Job, remote: bool = False) -> dict[str, str]:
             hp["text_pair_column"] = job.dataset.text_pair
     hp.update(choose_defaults(job).values)  # learning rate and warmup for the model's size, where the user set none
     hp.update({k: v for k, v in job.hyperparameters_.items() if v is not None})  # None: the entry point's default
+    if hp.get("max_length") == "auto":  # chosen from the train rows' token lengths (and again at fit)
+        from sagefinetune.cost.length import ASSUMED, plan_length
+
+        chosen = length or plan_length(job)
+        hp["max_length"] = chosen.value if chosen is not None else ASSUMED
     rendered = {k: render_hyperparameter(v) for k, v in hp.items()}
     too_long = {k: len(v) for k, v in rendered.items() if len(v) > 2500}
     if too_long:
@@ -252,7 +263,10 @@ def make_plan(job: Job, *, instance: str = "local", nodes: int = 1, **options: A
 
 
 def _make_plan(job: Job, instance: str, nodes: int, scale_lr: bool, options: dict[str, Any]) -> TrainingPlan:
-    hyperparameters = render_hyperparameters(job, remote=instance != "local")
+    from sagefinetune.cost.length import plan_length
+
+    length = plan_length(job)  # max_length="auto" becomes a number here (and again, from the rows, at fit)
+    hyperparameters = render_hyperparameters(job, remote=instance != "local", length=length)
     if job.label_map is not None:
         check_with_labels(job.hyperparameters_, job.label_map)
     chosen = tuple(n for n in (choose_defaults(job).why, early_stopping_note(job)) if n)
@@ -267,6 +281,7 @@ def _make_plan(job: Job, instance: str, nodes: int, scale_lr: bool, options: dic
         problem_type=job.label_map.problem_type if job.label_map else None,
         hyperparameters=MappingProxyType(hyperparameters),
         metric_definitions=metric_definitions(),
+        length=length,
     )
     if instance == "local":
         if options:

@@ -8,8 +8,9 @@ answer the same inputs with the same scores whatever runs underneath::
     runtime.probabilities(["a text", ...])     # numpy float32 [inputs, labels]: softmax (sigmoid for multi-label)
 
 An input is a text, or a ``(text, text_pair)`` tuple for a model trained on pairs. Inputs run longest first in
-batches of ``batch_size``, so each batch pads to texts of similar length, and are truncated to the training
-``max_length`` (from ``sagefinetune.json``). The tokenizer is the model folder's own (never the Hub's). The ONNX
+batches of ``batch_size``, so each batch pads to texts of similar length, and are cut to the training ``max_length``
+the way training cut them (``head`` or ``head+tail``, both from ``sagefinetune.json``; see
+:mod:`sagefinetune.entrypoint.truncation`). The tokenizer is the model folder's own (never the Hub's). The ONNX
 runtime imports neither torch nor transformers (its tokenizer is the folder's ``tokenizer.json``, through the
 tokenizers library), so an ONNX server starts in a fraction of the time and memory.
 """
@@ -24,6 +25,7 @@ from typing import Any
 
 from sagefinetune.core.deps import require
 from sagefinetune.entrypoint import inference as handler
+from sagefinetune.entrypoint import truncation
 from sagefinetune.entrypoint.contract import SETTINGS_FILE
 from sagefinetune.errors import ConfigError
 
@@ -55,6 +57,11 @@ class Runtime:
         model_max = getattr(self.tokenizer, "model_max_length", 512) or 512
         self.max_length = int(self.settings.get("max_length") or min(512, model_max))
         self.pairs = bool(self.settings.get("text_pair"))
+        try:
+            self.truncation = truncation.check(self.settings.get("truncation") or "head")
+        except ValueError as exc:
+            raise ConfigError(f"{self.model_dir / SETTINGS_FILE}: {exc} (a model from a newer sagefinetune?). "
+                              "Fix: upgrade sagefinetune.") from None
         self.batch_size = batch_size
 
     def load_tokenizer(self) -> Any:
@@ -71,8 +78,12 @@ class Runtime:
         """Tokenise one batch: numpy arrays, padded to the batch's longest input."""
         firsts = [i[0] if isinstance(i, tuple) else i for i in items]
         seconds = [i[1] for i in items] if self.pairs else None  # type: ignore[index]
-        return dict(self.tokenizer(firsts, seconds, truncation=True, max_length=self.max_length, padding=True,
-                                   return_tensors="np"))
+        if self.truncation == "head":
+            return dict(self.tokenizer(firsts, seconds, truncation=True, max_length=self.max_length, padding=True,
+                                       return_tensors="np"))
+        cut = truncation.encode(self.tokenizer, firsts, seconds, self.max_length, self.truncation)
+        return _pad(cut, getattr(self.tokenizer, "pad_token_id", None) or 0,
+                    left=getattr(self.tokenizer, "padding_side", "right") == "left")
 
     def probabilities(self, items: Sequence[Item]) -> Any:
         """Scores of ``items`` as a numpy float32 array [inputs, labels], in the order given.
@@ -168,18 +179,36 @@ class FastTokenizer:
         self.pad_token = pad or "[PAD]"
         self.pad_id = self.tokenizer.token_to_id(self.pad_token) or 0
 
+    @property
+    def pad_token_id(self) -> int:
+        return int(self.pad_id)
+
     def __call__(self, firsts: list[str], seconds: list[str] | None = None, *, truncation: bool = True,
-                 max_length: int = 512, padding: bool = True, return_tensors: str = "np") -> dict[str, Any]:
+                 max_length: int = 512, padding: bool = True, return_tensors: str | None = "np",
+                 return_special_tokens_mask: bool = False, verbose: bool = True) -> dict[str, Any]:
+        """Padded numpy arrays (the runtime's head truncation), or with ``truncation=False, padding=False,
+        return_tensors=None`` the untruncated lists with their ``special_tokens_mask`` (for head+tail)."""
         import numpy as np
 
         tok = self.tokenizer
-        tok.enable_truncation(max_length, strategy="longest_first")
-        tok.enable_padding(pad_id=self.pad_id, pad_token=self.pad_token)
+        if truncation:
+            tok.enable_truncation(max_length, strategy="longest_first")
+        else:
+            tok.no_truncation()
+        if padding:
+            tok.enable_padding(pad_id=self.pad_id, pad_token=self.pad_token)
+        else:
+            tok.no_padding()
         inputs: list[Any] = list(zip(firsts, seconds)) if seconds is not None else list(firsts)
         encodings = tok.encode_batch(inputs)
-        return {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-                "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-                "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)}
+        out: dict[str, Any] = {"input_ids": [e.ids for e in encodings],
+                               "attention_mask": [e.attention_mask for e in encodings],
+                               "token_type_ids": [e.type_ids for e in encodings]}
+        if return_special_tokens_mask:
+            out["special_tokens_mask"] = [e.special_tokens_mask for e in encodings]
+        if return_tensors == "np":
+            out = {k: np.array(v, dtype=np.int64) for k, v in out.items()}
+        return out
 
 
 def load_runtime(model_dir: str | Path, *, batch_size: int = 32, device: str | int | None = None,
@@ -200,6 +229,20 @@ def load_runtime(model_dir: str | Path, *, batch_size: int = 32, device: str | i
         return OnnxRuntime(folder, batch_size=batch_size, threads=threads)
     require("transformers", "load a model")
     return TorchRuntime(folder, batch_size=batch_size, device=device, threads=threads, precision=precision)
+
+
+def _pad(encoded: dict[str, list[Any]], pad_id: int, left: bool = False) -> dict[str, Any]:
+    """Rows of token lists as numpy arrays, padded to the longest (ids with ``pad_id``, the rest with 0)."""
+    import numpy as np
+
+    width = max(len(row) for row in encoded["input_ids"])
+    out = {}
+    for name, rows in encoded.items():
+        fill = pad_id if name == "input_ids" else 0
+        padded = [[fill] * (width - len(row)) + list(row) if left else list(row) + [fill] * (width - len(row))
+                  for row in rows]
+        out[name] = np.array(padded, dtype=np.int64)
+    return out
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -65,6 +65,7 @@ class RunFacts:
     confusion: dict[str, Any] | None = None
     max_length: int | None = None
     threshold: float | None = None
+    truncation: str = "head"
 
 
 def _read_json(path: Path | None) -> Any:
@@ -132,6 +133,7 @@ def run_facts(run: TrainingRun, model_dir: Path | None = None) -> RunFacts:
         training_seconds=float(seconds) if seconds is not None else None, where=_where(run, record),
         cost=str(run.cost), confusion=_read_json(model_dir / CONFUSION_FILE) or _read_json(output),
         max_length=settings.get("max_length"), threshold=settings.get("threshold"),
+        truncation=str(settings.get("truncation") or "head"),
     )
 
 
@@ -234,6 +236,10 @@ def _usage_section(facts: RunFacts, repo_id: str, endpoint: str) -> str:
     extra = ', function_to_apply="sigmoid"' if multi else ""
     note = (f"\n\nThis repository is on {endpoint}: set `HF_ENDPOINT={endpoint}` before importing transformers."
             if endpoint.rstrip("/") != DEFAULT_ENDPOINT else "")
+    if facts.truncation == "head+tail":
+        note += (f"\n\nTrained on the first quarter and the last three quarters of the {length} tokens a longer text "
+                 "is cut to (`truncation=\"head+tail\"`); the pipeline keeps the first tokens only, so it scores long "
+                 "texts differently. sagefinetune's `Predictor` below cuts them as training did.")
     return (f"## How to use\n\nWith transformers (a private repository needs `hf auth login` first):{note}\n\n"
             f"```python\nfrom transformers import pipeline\n\n"
             f'classifier = pipeline("text-classification", model="{repo_id}")\n'

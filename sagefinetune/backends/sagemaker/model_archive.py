@@ -2,7 +2,8 @@
 
 The archive's key is the hash of the folder's files (names and contents), so deploying the same folder again uploads
 nothing; the archive itself is reproducible (no timestamps, owners or gzip time). A folder without
-``code/inference.py`` gets sagefinetune's handler (``entrypoint/inference.py``) added when the package has one.
+``code/inference.py`` gets sagefinetune's handler (``entrypoint/inference.py``, and the modules it imports beside
+it) added when the package has one.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from sagefinetune.backends.sagemaker.s3_content import exists, file_hash, upload, visible_files
 from sagefinetune.core.console import say
+from sagefinetune.entrypoint.outputs import HANDLER_MODULES
 
 HANDLER = Path(__file__).resolve().parents[2] / "entrypoint" / "inference.py"
 ARCHIVE = "model.tar.gz"
@@ -26,6 +28,7 @@ def entries(folder: Path, *, add_handler: bool) -> list[tuple[str, Path]]:
     found = [(p.relative_to(folder).as_posix(), p) for p in visible_files(folder)]
     if add_handler and HANDLER.is_file():
         found.append(("code/inference.py", HANDLER))
+        found += [(f"code/{name}", HANDLER.with_name(name)) for name in HANDLER_MODULES]
     return found
 
 

@@ -257,7 +257,8 @@ class SageMakerBackend(TrainingJobs):
             hyperparameters = prepared.with_data_hyperparameters(hyperparameters)
             from sagefinetune.cost.measure import refine_at_fit
 
-            plan = refine_at_fit(job, plan, prepared)  # the estimate, with the rows as read
+            plan = refine_at_fit(job, plan, prepared)  # max_length="auto" and the estimate, from the rows as read
+            hyperparameters["max_length"] = plan.hyperparameters["max_length"]
             labels = tuple(prepared.label_map.names_)
             where = bucket()
             data_hash = prepared.fingerprint
