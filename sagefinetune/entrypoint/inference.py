@@ -26,6 +26,8 @@ The model and tokenizer load from the model folder only, never from the Hub. Inp
 raises :class:`RequestError`, whose ``status`` is the HTTP status to answer with (the container answers 400 for
 every error, with the message).
 
+Limits: JSON nests at most :data:`MAX_DEPTH` deep (checked before decoding).
+
 Self-contained: the standard library, numpy, torch and transformers only (the container has nothing else).
 """
 
@@ -35,6 +37,7 @@ import csv
 import io
 import json
 import os
+import re
 from typing import Any
 
 SETTINGS_FILE = "sagefinetune.json"
@@ -47,6 +50,9 @@ PARAMETERS = ("top_k", "all_scores")
 PRECISIONS = ("auto", "fp32", "bf16")
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX512-BF16 / AMX; Arm (e.g. Graviton3) "bf16"
 REQUEST_EXAMPLE = '{"inputs": ["a text", "another text"]}'
+MAX_DEPTH = 8  # arrays and objects in arrays and objects: the contract needs 3, {"inputs": [["text", "pair"]]}
+_STRING = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"')  # a JSON string (no raw newline in one)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
 
 class RequestError(ValueError):
@@ -240,6 +246,23 @@ def input_fn(input_data: bytes | str, content_type: str | None) -> dict[str, Any
     return {"inputs": inputs, "parameters": check_parameters({**default_parameters(), **parameters})}
 
 
+def json_depth(text: str, limit: int = MAX_DEPTH) -> int:
+    """How deep arrays and objects nest in JSON ``text``, counted up to ``limit + 1``, without recursion: strings are
+    dropped, then every innermost ``[]`` or ``{}``, once per level. A bracket left unmatched counts as a level.
+
+    >>> json_depth('{"inputs": [["a", "b]]]"]]}'), json_depth("[" * 5000 + "]" * 5000), json_depth('["a"')
+    (3, 9, 1)
+    """
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text)).replace("{", "[").replace("}", "]")
+    depth = 0
+    while brackets and depth <= limit:
+        inner = brackets.replace("[]", "")
+        if len(inner) == len(brackets):  # unbalanced (malformed): what is left opens further levels
+            return depth + brackets.count("[")
+        brackets, depth = inner, depth + 1
+    return depth
+
+
 def media_type(content_type: str | None) -> str:
     """``"application/json; charset=utf-8"`` -> ``"application/json"``."""
     return (content_type or "").split(";")[0].strip().lower()
@@ -279,6 +302,9 @@ def _decode(data: bytes | str) -> str:
 
 
 def _load_json(text: str, what: str) -> Any:
+    if json_depth(text) > MAX_DEPTH:
+        raise RequestError(f"{what} has arrays or objects nested more than {MAX_DEPTH} deep; a request needs 3 at "
+                           f"most. Fix: send {REQUEST_EXAMPLE}.")
     try:
         return json.loads(text)
     except ValueError as exc:

@@ -70,7 +70,7 @@ def test_the_handler_is_self_contained():
     source = (ROOT / "sagefinetune" / "entrypoint" / "inference.py").read_text()
     imports = {line.split()[1].split(".")[0] for line in source.splitlines()
                if line.lstrip().startswith(("import ", "from ")) and not line.lstrip().startswith("from __future__")}
-    assert imports <= {"csv", "io", "json", "os", "typing", "numpy", "torch", "transformers"}, imports
+    assert imports <= {"csv", "io", "json", "os", "re", "typing", "numpy", "torch", "transformers"}, imports
 
 
 # ---- precision: bf16 where the device computes it natively --------------------------------------------------
