@@ -26,7 +26,8 @@ The model and tokenizer load from the model folder only, never from the Hub. Inp
 raises :class:`RequestError`, whose ``status`` is the HTTP status to answer with (the container answers 400 for
 every error, with the message).
 
-Limits: JSON nests at most :data:`MAX_DEPTH` deep (checked before decoding).
+Limits: JSON nests at most :data:`MAX_DEPTH` deep (checked before decoding); a request holds at most
+``SFT_MAX_INPUTS`` inputs (see :func:`max_inputs`).
 
 Self-contained: the standard library, numpy, torch and transformers only (the container has nothing else).
 """
@@ -51,6 +52,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX512-BF16 / AMX; Arm (e.g. Graviton3) "bf16"
 REQUEST_EXAMPLE = '{"inputs": ["a text", "another text"]}'
 MAX_DEPTH = 8  # arrays and objects in arrays and objects: the contract needs 3, {"inputs": [["text", "pair"]]}
+DEFAULT_MAX_INPUTS = 1024  # per request: 32 forward passes of 32; a larger request waits as long as 32 small ones
 _STRING = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"')  # a JSON string (no raw newline in one)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
@@ -227,23 +229,45 @@ def to_precision(model: Any, device: str, requested: str) -> str:
 
 # ---- input_fn ----------------------------------------------------------------------------------------------------
 def input_fn(input_data: bytes | str, content_type: str | None) -> dict[str, Any]:
-    """Parse a request body into ``{"inputs": [text | (text, text_pair), ...], "parameters": {...}}``."""
+    """Parse a request body into ``{"inputs": [text | (text, text_pair), ...], "parameters": {...}}``, with the
+    input limit of :func:`max_inputs` (two parameters: the toolkit passes its context to a third)."""
+    return read_request(input_data, content_type, max_inputs())
+
+
+def read_request(input_data: bytes | str, content_type: str | None, limit: int | None) -> dict[str, Any]:
+    """:func:`input_fn` with the most inputs a request may hold (``None``: no limit; 413 above it)."""
     media = media_type(content_type) or JSON
     if media not in CONTENT_TYPES:
         raise RequestError(f"content type {content_type!r} is not served; send {', '.join(CONTENT_TYPES)}. Fix: "
                            f"Content-Type: application/json with a body like {REQUEST_EXAMPLE}.", status=415)
     text = _decode(input_data)
     if media == JSON:
-        inputs, parameters = _from_json(_load_json(text, "the request body"))
+        inputs, parameters = _from_json(_load_json(text, "the request body"), limit)
     elif media in JSONLINES:
-        inputs, parameters = _from_lines(text), {}
+        inputs, parameters = _from_lines(text, limit), {}
     elif media == CSV:
-        inputs, parameters = _from_csv(text), {}
+        inputs, parameters = _from_csv(text, limit), {}
     else:
         inputs, parameters = ([text] if text.strip() else []), {}
     if not inputs:
         raise RequestError(f"the request holds no inputs ({media}). Fix: send at least one text, e.g. {REQUEST_EXAMPLE}.")
     return {"inputs": inputs, "parameters": check_parameters({**default_parameters(), **parameters})}
+
+
+def max_inputs() -> int | None:
+    """Inputs per request: ``SFT_MAX_INPUTS`` (``0``: no limit), else :data:`DEFAULT_MAX_INPUTS`; no limit in a
+    SageMaker batch transform (``SAGEMAKER_BATCH=true``), which sends as many lines as fit in MaxPayloadInMB."""
+    default = "0" if os.environ.get("SAGEMAKER_BATCH") == "true" else str(DEFAULT_MAX_INPUTS)
+    raw = os.environ.get("SFT_MAX_INPUTS", "").strip() or default
+    if not raw.isdigit():
+        raise RequestError(f"SFT_MAX_INPUTS must be a whole number (0: no limit); got {raw!r}", status=500)
+    return int(raw) or None
+
+
+def too_many(found: str, limit: int) -> RequestError:
+    return RequestError(f"the request holds {found} inputs; this endpoint takes at most {limit:,} per request "
+                        f"(max_inputs={limit}). Fix: send at most {limit:,} per request (run.batch_predict for "
+                        "many), or deploy with a larger max_inputs (SFT_MAX_INPUTS on SageMaker).", status=413)
 
 
 def json_depth(text: str, limit: int = MAX_DEPTH) -> int:
@@ -311,7 +335,7 @@ def _load_json(text: str, what: str) -> Any:
         raise RequestError(f"{what} is malformed JSON ({exc}); got {_show(text)}. Fix: send {REQUEST_EXAMPLE}.") from None
 
 
-def _from_json(body: Any) -> tuple[list[Any], Any]:
+def _from_json(body: Any, limit: int | None) -> tuple[list[Any], Any]:
     if isinstance(body, dict):
         if "inputs" not in body:
             raise RequestError(f'the request has no "inputs"; its keys are {sorted(body)}. Fix: send {REQUEST_EXAMPLE}.')
@@ -326,13 +350,17 @@ def _from_json(body: Any) -> tuple[list[Any], Any]:
         inputs = [inputs]
     if not isinstance(inputs, list):
         raise RequestError(f'"inputs" must be a text or a list of texts; got {_show(inputs)}. Fix: send {REQUEST_EXAMPLE}.')
+    if limit and len(inputs) > limit:
+        raise too_many(f"{len(inputs):,}", limit)
     return [_item(x, f"input {i}") for i, x in enumerate(inputs)], parameters
 
 
-def _from_lines(text: str) -> list[Any]:
-    items = []
+def _from_lines(text: str, limit: int | None) -> list[Any]:
+    items: list[Any] = []
     for n, line in enumerate(text.splitlines(), 1):
         if line.strip():
+            if limit and len(items) == limit:
+                raise too_many(f"more than {limit:,}", limit)
             record = _load_json(line, f"line {n}")
             if isinstance(record, dict) and "inputs" in record:
                 record = record["inputs"]
@@ -340,7 +368,7 @@ def _from_lines(text: str) -> list[Any]:
     return items
 
 
-def _from_csv(text: str) -> list[Any]:
+def _from_csv(text: str, limit: int | None) -> list[Any]:
     items: list[Any] = []
     for n, row in enumerate(csv.reader(io.StringIO(text)), 1):
         if not row:
@@ -348,6 +376,8 @@ def _from_csv(text: str) -> list[Any]:
         if len(row) > 2:
             raise RequestError(f"CSV row {n} has {len(row)} columns; a row is one text, or two for a sentence pair. "
                                'Fix: quote texts that hold commas ("a, b").')
+        if limit and len(items) == limit:
+            raise too_many(f"more than {limit:,}", limit)
         items.append(row[0] if len(row) == 1 else (row[0], row[1]))
     return items
 

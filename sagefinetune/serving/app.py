@@ -4,8 +4,9 @@
     POST /invocations            the handler's request and answer (see :mod:`sagefinetune.entrypoint.inference`)
     GET  /execution-parameters   what a batch transform asks a container for
 
-Every error is JSON, ``{"code": 415, "message": "..."}``, and leaves the server serving: 400 bad input, 406 Accept,
-413 body over the limit, 415 content type, 500 a failure in the model, 503 stopped before the request ran.
+Every error is JSON, ``{"code": 415, "message": "..."}``, and leaves the server serving: 400 bad input (JSON nested
+deeper than the handler's MAX_DEPTH included), 406 Accept, 413 body or input count over the limit, 415 content type,
+500 a failure in the model, 503 stopped before the request ran.
 """
 
 from __future__ import annotations
@@ -35,8 +36,13 @@ DRAIN_BYTES = 16 * 2**20
 
 
 def build_app(classifier: handler.Classifier, *, max_batch_size: int = 32, max_wait_ms: float = 5.0,
-              max_body_bytes: int = 6 * 2**20, workers: int = 1) -> Starlette:
-    """The app serving ``classifier`` (from ``handler.model_fn``), with its dynamic batcher."""
+              max_body_bytes: int = 6 * 2**20, workers: int = 1,
+              max_inputs: int | None = handler.DEFAULT_MAX_INPUTS) -> Starlette:
+    """The app serving ``classifier`` (from ``handler.model_fn``), with its dynamic batcher.
+
+    The body is decoded on the event loop, one request at a time: a thread pool would hold several large bodies'
+    Python objects at once. ``max_inputs``: the most inputs per request (None: no limit; 413 above).
+    """
     batcher = DynamicBatcher(classifier.probabilities, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
                              workers=workers)
 
@@ -58,7 +64,7 @@ def build_app(classifier: handler.Classifier, *, max_batch_size: int = 32, max_w
             try:
                 body = await read_body(request, max_body_bytes)
                 answer_type = handler.answer_type(request.headers.get("accept"))
-                data = handler.input_fn(body, request.headers.get("content-type"))
+                data = handler.read_request(body, request.headers.get("content-type"), max_inputs)
                 classifier.check(data["inputs"])  # a bad request fails alone, before it joins a batch
                 rows, shared = await batcher.predict(data["inputs"])
                 predictions = [classifier.format(row, data["parameters"]) for row in rows]

@@ -32,6 +32,7 @@ __all__ = ["LocalEndpoint", "deploy_local", "LOCAL_OPTIONS"]
 LOCAL_OPTIONS: dict[str, Any] = {
     "max_batch_size": 32, "max_wait_ms": 5.0, "max_body_mb": 6.0, "grace": 30.0, "startup_timeout": 300.0,
     "timeout": 120.0, "workers": None, "threads": None, "precision": "auto", "python": None, "log_path": None,
+    "max_inputs": None,
 }
 #: Options that only a SageMaker endpoint takes (no "did you mean" among the local ones for these).
 SAGEMAKER_OPTIONS = {"serverless", "memory_mb", "max_concurrency", "instance_count", "role", "bucket", "region",
@@ -112,7 +113,8 @@ def deploy_local(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1
             request), ``workers`` (forward passes at once: 2, or 1 on one core) and ``threads`` (torch threads per
             pass: the cores / workers), ``precision`` (``"auto"``: bf16 where the device computes bf16
             natively, else fp32; ``"fp32"``; or ``"bf16"``; see :doc:`/serve-and-share`), ``python`` (the
-            interpreter that runs the server), ``log_path`` (the server's log file).
+            interpreter that runs the server), ``log_path`` (the server's log file), ``max_inputs`` (1024: most
+            inputs per request, 413 above).
 
     Example:
         >>> with deploy_local(run.model_dir) as ep:  # doctest: +SKIP
@@ -152,7 +154,8 @@ def deploy_local(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1
 def _server_command(folder: Path, host: str, port: int, port_file: Path, settings: dict[str, Any]) -> list[str]:
     command = [settings["python"] or sys.executable, "-m", "sagefinetune.serving", str(folder), "--host", host,
                "--port", str(port), "--port-file", str(port_file), "--parent-pid", str(os.getpid())]
-    for name in ("max_batch_size", "max_wait_ms", "max_body_mb", "grace", "workers", "threads", "precision"):
+    for name in ("max_batch_size", "max_wait_ms", "max_body_mb", "grace", "workers", "threads", "precision",
+                 "max_inputs"):
         if settings[name] is not None:
             command += [f"--{name.replace('_', '-')}", str(settings[name])]
     return command
@@ -176,7 +179,7 @@ def _check_options(options: dict[str, Any], port: Any, host: Any) -> dict[str, A
         value = settings[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
             raise ConfigError(f"{name} must be a number >= {low}; got {value!r}. Fix: {name}={LOCAL_OPTIONS[name]!r}.")
-    for name in ("max_batch_size", "workers", "threads"):
+    for name in ("max_batch_size", "workers", "threads", "max_inputs"):
         value = settings[name]
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ConfigError(f"{name} must be a whole number >= 1; got {value!r}. Fix: {name}=2.")

@@ -1,10 +1,15 @@
-"""The request limits of the serving handler: JSON nesting. No model: the handler's parsing needs none."""
+"""The request limits of the serving handler and of the local app: JSON nesting, inputs per request.
+
+No model: the handler's parsing needs none, the app runs with a stand-in classifier (called over ASGI, no server).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
+from typing import Any
 
 import pytest
 
@@ -67,3 +72,127 @@ def test_a_body_of_6_mb_of_brackets_is_refused_quickly():
 def test_every_shape_the_contract_takes_is_within_the_depth():
     body = {"inputs": [["q", "p"], {"text": "t", "text_pair": "u"}, "[[[[[[[[[[ in a text"], "parameters": {"top_k": 2}}
     assert handler.input_fn(json.dumps(body), "application/json")["inputs"][-1] == "[[[[[[[[[[ in a text"
+
+
+# ---- inputs per request ---------------------------------------------------------------------------------------
+def bodies(n: int) -> list[tuple[str, str]]:
+    return [(json.dumps({"inputs": ["a text"] * n}), "application/json"),
+            ('"a text"\n' * n, "application/jsonlines"), ("a text\n" * n, "text/csv")]
+
+
+def test_more_inputs_than_the_limit_is_a_413_that_says_the_limit_and_the_fix(monkeypatch):
+    monkeypatch.delenv("SFT_MAX_INPUTS", raising=False)
+    monkeypatch.delenv("SAGEMAKER_BATCH", raising=False)
+    limit = handler.DEFAULT_MAX_INPUTS
+    for body, content_type in bodies(limit):
+        assert len(handler.input_fn(body, content_type)["inputs"]) == limit
+    for body, content_type in bodies(limit + 1):
+        with pytest.raises(handler.RequestError) as err:
+            handler.input_fn(body, content_type)
+        assert err.value.status == 413
+        assert f"at most {limit:,} per request (max_inputs={limit})" in str(err.value)
+        assert "Fix" in str(err.value) and "SFT_MAX_INPUTS" in str(err.value)
+    with pytest.raises(handler.RequestError, match="holds 50,000 inputs"):
+        handler.input_fn(json.dumps({"inputs": ["x"] * 50_000}), "application/json")
+
+
+def test_the_limit_comes_from_sft_max_inputs_and_a_batch_transform_has_none(monkeypatch):
+    monkeypatch.setenv("SFT_MAX_INPUTS", "3")
+    assert handler.max_inputs() == 3
+    with pytest.raises(handler.RequestError, match="at most 3 per request"):
+        handler.input_fn('"a"\n"b"\n"c"\n"d"\n', "application/jsonlines")
+    monkeypatch.setenv("SFT_MAX_INPUTS", "0")
+    assert handler.max_inputs() is None
+    monkeypatch.setenv("SFT_MAX_INPUTS", "many")
+    with pytest.raises(handler.RequestError, match="SFT_MAX_INPUTS must be a whole number") as err:
+        handler.input_fn('"a"', "application/json")
+    assert err.value.status == 500
+    monkeypatch.delenv("SFT_MAX_INPUTS")
+    monkeypatch.setenv("SAGEMAKER_BATCH", "true")  # SageMaker sets it in a batch transform's container
+    assert handler.max_inputs() is None
+    assert len(handler.input_fn('"a"\n' * 5000, "application/jsonlines")["inputs"]) == 5000
+    assert len(handler.read_request('"a"\n' * 5000, "application/jsonlines", None)["inputs"]) == 5000
+
+
+def test_the_local_limit_is_an_option_of_deploy_local_and_of_the_server(tmp_path):
+    from pathlib import Path
+
+    from sagefinetune.errors import ConfigError
+    from sagefinetune.serving import deploy_local
+    from sagefinetune.serving.local import LOCAL_OPTIONS, _server_command
+    from sagefinetune.serving.server import parse_args
+
+    with pytest.raises(ConfigError, match="max_inputs must be a whole number >= 1; got 0"):
+        deploy_local(tmp_path, max_inputs=0)  # before anything starts
+    command = _server_command(Path("model"), "127.0.0.1", 0, Path("port.json"), {**LOCAL_OPTIONS, "max_inputs": 64})
+    assert command[command.index("--max-inputs") + 1] == "64"
+    assert "--max-inputs" not in _server_command(Path("model"), "127.0.0.1", 0, Path("port.json"), LOCAL_OPTIONS)
+    assert parse_args(["model"]).max_inputs == handler.DEFAULT_MAX_INPUTS
+    assert parse_args(["model", "--max-inputs", "0"]).max_inputs == 0  # no limit
+
+
+def test_the_toolkit_calls_the_handler_functions_without_its_context():
+    """The inference toolkit passes its context as an extra argument to a function that takes one more parameter
+    than these (handler_service.function_extra_arg): input_fn must keep its two."""
+    import inspect
+
+    counts = {f.__name__: len(inspect.signature(f).parameters)
+              for f in (handler.model_fn, handler.input_fn, handler.predict_fn, handler.output_fn)}
+    assert counts == {"model_fn": 1, "input_fn": 2, "predict_fn": 2, "output_fn": 2}
+
+
+# ---- the local app, over ASGI ----------------------------------------------------------------------------------
+class StandIn(handler.Classifier):
+    """Scores without a model: label 0 for every text."""
+
+    def __init__(self) -> None:  # noqa: D107 - no model to load
+        self.labels, self.multi_label, self.threshold, self.pairs = ["a", "b"], False, 0.5, False
+
+    def probabilities(self, items: list[Any]) -> Any:
+        import numpy as np
+
+        return np.tile(np.array([[0.75, 0.25]], dtype=np.float32), (len(items), 1))
+
+
+def asgi_post(app: Any, parts: list[bytes], content_type: str = "application/json",
+              disconnect: bool = False) -> tuple[int, dict[str, Any]]:
+    """POST the body in ``parts`` to /invocations; ``disconnect``: the client hangs up after the parts."""
+    async def run() -> tuple[int, dict[str, Any]]:
+        messages = [{"type": "http.request", "body": p, "more_body": disconnect or i < len(parts) - 1}
+                    for i, p in enumerate(parts)]
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+                 "path": "/invocations", "raw_path": b"/invocations", "query_string": b"", "root_path": "",
+                 "headers": [(b"content-type", content_type.encode())], "server": ("127.0.0.1", 80),
+                 "client": ("127.0.0.1", 1)}
+        await app.state.batcher.start()
+        try:
+            await app(scope, receive, send)
+        finally:
+            await app.state.batcher.stop()
+        body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+        return sent[0]["status"], json.loads(body)
+
+    return asyncio.run(run())
+
+
+def test_the_app_refuses_deep_json_and_too_many_inputs_with_json_messages():
+    from sagefinetune.serving.app import build_app
+
+    app = build_app(StandIn(), max_inputs=4)
+    assert asgi_post(app, [json.dumps({"inputs": ["a text"] * 4}).encode()]) == (200, [{"label": "a", "score": 0.75}] * 4)
+    status, answer = asgi_post(app, [json.dumps({"inputs": ["a text"] * 5}).encode()])
+    assert status == answer["code"] == 413 and "at most 4 per request (max_inputs=4)" in answer["message"]
+    status, answer = asgi_post(app, [b'"a"\n' * 5], "application/jsonlines")
+    assert status == 413 and "more than 4 inputs" in answer["message"]
+    status, answer = asgi_post(app, [NESTED.encode()])
+    assert status == answer["code"] == 400 and "nested more than 8 deep" in answer["message"]
+    unlimited = build_app(StandIn(), max_inputs=None)
+    assert asgi_post(unlimited, [json.dumps({"inputs": ["a"] * 5000}).encode()])[0] == 200
