@@ -357,7 +357,7 @@ def _from_json(body: Any, limit: int | None) -> tuple[list[Any], Any]:
 
 def _from_lines(text: str, limit: int | None) -> list[Any]:
     items: list[Any] = []
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(io.StringIO(text), 1):  # lines end at "\n" only: a JSON text may hold U+2028
         if line.strip():
             if limit and len(items) == limit:
                 raise too_many(f"more than {limit:,}", limit)
@@ -370,15 +370,19 @@ def _from_lines(text: str, limit: int | None) -> list[Any]:
 
 def _from_csv(text: str, limit: int | None) -> list[Any]:
     items: list[Any] = []
-    for n, row in enumerate(csv.reader(io.StringIO(text)), 1):
-        if not row:
-            continue
-        if len(row) > 2:
-            raise RequestError(f"CSV row {n} has {len(row)} columns; a row is one text, or two for a sentence pair. "
-                               'Fix: quote texts that hold commas ("a, b").')
-        if limit and len(items) == limit:
-            raise too_many(f"more than {limit:,}", limit)
-        items.append(row[0] if len(row) == 1 else (row[0], row[1]))
+    rows = csv.reader(io.StringIO(text))
+    try:
+        for n, row in enumerate(rows, 1):
+            if len(row) > 2:
+                raise RequestError(f"CSV row {n} has {len(row)} columns; a row is one text, or two for a sentence "
+                                   'pair. Fix: quote texts that hold commas ("a, b").')
+            if row and limit and len(items) == limit:
+                raise too_many(f"more than {limit:,}", limit)
+            if row:
+                items.append(row[0] if len(row) == 1 else (row[0], row[1]))
+    except csv.Error as exc:
+        raise RequestError(f"CSV row {rows.line_num} cannot be read ({exc}). Fix: send long texts as JSON, e.g. "
+                           f"{REQUEST_EXAMPLE}.") from None
     return items
 
 

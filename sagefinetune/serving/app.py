@@ -6,7 +6,7 @@
 
 Every error is JSON, ``{"code": 415, "message": "..."}``, and leaves the server serving: 400 bad input (JSON nested
 deeper than the handler's MAX_DEPTH included), 406 Accept, 413 body or input count over the limit, 415 content type,
-500 a failure in the model, 503 stopped before the request ran.
+500 a failure in the model, 503 stopped before the request ran. A client that hangs up mid-body is dropped quietly.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -71,6 +71,8 @@ def build_app(classifier: handler.Classifier, *, max_batch_size: int = 32, max_w
                 text = handler.output_fn(predictions, answer_type)
             except handler.RequestError as exc:
                 return error(exc.status, str(exc))
+            except ClientDisconnect:  # nobody is left to answer
+                return error(400, "the client hung up before sending the whole body")
             except ShuttingDown:
                 return error(503, "the server stopped before this request ran (its grace period was over). Fix: "
                                   "send it again to a running endpoint.")

@@ -1,4 +1,4 @@
-"""The request limits of the serving handler and of the local app: JSON nesting, inputs per request.
+"""The request limits of the serving handler and of the local app: JSON nesting, inputs per request, odd bodies.
 
 No model: the handler's parsing needs none, the app runs with a stand-in classifier (called over ASGI, no server).
 """
@@ -141,6 +141,17 @@ def test_the_toolkit_calls_the_handler_functions_without_its_context():
     assert counts == {"model_fn": 1, "input_fn": 2, "predict_fn": 2, "output_fn": 2}
 
 
+# ---- odd bodies found under hostile traffic ---------------------------------------------------------------------
+def test_json_lines_end_at_newlines_only_so_a_text_may_hold_u2028():
+    body = json.dumps({"inputs": "one\u2028line"}, ensure_ascii=False) + "\n" + json.dumps("two") + "\n"
+    assert handler.input_fn(body, "application/jsonlines")["inputs"] == ["one\u2028line", "two"]
+
+
+def test_a_csv_field_over_the_csv_module_limit_is_a_400():
+    with pytest.raises(handler.RequestError, match=r"CSV row 1 cannot be read .*field larger.*Fix: send long texts"):
+        handler.input_fn('"' + "word " * 40_000 + '"\n', "text/csv")
+
+
 # ---- the local app, over ASGI ----------------------------------------------------------------------------------
 class StandIn(handler.Classifier):
     """Scores without a model: label 0 for every text."""
@@ -196,3 +207,12 @@ def test_the_app_refuses_deep_json_and_too_many_inputs_with_json_messages():
     assert status == answer["code"] == 400 and "nested more than 8 deep" in answer["message"]
     unlimited = build_app(StandIn(), max_inputs=None)
     assert asgi_post(unlimited, [json.dumps({"inputs": ["a"] * 5000}).encode()])[0] == 200
+
+
+def test_a_client_that_hangs_up_mid_body_is_dropped_without_a_500(caplog):
+    from sagefinetune.serving.app import build_app
+
+    app = build_app(StandIn())
+    status, answer = asgi_post(app, [b'{"inputs": ["half a'], disconnect=True)
+    assert status == 400 and "hung up" in answer["message"]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
