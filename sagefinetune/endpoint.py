@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from sagefinetune.core.console import say
 from sagefinetune.entrypoint.redaction import redact
+from sagefinetune.entrypoint.request_body import DEFAULT_MAX_INPUTS
 from sagefinetune.errors import ConfigError, ServingError
 
 if TYPE_CHECKING:
@@ -71,10 +72,13 @@ class Endpoint:
         url: where it answers (``http://127.0.0.1:<port>`` locally; the SageMaker runtime URL otherwise).
         hourly_cost: USD per hour while it exists (None for serverless, which bills per request: see ``cost_note``).
         expires_at: when it ends by itself (``ttl=``), in UTC; None: it runs until deleted.
+        max_inputs: the most inputs one request may hold (the handler's limit, ``SFT_MAX_INPUTS``); ``predict``
+            splits more.
     """
 
     kind: str = ""
     expires_at: datetime | None = None
+    max_inputs: int = DEFAULT_MAX_INPUTS
 
     def __init__(self, name: str, url: str, hourly_cost: float | None = None, cost_note: str = "") -> None:
         self.name = name
@@ -102,11 +106,18 @@ class Endpoint:
         """Predictions with label names: ``[{"label": ..., "score": ...}]``, one per input.
 
         Args:
-            inputs: a text, a list of texts, or (for pair models) of ``(text, text_pair)`` tuples.
+            inputs: a text, a list of texts, or (for pair models) of ``(text, text_pair)`` tuples. More than
+                :attr:`max_inputs` go in several requests, since the endpoint answers 413 above it.
             **parameters: ``top_k=2`` or ``all_scores=True`` for more than the best label.
         """
         self._check_alive()
-        return parse_response(self.invoke(request_body(inputs, parameters or None)))
+        items = [inputs] if isinstance(inputs, str) else inputs
+        if not isinstance(items, Sequence) or len(items) <= self.max_inputs:
+            return parse_response(self.invoke(request_body(items, parameters or None)))
+        out: list[Any] = []  # more than a request may hold (413): several requests, in order
+        for start in range(0, len(items), self.max_inputs):
+            out += parse_response(self.invoke(request_body(items[start:start + self.max_inputs], parameters or None)))
+        return out
 
     def delete(self) -> list[str]:
         """Delete everything this endpoint made (idempotent); returns what was removed, and prints it."""
@@ -236,6 +247,7 @@ class LocalEndpoint(Endpoint):
         super().__init__(server.name, server.url, hourly_cost=None, cost_note="local: no charge")
         self.server = server
         self.expires_at = server.expires_at
+        self.max_inputs = server.max_inputs or DEFAULT_MAX_INPUTS
         self.model_dir = server.model_dir
         self.log_path = server.log_path
 
@@ -277,7 +289,8 @@ def deploy_local(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1
             pass: the cores / workers), ``precision`` (``"auto"``: bf16 where the device computes bf16
             natively, else fp32; ``"fp32"``; or ``"bf16"``; see :doc:`/serve-and-share`), ``python`` (the
             interpreter that runs the server), ``log_path`` (the server's log file), ``ttl`` (``"30m"``, ``"4h"`` or
-            seconds: the server exits by itself then, even if this process is gone; ``ep.extend(ttl=...)`` moves it).
+            seconds: the server exits by itself then, even if this process is gone; ``ep.extend(ttl=...)`` moves it),
+            ``max_inputs`` (1024: most inputs per request, 413 above; ``ep.predict`` sends more in several requests).
 
     Example:
         >>> with deploy_local(run.model_dir) as ep:  # doctest: +SKIP

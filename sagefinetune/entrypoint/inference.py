@@ -26,40 +26,64 @@ The model and tokenizer load from the model folder only, never from the Hub. Inp
 batches. A request the handler cannot answer raises :class:`RequestError`, whose ``status`` is the HTTP status to
 answer with (the container answers 400 for every error, with the message).
 
+Limits: JSON nests at most :data:`MAX_DEPTH` deep (checked before decoding); a request holds at most
+``SFT_MAX_INPUTS`` inputs (see :func:`max_inputs`); a forward pass on a CPU pads at most ``SFT_BATCH_TOKENS`` tokens
+(:data:`CPU_BATCH_TOKENS`), so long inputs run in smaller chunks and memory stays bounded.
+
 Self-contained: the standard library, numpy, torch and transformers only (the container has nothing else).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from typing import Any
 
 if __package__:
     from . import truncation
-else:  # code/inference.py in a model folder: the toolkit puts code/ (with truncation.py) on sys.path
+    from .request_body import (
+        CONTENT_TYPES,
+        DEFAULT_MAX_INPUTS,
+        JSON,
+        JSONLINES,
+        MAX_DEPTH,
+        REQUEST_EXAMPLE,
+        RequestError,
+        check_parameters,
+        default_parameters,
+        json_depth,
+        max_inputs,
+        media_type,
+        read_request,
+        show,
+    )
+else:  # code/inference.py in a model folder: the toolkit puts code/ (with the modules beside it) on sys.path
     import truncation  # type: ignore[no-redef]
+    from request_body import (  # type: ignore[no-redef]
+        CONTENT_TYPES,
+        DEFAULT_MAX_INPUTS,
+        JSON,
+        JSONLINES,
+        MAX_DEPTH,
+        REQUEST_EXAMPLE,
+        RequestError,
+        check_parameters,
+        default_parameters,
+        json_depth,
+        max_inputs,
+        media_type,
+        read_request,
+        show,
+    )
+
+__all__ = ["model_fn", "input_fn", "predict_fn", "output_fn", "load", "Classifier", "RequestError", "read_request",
+           "max_inputs", "json_depth", "check_parameters", "default_parameters", "CONTENT_TYPES", "DEFAULT_MAX_INPUTS",
+           "MAX_DEPTH"]
 
 SETTINGS_FILE = "sagefinetune.json"
-JSON = "application/json"
-JSONLINES = ("application/jsonlines", "application/x-jsonlines", "application/jsonl", "application/x-ndjson")
-CSV = "text/csv"
-TEXT = "text/plain"
-CONTENT_TYPES = (JSON, *JSONLINES, CSV, TEXT)
-PARAMETERS = ("top_k", "all_scores")
 PRECISIONS = ("auto", "fp32", "bf16")
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX512-BF16 / AMX; Arm (e.g. Graviton3) "bf16"
-REQUEST_EXAMPLE = '{"inputs": ["a text", "another text"]}'
-
-
-class RequestError(ValueError):
-    """A request the handler cannot answer. ``status``: 400 bad input, 406 unknown Accept, 415 unknown content type."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
+CPU_BATCH_TOKENS = 2048  # padded tokens per forward pass on a CPU: 32 inputs of 64 tokens, 4 of 512
 
 
 # ---- model_fn ----------------------------------------------------------------------------------------------------
@@ -78,28 +102,34 @@ class Classifier:
         self.pairs = bool(settings.get("text_pair"))
         self.truncation = truncation.check(settings.get("truncation") or "head")
         self.batch_size = int(os.environ.get("SFT_BATCH_SIZE", "32"))
+        self.batch_tokens = int(os.environ.get("SFT_BATCH_TOKENS") or (CPU_BATCH_TOKENS if device == "cpu" else 0))
 
     def probabilities(self, items: list[Any]) -> Any:
         """Scores (softmax, or sigmoid for multi-label) of checked items, as a numpy array [inputs, labels].
 
         The items are tokenized together, then run longest first in chunks of similar length (see :func:`chunks`),
-        each padded only to its own longest input.
+        each padded only to its own longest input, and (on a CPU) at most ``batch_tokens`` tokens padded.
         """
         import numpy as np
         import torch
 
-        firsts = [i[0] if isinstance(i, tuple) else i for i in items]
-        seconds = [i[1] for i in items] if self.pairs else None
+        pairs = [i if isinstance(i, tuple) else (i, "") for i in items]
+        firsts = [self.clip(a, b) for a, b in pairs]
+        seconds = [self.clip(b, a) for a, b in pairs] if self.pairs else None
         encoded = truncation.encode(self.tokenizer, firsts, seconds, self.max_length, self.truncation)
         names = [n for n in self.tokenizer.model_input_names if n in encoded]
         lengths = [len(ids) for ids in encoded["input_ids"]]
         out = np.zeros((len(items), len(self.labels)), dtype=np.float32)
         with torch.inference_mode():
-            for chunk in chunks(lengths, self.batch_size):
+            for chunk in chunks(lengths, self.batch_size, max_tokens=self.batch_tokens):
                 logits = self.model(**self._pad(encoded, names, chunk)).logits.float()
                 scores = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
                 out[chunk] = scores.cpu().numpy()
         return out
+
+    def clip(self, text: str, other: str = "") -> str:
+        """``text`` cut before tokenizing, keeping the tokens ``truncation`` keeps (see :func:`truncation.clip`)."""
+        return truncation.clip(self.tokenizer, text, self.max_length, self.truncation, other)
 
     def _pad(self, encoded: Any, names: list[str], chunk: list[int]) -> dict[str, Any]:
         """Tensors of one chunk, padded to its longest input on the tokenizer's padding side."""
@@ -120,10 +150,10 @@ class Classifier:
         for i, item in enumerate(items):
             if self.pairs and not isinstance(item, tuple):
                 raise RequestError(f"this model was trained on sentence pairs: each input is a [text, text_pair] "
-                                   f"pair; input {i} is {_show(item)}. Fix: "
+                                   f"pair; input {i} is {show(item)}. Fix: "
                                    '{"inputs": [["first text", "second text"]]}.')
             if not self.pairs and isinstance(item, tuple):
-                raise RequestError(f"this model takes one text per input; input {i} is a pair {_show(list(item))}. "
+                raise RequestError(f"this model takes one text per input; input {i} is a pair {show(list(item))}. "
                                    f"Fix: {REQUEST_EXAMPLE} (pairs need a model trained with a text_pair column).")
 
     def format(self, row: Any, parameters: dict[str, Any]) -> Any:
@@ -227,144 +257,26 @@ def to_precision(model: Any, device: str, requested: str) -> str:
 
 # ---- input_fn ----------------------------------------------------------------------------------------------------
 def input_fn(input_data: bytes | str, content_type: str | None) -> dict[str, Any]:
-    """Parse a request body into ``{"inputs": [text | (text, text_pair), ...], "parameters": {...}}``."""
-    media = media_type(content_type) or JSON
-    if media not in CONTENT_TYPES:
-        raise RequestError(f"content type {content_type!r} is not served; send {', '.join(CONTENT_TYPES)}. Fix: "
-                           f"Content-Type: application/json with a body like {REQUEST_EXAMPLE}.", status=415)
-    text = _decode(input_data)
-    if media == JSON:
-        inputs, parameters = _from_json(_load_json(text, "the request body"))
-    elif media in JSONLINES:
-        inputs, parameters = _from_lines(text), {}
-    elif media == CSV:
-        inputs, parameters = _from_csv(text), {}
-    else:
-        inputs, parameters = ([text] if text.strip() else []), {}
-    if not inputs:
-        raise RequestError(f"the request holds no inputs ({media}). Fix: send at least one text, e.g. {REQUEST_EXAMPLE}.")
-    return {"inputs": inputs, "parameters": check_parameters({**default_parameters(), **parameters})}
+    """Parse a request body into ``{"inputs": [text | (text, text_pair), ...], "parameters": {...}}``, with the
+    input limit of :func:`max_inputs` (two parameters: the toolkit passes its context to a third)."""
+    return read_request(input_data, content_type, max_inputs())
 
 
-def media_type(content_type: str | None) -> str:
-    """``"application/json; charset=utf-8"`` -> ``"application/json"``."""
-    return (content_type or "").split(";")[0].strip().lower()
+# ---- forward passes ----------------------------------------------------------------------------------------------
+def chunks(lengths: list[int], batch_size: int, waste: float = 0.25, max_tokens: int = 0) -> list[list[int]]:
+    """Indices of inputs in forward-pass chunks: longest first, at most ``batch_size`` each (and at most
+    ``max_tokens`` tokens once padded, if set), and a new chunk where padding to the chunk's longest input would add
+    more than ``waste`` of padding to its real tokens.
 
-
-def default_parameters() -> dict[str, Any]:
-    """Parameters for every request, from ``SFT_PARAMETERS`` (JSON), e.g. ``{"top_k": 2}`` for a batch transform."""
-    raw = os.environ.get("SFT_PARAMETERS", "").strip()
-    value = json.loads(raw) if raw else {}
-    if not isinstance(value, dict):
-        raise RequestError(f"SFT_PARAMETERS must be a JSON object; got {raw!r}", status=500)
-    return value
-
-
-def check_parameters(parameters: Any) -> dict[str, Any]:
-    if not isinstance(parameters, dict):
-        raise RequestError(f'"parameters" must be an object; got {_show(parameters)}. Fix: "parameters": {{"top_k": 2}}.')
-    unknown = sorted(set(parameters) - set(PARAMETERS))
-    if unknown:
-        raise RequestError(f"unknown parameter(s) {unknown}; this handler takes {list(PARAMETERS)}. "
-                           'Fix: "parameters": {"top_k": 2} or {"all_scores": true}.')
-    top_k = parameters.get("top_k")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise RequestError(f'"top_k" must be a whole number >= 1; got {_show(top_k)}. Fix: "parameters": {{"top_k": 2}}.')
-    if not isinstance(parameters.get("all_scores", False), bool):
-        raise RequestError(f'"all_scores" must be true or false; got {_show(parameters["all_scores"])}.')
-    return dict(parameters)
-
-
-def _decode(data: bytes | str) -> str:
-    if isinstance(data, str):
-        return data
-    try:
-        return bytes(data).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RequestError(f"the request body is not UTF-8 text ({exc}). Fix: encode the body as UTF-8.") from None
-
-
-def _load_json(text: str, what: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise RequestError(f"{what} is malformed JSON ({exc}); got {_show(text)}. Fix: send {REQUEST_EXAMPLE}.") from None
-
-
-def _from_json(body: Any) -> tuple[list[Any], Any]:
-    if isinstance(body, dict):
-        if "inputs" not in body:
-            raise RequestError(f'the request has no "inputs"; its keys are {sorted(body)}. Fix: send {REQUEST_EXAMPLE}.')
-        unknown = sorted(set(body) - {"inputs", "parameters"})
-        if unknown:
-            raise RequestError(f'unknown request key(s) {unknown}; a request has "inputs" and "parameters". '
-                               f"Fix: send {REQUEST_EXAMPLE}.")
-        inputs, parameters = body["inputs"], body.get("parameters") or {}
-    else:
-        inputs, parameters = body, {}
-    if isinstance(inputs, (str, dict)):
-        inputs = [inputs]
-    if not isinstance(inputs, list):
-        raise RequestError(f'"inputs" must be a text or a list of texts; got {_show(inputs)}. Fix: send {REQUEST_EXAMPLE}.')
-    return [_item(x, f"input {i}") for i, x in enumerate(inputs)], parameters
-
-
-def _from_lines(text: str) -> list[Any]:
-    items = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            record = _load_json(line, f"line {n}")
-            if isinstance(record, dict) and "inputs" in record:
-                record = record["inputs"]
-            items.append(_item(record, f"line {n}"))
-    return items
-
-
-def _from_csv(text: str) -> list[Any]:
-    items: list[Any] = []
-    for n, row in enumerate(csv.reader(io.StringIO(text)), 1):
-        if not row:
-            continue
-        if len(row) > 2:
-            raise RequestError(f"CSV row {n} has {len(row)} columns; a row is one text, or two for a sentence pair. "
-                               'Fix: quote texts that hold commas ("a, b").')
-        items.append(row[0] if len(row) == 1 else (row[0], row[1]))
-    return items
-
-
-def _item(value: Any, where: str) -> Any:
-    """One input: a text, or a pair given as ``[text, text_pair]`` or ``{"text": ..., "text_pair": ...}``."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and isinstance(value.get("text"), str):
-        pair = value.get("text_pair")
-        if pair is None:
-            return value["text"]
-        if isinstance(pair, str):
-            return (value["text"], pair)
-    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
-        return (value[0], value[1])
-    raise RequestError(f"{where} is {_show(value)}; an input is a text, or a [text, text_pair] pair for a model "
-                       f"trained on pairs. Fix: send {REQUEST_EXAMPLE}.")
-
-
-def _show(value: Any, limit: int = 80) -> str:
-    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
-
-
-def chunks(lengths: list[int], batch_size: int, waste: float = 0.25) -> list[list[int]]:
-    """Indices of inputs in forward-pass chunks: longest first, at most ``batch_size`` each, and a new chunk where
-    padding to the chunk's longest input would add more than ``waste`` of padding to its real tokens.
-
-    >>> chunks([5, 30, 28, 6, 29], batch_size=4)
-    [[1, 4, 2], [3, 0]]
+    >>> chunks([5, 30, 28, 6, 29], batch_size=4), chunks([5, 30, 28, 6, 29], batch_size=4, max_tokens=60)
+    ([[1, 4, 2], [3, 0]], [[1, 4], [2], [3, 0]])
     """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     out: list[list[int]] = []
     for i in order:
         current = out[-1] if out else None
-        if current and len(current) < batch_size:
+        if current and len(current) < batch_size and (not max_tokens or lengths[current[0]] * (len(current) + 1)
+                                                      <= max_tokens):
             width, real = lengths[current[0]], sum(lengths[j] for j in current) + lengths[i]
             if width * (len(current) + 1) <= (1 + waste) * real:
                 current.append(i)

@@ -22,6 +22,7 @@ from typing import Any
 
 STRATEGIES = ("head", "head+tail")
 HEAD_SHARE = 4  # head+tail keeps 1/HEAD_SHARE of the room at the head (rounded), the rest at the tail
+CLIP_CHARS = 8  # per token of max_length: longer texts are cut before tokenizing (see clip)
 
 
 def check(truncation: Any) -> str:
@@ -115,3 +116,44 @@ def shares(lengths: list[int], room: int) -> list[int]:
             kept[j] = level + (1 if m < extra else 0)
         break
     return kept
+
+
+def clip(tokenizer: Any, text: str, max_length: int, truncation: str = "head", other: str = "") -> str:
+    """``text`` cut before tokenizing to what ``truncation`` keeps of it: its start (``head``), or its start and its
+    end (``head+tail``), each making ``max_length`` tokens and 8 more (more than a short ``other`` text of its pair,
+    which must stay the shorter one), cut at whitespace. The tokens kept are the same, but tokenizing a 6 MB text
+    whole took 90 s and 480 MB, and a pair of two 40 KB texts 7 s and 1.2 GB. A text that never fills them stays
+    whole. (Of a pair of two long texts, the tokenizer may then give the odd token of max_length to the other one.)
+    """
+    size, need = CLIP_CHARS * max_length, max_length + 8
+    if len(text) <= size:
+        return text
+    if other and len(other) <= size:
+        need = max(need, 1 + _count(tokenizer, other, 4 * size))
+    head = _clip_end(tokenizer, text, size, need, tail=False)
+    if check(truncation) == "head":
+        return head
+    tail = _clip_end(tokenizer, text, size, need, tail=True)
+    return text if len(head) + len(tail) >= len(text) else head + " " + tail
+
+
+def _clip_end(tokenizer: Any, text: str, size: int, need: int, tail: bool) -> str:
+    """The shortest start (or end) of ``text`` from ``size`` characters, 4 times more each try, that makes ``need``
+    tokens, cut at whitespace; the whole text where none does."""
+    while len(text) > size:
+        if tail:
+            start = len(text) - size
+            space = next((start + i for i, c in enumerate(text[start:start + size // 2]) if c.isspace()), -1)
+            cut = text[space + 1:] if space >= 0 else text[start:]
+        else:
+            space = max(text.rfind(" ", size // 2, size), text.rfind("\n", size // 2, size))
+            cut = text[:space if space > 0 else size]
+        if _count(tokenizer, cut, need) == need:
+            return cut
+        size *= 4
+    return text
+
+
+def _count(tokenizer: Any, text: str, most: int) -> int:
+    """Tokens of ``text``, counted up to ``most`` (a list call: transformers' tokenizers and the ONNX runtime's)."""
+    return len(tokenizer([text], truncation=True, max_length=most, padding=False, return_tensors=None)["input_ids"][0])

@@ -63,6 +63,8 @@ class Runtime:
             raise ConfigError(f"{self.model_dir / SETTINGS_FILE}: {exc} (a model from a newer sagefinetune?). "
                               "Fix: upgrade sagefinetune.") from None
         self.batch_size = batch_size
+        # padded tokens per forward pass (SFT_BATCH_TOKENS; on a GPU the PyTorch runtime sets no limit)
+        self.batch_tokens = int(os.environ.get("SFT_BATCH_TOKENS") or handler.CPU_BATCH_TOKENS)
 
     def load_tokenizer(self) -> Any:
         """The folder's tokenizer (🤗 transformers' AutoTokenizer)."""
@@ -74,19 +76,31 @@ class Runtime:
         """Logits (numpy, [batch, labels]) for one tokenised batch."""
         raise NotImplementedError
 
+    def tokens(self, items: Sequence[Item]) -> dict[str, list[Any]]:
+        """Token lists of ``items``, unpadded, each text cut to ``max_length`` by the run's truncation (a long text
+        is clipped first, as the handler clips it: see :func:`~sagefinetune.entrypoint.truncation.clip`)."""
+        pairs = [i if isinstance(i, tuple) else (i, "") for i in items]
+        firsts = [truncation.clip(self.tokenizer, a, self.max_length, self.truncation, b) for a, b in pairs]
+        seconds = ([truncation.clip(self.tokenizer, b, self.max_length, self.truncation, a) for a, b in pairs]
+                   if self.pairs else None)
+        if self.truncation == "head":
+            return dict(self.tokenizer(firsts, seconds, truncation=True, max_length=self.max_length, padding=False,
+                                       return_tensors=None))
+        return truncation.encode(self.tokenizer, firsts, seconds, self.max_length, self.truncation)
+
     def encode(self, items: Sequence[Item]) -> dict[str, Any]:
         """Tokenise one batch: numpy arrays, padded to the batch's longest input."""
-        firsts = [i[0] if isinstance(i, tuple) else i for i in items]
-        seconds = [i[1] for i in items] if self.pairs else None  # type: ignore[index]
-        if self.truncation == "head":
-            return dict(self.tokenizer(firsts, seconds, truncation=True, max_length=self.max_length, padding=True,
-                                       return_tensors="np"))
-        cut = truncation.encode(self.tokenizer, firsts, seconds, self.max_length, self.truncation)
-        return _pad(cut, getattr(self.tokenizer, "pad_token_id", None) or 0,
+        return self.pad(self.tokens(items))
+
+    def pad(self, encoded: dict[str, list[Any]]) -> dict[str, Any]:
+        """Token lists as numpy arrays padded to the longest, on the tokenizer's padding side."""
+        return _pad(encoded, getattr(self.tokenizer, "pad_token_id", None) or 0,
                     left=getattr(self.tokenizer, "padding_side", "right") == "left")
 
     def probabilities(self, items: Sequence[Item]) -> Any:
-        """Scores of ``items`` as a numpy float32 array [inputs, labels], in the order given.
+        """Scores of ``items`` as a numpy float32 array [inputs, labels], in the order given: tokenized together,
+        then run longest first in chunks of similar length, at most ``batch_size`` inputs and (on a CPU)
+        ``batch_tokens`` padded tokens each (the handler's :func:`~sagefinetune.entrypoint.inference.chunks`).
 
         Example:
             >>> load_runtime(run.model_dir).probabilities(["a fine film"]).round(2)  # doctest: +SKIP
@@ -94,11 +108,12 @@ class Runtime:
         """
         import numpy as np
 
-        order = sorted(range(len(items)), key=lambda i: -_length(items[i]))
+        encoded = self.tokens(items)
+        lengths = [len(ids) for ids in encoded["input_ids"]]
         out = np.zeros((len(items), len(self.labels)), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start:start + self.batch_size]
-            logits = np.asarray(self.logits(self.encode([items[i] for i in chunk])), dtype=np.float64)
+        for chunk in handler.chunks(lengths, self.batch_size, max_tokens=self.batch_tokens):
+            batch = self.pad({name: [rows[i] for i in chunk] for name, rows in encoded.items()})
+            logits = np.asarray(self.logits(batch), dtype=np.float64)
             out[chunk] = _sigmoid(logits) if self.multi_label else _softmax(logits)
         return out
 
@@ -119,6 +134,8 @@ class TorchRuntime(Runtime):
         self.device = torch.device(_torch_device(device))
         self.model = AutoModelForSequenceClassification.from_pretrained(self.model_dir, local_files_only=True)
         self.model.to(self.device).eval()
+        if self.device.type != "cpu" and not os.environ.get("SFT_BATCH_TOKENS"):
+            self.batch_tokens = 0  # a GPU's memory holds batch_size inputs of max_length
         self.precision = handler.to_precision(self.model, str(self.device), precision)
 
     def logits(self, encoded: dict[str, Any]) -> Any:
@@ -255,10 +272,6 @@ def _torch_device(device: str | int | None) -> str:
     if isinstance(device, int):
         return f"cuda:{device}"
     return device
-
-
-def _length(item: Item) -> int:
-    return len(item[0]) + len(item[1]) if isinstance(item, tuple) else len(item)
 
 
 def _softmax(x: Any) -> Any:

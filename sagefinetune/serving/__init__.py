@@ -4,6 +4,7 @@
     server.py   that process: load the model with the serving handler, bind, run uvicorn, stop on SIGTERM
     app.py      the Starlette app: GET /ping, POST /invocations, the body limit, JSON errors
     batcher.py  dynamic batching: concurrent requests share one forward pass
+    memory.py   after each forward pass, the memory it freed goes back to the operating system
     batch.py    batch_predict_local(): JSON Lines in, JSON Lines out, as a SageMaker batch transform does
 
 The handler itself is :mod:`sagefinetune.entrypoint.inference`, the file every model folder carries as

@@ -57,7 +57,7 @@ def batch_predict_local(model_dir: str | Path, data: Any, output_path: str | Pat
         for start in _progress(range(0, len(lines), settings["batch_size"]), len(lines), settings):
             body = "".join(lines[start:start + settings["batch_size"]])
             try:
-                request = handler.input_fn(body, JSONLINES)
+                request = handler.read_request(body, JSONLINES, None)  # batch_size lines: no input limit
                 request["parameters"] = {**request["parameters"], **parameters}
                 out.write(handler.output_fn(handler.predict_fn(request, classifier), JSONLINES))
             except handler.RequestError as exc:

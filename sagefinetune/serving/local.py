@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from sagefinetune.core.checks import check_precision
+from sagefinetune.entrypoint.request_body import DEFAULT_MAX_INPUTS
 from sagefinetune.errors import ConfigError, EndpointError, did_you_mean
 
 __all__ = ["LocalServer", "start_server", "LOCAL_OPTIONS"]
@@ -38,6 +39,7 @@ LOCAL_OPTIONS: dict[str, Any] = {
     "max_batch_size": 32, "max_wait_ms": 5.0, "max_body_mb": 6.0, "grace": 30.0, "startup_timeout": 300.0,
     "timeout": 120.0, "workers": None, "threads": None, "precision": "auto", "python": None, "log_path": None,
     "ttl": None,
+    "max_inputs": None,
 }
 #: Options that only a SageMaker endpoint takes (no "did you mean" among the local ones for these).
 SAGEMAKER_OPTIONS = {"serverless", "memory_mb", "max_concurrency", "instance_count", "role", "bucket", "region",
@@ -57,12 +59,14 @@ class LocalServer:
         model_dir: the model folder served.
         log_path: the server's log (start-up, errors with tracebacks).
         expires_at: when the server exits by itself (``ttl=``), in UTC; None: it runs until stopped.
+        max_inputs: the most inputs a request may hold (413 above).
     """
 
     def __init__(self, name: str, url: str, *, model_dir: Path, process: subprocess.Popen[bytes], log_path: Path,
                  timeout: float, grace: float, workdir: Path | None = None, deadline_file: Path | None = None,
-                 expires_at: datetime | None = None) -> None:
+                 expires_at: datetime | None = None, max_inputs: int | None = None) -> None:
         self.name = name
+        self.max_inputs = max_inputs
         self.url = url
         self.model_dir = model_dir
         self.log_path = log_path
@@ -153,7 +157,8 @@ def start_server(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1
     label = folder.parent.name if folder.name == "model" else folder.name
     server = LocalServer(f"local-{label}-{bound}", f"http://{shown}:{bound}", model_dir=folder, process=process,
                          log_path=log_path, timeout=settings["timeout"], grace=settings["grace"], workdir=work,
-                         deadline_file=deadline_file, expires_at=expires_at)
+                         deadline_file=deadline_file, expires_at=expires_at,
+                         max_inputs=settings["max_inputs"] or DEFAULT_MAX_INPUTS)
     until = f"; it stops at {expires_at:%H:%M:%S} UTC" if expires_at else ""
     print(f"[sagefinetune] local endpoint {server.name} at {server.url} (no charge; log {log_path}{until})")
     return server
@@ -162,7 +167,8 @@ def start_server(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1
 def _server_command(folder: Path, host: str, port: int, port_file: Path, settings: dict[str, Any]) -> list[str]:
     command = [settings["python"] or sys.executable, "-m", "sagefinetune.serving", str(folder), "--host", host,
                "--port", str(port), "--port-file", str(port_file), "--parent-pid", str(os.getpid())]
-    for name in ("max_batch_size", "max_wait_ms", "max_body_mb", "grace", "workers", "threads", "precision"):
+    for name in ("max_batch_size", "max_wait_ms", "max_body_mb", "grace", "workers", "threads", "precision",
+                 "max_inputs"):
         if settings[name] is not None:
             command += [f"--{name.replace('_', '-')}", str(settings[name])]
     return command
@@ -186,7 +192,7 @@ def _check_options(options: dict[str, Any], port: Any, host: Any) -> dict[str, A
         value = settings[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
             raise ConfigError(f"{name} must be a number >= {low}; got {value!r}. Fix: {name}={LOCAL_OPTIONS[name]!r}.")
-    for name in ("max_batch_size", "workers", "threads"):
+    for name in ("max_batch_size", "workers", "threads", "max_inputs"):
         value = settings[name]
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ConfigError(f"{name} must be a whole number >= 1; got {value!r}. Fix: {name}=2.")

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 
-from sagefinetune.entrypoint.inference import PRECISIONS  # the standard library only
+from sagefinetune.entrypoint.inference import DEFAULT_MAX_INPUTS, PRECISIONS  # the standard library only
 
 __all__ = ["main"]
 
@@ -32,6 +32,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-batch-size", type=int, default=32, help="most inputs in one forward pass")
     parser.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for requests in flight")
     parser.add_argument("--max-body-mb", type=float, default=6.0, help="largest request body, in MiB (413 above)")
+    parser.add_argument("--max-inputs", type=int, default=DEFAULT_MAX_INPUTS,
+                        help=f"most inputs per request (413 above; 0: no limit; default {DEFAULT_MAX_INPUTS})")
     parser.add_argument("--grace", type=float, default=30.0, help="seconds to finish requests in flight on SIGTERM")
     parser.add_argument("--workers", type=int, help="forward passes that may run at once (default: 2, or 1 on one core)")
     parser.add_argument("--threads", type=int, help="torch threads per forward pass (default: the cores / workers)")
@@ -125,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     workers, threads = parallelism(args.workers, args.threads)
     classifier = load_classifier(args.model_dir, threads, args.precision)
     app = build_app(classifier, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-                    max_body_bytes=int(args.max_body_mb * 2**20), workers=workers)
+                    max_body_bytes=int(args.max_body_mb * 2**20), workers=workers, max_inputs=args.max_inputs or None)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
                             timeout_graceful_shutdown=int(args.grace))
     server = uvicorn.Server(config)
@@ -135,7 +137,8 @@ def main(argv: list[str] | None = None) -> None:
         watch_deadline(args.deadline_file, server)
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"[sagefinetune] serving {args.model_dir} at http://{host}:{port} ({classifier.describe()}; labels "
-          f"{classifier.labels}; max batch {args.max_batch_size}, wait {args.max_wait_ms:g} ms, {workers} worker(s) x "
+          f"{classifier.labels}; max batch {args.max_batch_size}, wait {args.max_wait_ms:g} ms, max inputs "
+          f"{args.max_inputs or 'unlimited'}, {workers} worker(s) x "
           f"{threads} thread(s); "
           f"loaded in {time.time() - started:.1f}s)", flush=True)
     # uvicorn handles SIGTERM/SIGINT (graceful shutdown), then re-raises the signal to the handlers found before it:

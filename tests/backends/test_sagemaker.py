@@ -171,7 +171,7 @@ def test_source_upload_holds_our_entry_point(moto):
     # inference.py travels too: outputs.py writes it into the model folder as code/inference.py (and truncation.py,
     # which tokenizing for training uses as well, beside it)
     assert names == {"train.py", "contract.py", "channels.py", "checkpoints.py", "training.py", "outputs.py", "hardware.py",
-                     "tokencache.py", "redaction.py", "objective.py", "tracking.py", "truncation.py",
+                     "tokencache.py", "redaction.py", "objective.py", "tracking.py", "truncation.py", "request_body.py",
                      "inference.py", "metrics/classification.py", "requirements.txt"}
 
 

@@ -58,6 +58,8 @@ def test_a_model_trained_on_4_56_is_served_by_the_4_51_inference_container(tf456
          "body": json.dumps({"inputs": SPORT}) + "\n" + json.dumps(BUSINESS) + "\n"},
         {"content_type": "text/csv", "body": f'"{SPORT}"\n"{BUSINESS}"\n'},
         json_request,
+        {"content_type": "application/json", "body": "[" * 50_000 + "]" * 50_000},
+        {"content_type": "application/json", "body": json.dumps({"inputs": [SPORT] * (handler.DEFAULT_MAX_INPUTS + 1)})},
     ]
     out = serve_in_container(tf456_run.model_dir, requests, tmp_path)
     assert out["transformers"] == pair.inference_transformers == "4.51.3"
@@ -82,3 +84,6 @@ def test_a_model_trained_on_4_56_is_served_by_the_4_51_inference_container(tf456
     assert [x["label"] for x in lines] == ["sports", "business"]
     assert [x["label"] for x in json.loads(answers[6]["body"])] == ["sports", "business"]
     assert answers[7]["status"] == 200 and json.loads(answers[7]["body"]) == first  # still serving after the errors
+    # the request limits hold in the container too (its 400 carries the handler's message)
+    assert answers[8]["code"] == 400 and "nested more than 8 deep" in answers[8]["message"]
+    assert answers[9]["code"] == 400 and f"at most {handler.DEFAULT_MAX_INPUTS:,} per request" in answers[9]["message"]

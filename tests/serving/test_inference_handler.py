@@ -1,5 +1,6 @@
 """The serving handler (entrypoint/inference.py) called as the inference container calls it, in this process."""
 
+import ast
 import json
 import shutil
 from pathlib import Path
@@ -72,10 +73,11 @@ def test_the_handler_is_self_contained():
 
     beside = {name.removesuffix(".py") for name in HANDLER_MODULES}
     for name in ("inference.py", *HANDLER_MODULES):
-        source = (ROOT / "sagefinetune" / "entrypoint" / name).read_text()
-        imports = {line.split()[1].split(".")[0] or line.split()[3] for line in source.splitlines()
-                   if line.lstrip().startswith(("import ", "from ")) and not line.lstrip().startswith("from __future__")}
-        assert imports <= {"csv", "io", "json", "os", "typing", "numpy", "torch", "transformers"} | beside, imports
+        tree = ast.parse((ROOT / "sagefinetune" / "entrypoint" / name).read_text())
+        imports = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imports |= {(n.module or n.names[0].name).split(".")[0] for n in ast.walk(tree)
+                    if isinstance(n, ast.ImportFrom) and n.module != "__future__"}
+        assert imports <= {"csv", "io", "json", "os", "re", "typing", "numpy", "torch", "transformers"} | beside, imports
 
 
 # ---- precision: bf16 where the device computes it natively --------------------------------------------------
@@ -142,9 +144,9 @@ def predict(classifier, body, content_type="application/json", accept="applicati
 @pytest.mark.slow
 def test_every_model_folder_carries_the_handler(trained_run):
     code = trained_run.model_dir / "code"
-    for name in ("inference.py", "truncation.py"):  # the handler, and the module it imports from beside it
+    for name in ("inference.py", "request_body.py", "truncation.py"):  # the handler, and the modules beside it
         assert (code / name).read_bytes() == (ROOT / "sagefinetune" / "entrypoint" / name).read_bytes()
-    assert sorted(p.name for p in code.iterdir()) == ["inference.py", "truncation.py"]  # all the container needs
+    assert sorted(p.name for p in code.iterdir()) == ["inference.py", "request_body.py", "truncation.py"]  # all the container needs
 
 
 @pytest.mark.slow
