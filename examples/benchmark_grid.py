@@ -25,7 +25,8 @@ def build_grid(sizes: list[int], layers: int = 1, epochs: float = 3) -> sft.Grid
     job = (
         sft.Job.from_dataset(sft.Dataset.example("bbc_news").sample(test=100, seed=1))
         .model(MODEL, num_hidden_layers=layers)
-        .hyperparameters(epochs=epochs, batch_size=16, learning_rate=1e-3, max_length=48)
+        .hyperparameters(epochs=epochs, batch_size=16, learning_rate=1e-3, max_length=48,
+                         save_total_limit=1)  # one checkpoint per cell: enough to resume it
     )
     return sft.Grid(job).over(nodes=[1, 2], train_size=sizes)
 

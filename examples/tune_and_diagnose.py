@@ -18,7 +18,8 @@ folder = Path(sys.argv[1] if len(sys.argv) > 1 else "sft-runs/tune-and-diagnose"
 
 job = (
     sft.Job.from_dataset(sft.Dataset.example("rotten_tomatoes").sample(train=400, test=200, seed=4))
-    .hyperparameters(epochs=2, batch_size=16, learning_rate=5e-5, max_length=64)
+    # save_total_limit=1: each trial keeps its latest checkpoint only (enough to resume it), not the last two
+    .hyperparameters(epochs=2, batch_size=16, learning_rate=5e-5, max_length=64, save_total_limit=1)
 )
 space = {
     "learning_rate": sft.LogUniform(1e-5, 5e-4),
