@@ -84,8 +84,10 @@ def _known_rows(job: Job) -> tuple[int | None, int | None, int | None, tuple[flo
         return (rows["train"], rows["test"], rows.get("validation"), None,
                 f"the published split sizes of {HUB_COPIES[ds.source.args[0]].repo}")
     from sagefinetune.data.peek import count_basis, count_rows, first_rows_lengths
+    from sagefinetune.data.split_column import plan_split_rows
 
-    counts = count_rows(ds) if kind in ("pandas", "csv", "json", "parquet") else None
+    by_column = plan_split_rows(ds)  # a split column: its splits, not train alone
+    counts = by_column[0] if by_column else count_rows(ds) if kind in ("pandas", "csv", "json", "parquet") else None
     if not counts or "train" not in counts:
         return None, None, None, None, ""
     if kind == "pandas":
