@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +67,8 @@ def _probe(job: Job, nodes: int, settings: dict[str, Any], python: str) -> Local
     lines: list[tuple[float, str]] = []
     backend = LocalBackend(python=python, on_line=lambda t, line: lines.append((t, line)))
     probe = _probe_job(job, nodes)
-    with tempfile.TemporaryDirectory(prefix="sagefinetune-probe-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sagefinetune-probe-") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # notes on the probe's own sample (test=128) are not the user's business
         run = backend.fit(probe, probe.plan(nodes=nodes), run_dir=Path(tmp) / "probe", progress=False)
     total = run.training_seconds or (lines[-1][0] if lines else 0.0)
     return timings(lines, total, run.metrics, settings)

@@ -65,3 +65,25 @@ def test_the_quickstart_time_is_one_measured_figure_everywhere():
 def test_the_extras_are_listed_where_they_are_needed():
     assert "- ``tune``:" in (ROOT / "docs" / "getting-started.rst").read_text()
     assert 'pip install -e ".[tune]"' in (ROOT / "docs" / "tune-and-diagnose.rst").read_text()
+
+
+def test_getting_started_shows_the_plan_a_newcomer_sees_with_a_time_and_no_fix():
+    """The plan in the tutorial is the one the quickstart prints (issue 21.3): a time on this machine, no Fix:."""
+    import sagefinetune as sft
+
+    text = (ROOT / "docs" / "getting-started.rst").read_text()
+    shown = text[text.index("The plan it prints first"):text.index("The time is **rough**")]
+    assert "estimate     2m26s" in shown and "rough: built in for this CPU" in shown and "Fix:" not in shown
+    job = (sft.Job.from_dataset(sft.Dataset.example("rotten_tomatoes").sample(train=2000, test=500, seed=42))
+           .hyperparameters(epochs=1, batch_size=32, max_length=128))
+    plan = str(job.plan())
+    assert "Fix:" not in plan and "  estimate     " in plan and "rough: built in for this CPU" in plan
+    for line in plan.splitlines()[:8]:  # the lines that do not depend on this machine are the tutorial's
+        assert line in shown
+
+
+def test_the_data_page_documents_the_split_column_the_column_choice_and_the_report():
+    text = (ROOT / "docs" / "data-and-labels.rst").read_text()
+    for needed in ('split_column="split"', "split_column=False", "Ludwig's target detection", "The data report",
+                   "test rows also in train", "Which columns", "Fix: .columns(label=<one of those>)"):
+        assert needed in text, needed

@@ -2,7 +2,8 @@
 
 SageMaker plans are estimated by the throughput model of :mod:`sagefinetune.cost.throughput`, calibrated on the 25
 V100 runs of the AWS SageMaker Hugging Face benchmark (:mod:`sagefinetune.cost.calibration`); other GPUs and mixed precision are *extrapolated* by published speeds.
-Local plans are estimated from this machine's own measured speed (:func:`sagefinetune.speed.measure_speed`).
+Local plans are estimated from this machine's own measured speed (:func:`sagefinetune.speed.measure_speed`), and
+until it is measured from a rough speed built in for this CPU (:mod:`sagefinetune.cost.cpu_speed`).
 
     >>> import sagefinetune as sft
     >>> job = sft.Job.from_dataset(sft.Dataset.example("imdb")).hyperparameters(max_length=256)
@@ -59,7 +60,8 @@ class Estimate:
         cost: USD on demand: billable seconds / 3600 x price per hour x nodes. ``spot_cost`` is the same at the spot
             discount (an estimate: spot prices move).
         kind: ``"calibrated"`` (the benchmark's GPU and precision: V100, fp32), ``"extrapolated"`` (another GPU or precision, by
-            published speeds), ``"measured here"`` (this machine's probe) or ``"none"``.
+            published speeds), ``"measured here"`` (this machine's probe), ``"rough"`` (built in for this CPU, until a probe
+            measures it: :mod:`sagefinetune.cost.cpu_speed`) or ``"none"``.
         basis: what the estimate rests on, in words.
         steps: optimizer steps. train_rows: rows trained on per epoch.
         advice: where scaling stops paying, the plan next to the cheapest setup of the search over every GPU type
@@ -171,17 +173,32 @@ def timed_setups(job: Job, shape: DataShape, hyperparameters: Mapping[str, str],
 
 
 # ---- local ------------------------------------------------------------------------------------------------
-def local_estimate(shape: DataShape, hyperparameters: dict[str, str], processes: int, speed: LocalSpeed) -> Estimate:
-    """This machine's measured speed applied to the plan's work."""
+def local_estimate(job: Job, shape: DataShape, hyperparameters: dict[str, str], processes: int,
+                   speed: LocalSpeed | None = None) -> Estimate:
+    """This machine's speed applied to the plan's work: the speed given, else the one a probe cached for these
+    settings, else the built-in rough speed of this CPU (:mod:`sagefinetune.cost.cpu_speed`)."""
+    from sagefinetune.cost.local_speed import cached_speed
+
     work, hp = workload(shape, hyperparameters, processes)
     steps = optimizer_steps(work, processes)
     assert shape.train_rows is not None
     epochs = epochs_run(hp, shape.train_rows, processes)
     saves = steps // hp["save_steps"] if hp["save_steps"] else epochs
+    speed = speed or cached_speed(job, processes)
+    rows = f"{shape.train_rows} rows ({shape.source})"
+    if speed is None:
+        from sagefinetune.cost.cpu_speed import ROUGH_RANGE, rough_speed, this_cpu
+
+        speed = rough_speed(model_size(job.model_id, job.model_config), hp, work.tokens_per_row,
+                            work.eval_tokens_per_row, processes)
+        value = speed.seconds(steps=steps, saves=saves, eval_rows=work.eval_rows)
+        basis = (f"built in for this CPU ({this_cpu().describe()}; {speed.step_s:.2f} s a step), not measured here; "
+                 f"sft.measure_speed(job) times a few steps here (about a minute, once) and plans use it; {rows}")
+        return Estimate.from_seconds(value, *ROUGH_RANGE, price_nodes=0.0, basis=basis, kind="rough", steps=steps,
+                                     train_rows=shape.train_rows)
     value = speed.seconds(steps=steps, saves=saves, eval_rows=work.eval_rows)
     basis = (f"this machine's speed for these settings, measured {speed.measured_at} by a probe of "
-             f"{speed.probe_steps} steps ({speed.step_s:.3f} s a step, {speed.startup_s:.1f} s to start); "
-             f"{shape.train_rows} rows ({shape.source})")
+             f"{speed.probe_steps} steps ({speed.step_s:.3f} s a step, {speed.startup_s:.1f} s to start); {rows}")
     return Estimate.from_seconds(value, *LOCAL_RANGE, price_nodes=0.0, basis=basis, kind="measured here", steps=steps,
                                  train_rows=shape.train_rows)
 
@@ -194,13 +211,7 @@ def estimate_plan(job: Job, plan: TrainingPlan, *, train_rows: int | None = None
     if shape.train_rows is None:
         est = Estimate.unavailable(shape.reason)
     elif plan.backend == "local":
-        if local_speed is None:
-            est = Estimate.unavailable(
-                "this machine's speed for these settings is not measured yet. Fix: "
-                "sft.measure_speed(job, nodes=...) (a probe of a few steps, cached) and plan(..., local_speed=...); "
-                "Grid.run() measures it itself")
-        else:
-            est = local_estimate(shape, dict(plan.hyperparameters), plan.world_size, local_speed)
+        est = local_estimate(job, shape, dict(plan.hyperparameters), plan.world_size, local_speed)
     else:
         assert plan.sagemaker is not None
         est = sagemaker_estimate(job, shape, dict(plan.hyperparameters), plan.instance, plan.nodes,
@@ -240,7 +251,7 @@ def advice(job: Job, plan: TrainingPlan, est: Estimate, shape: DataShape, scale_
             f"learning_rate={hp['learning_rate']:g} was set for; in the AWS SageMaker Hugging Face benchmark F1 at 100k rows fell from "
             f"{seed['f1_1gpu_100k']:.3f} (1 GPU) to {seed['f1_32gpu_100k']:.3f} at 32 GPUs with that rate, and was "
             f"{seed['f1_32gpu_100k_scaled_lr']:.3f} at {seed['scaled_lr']:g} (x sqrt 32). "
-            "Fix: plan/fit(..., scale_lr=True) raises it with the square root of the global batch")
+            "plan/fit(..., scale_lr=True) raises it with the square root of the global batch")
     return tuple(out)
 
 

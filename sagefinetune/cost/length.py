@@ -70,7 +70,7 @@ class MaxLength:
         lost = "their middle" if self.truncation == "head+tail" else "their end"
         if self.auto and self.percentile is None:
             then = ("fit() chooses from its rows" if self.at_fit else
-                    f"so the job trains with {self.value}. Fix: .hyperparameters(max_length=<tokens>) to choose")
+                    f"so the job trains with {self.value}; .hyperparameters(max_length=<tokens>) chooses another")
             return f"{self.value} assumed (auto: {self.basis}; {then})"
         how = "set"
         if self.auto:

@@ -7,9 +7,13 @@ Before launch (pure, no I/O) the rows are known when:
 - the Dataset is a withdrawn Hub name read from its pinned copy (``amazon_reviews_multi``: the copy's published
   split sizes; token lengths unknown, so every row counts as ``max_length``);
 - ``.sample(train=N)`` caps the train split (at most N rows; the lengths stay unknown unless it is an example);
-- the Dataset is a pandas DataFrame in memory (rows counted; tokens about characters / 4).
+- the Dataset is a pandas DataFrame in memory (rows counted; tokens about characters / 4);
+- the Dataset is local CSV, JSON or Parquet files: counted without parsing them (:func:`sagefinetune.data.peek.count_rows`:
+  the Parquet metadata, a line count of CSV and JSON Lines), tokens about characters / 4 of the first rows.
 
-Otherwise the rows are counted when ``fit()`` reads them, and the estimate is refined then.
+Otherwise the rows are counted when ``fit()`` reads them, and the estimate is refined then. The rows trained on are
+what is left of train after the rows carved from it: the default 10% test split, ``.split(test=..., validation=...)``
+(fractions or counts), and the 10% validation split ``early_stopping`` (and multi-label thresholds) set aside.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from sagefinetune.cost.throughput import Workload, padded_tokens_per_row
 from sagefinetune.data.hub_copies import HUB_COPIES
+from sagefinetune.data.prepare import VALIDATION_FRACTION
 from sagefinetune.entrypoint.contract import parse_hyperparameters
 
 if TYPE_CHECKING:
@@ -55,56 +60,79 @@ def example_tokens() -> dict[str, Any]:
     return dict(json.loads(text))
 
 
-def _test_share(job: Job) -> float:
-    spec = dict(job.dataset.split_spec)
-    return sum(v for k, v in spec.items() if k in ("test", "validation") and isinstance(v, float))
+def _carve(rows: int, amount: float | int) -> int:
+    """Rows a split of ``amount`` (a fraction or a count) takes from ``rows``, as :func:`~sagefinetune.data.splits.carve`."""
+    return min(rows, round(amount * rows) if isinstance(amount, float) else int(amount))
+
+
+def _watches_validation(job: Job) -> bool:
+    """Whether prepare() sets a validation split aside from train when the data has none (early stopping watches it,
+    multi-label rows choose their threshold on it)."""
+    label_map = job.label_map
+    return bool(job.hyperparameters_.get("early_stopping")) or (label_map is not None and label_map.is_multi_label)
+
+
+def _known_rows(job: Job) -> tuple[int | None, int | None, int | None, tuple[float, ...] | None, str]:
+    """(train, test, validation, token lengths, where from) as the source holds them; None: not known."""
+    ds = job.dataset
+    kind = ds.source.kind
+    if kind == "example":
+        info = example_tokens()[ds.source.args[0]]
+        return info["train"], info["test"], None, tuple(info["quantiles"]), f"bundled example {ds.source.args[0]!r}"
+    if kind == "hub" and ds.source.args[0] in HUB_COPIES and not ds.splits:
+        rows = HUB_COPIES[ds.source.args[0]].split_rows(ds.source.args[1])
+        return (rows["train"], rows["test"], rows.get("validation"), None,
+                f"the published split sizes of {HUB_COPIES[ds.source.args[0]].repo}")
+    from sagefinetune.data.peek import count_basis, count_rows, first_rows_lengths
+    from sagefinetune.data.split_column import plan_split_rows
+
+    by_column = plan_split_rows(ds)  # a split column: its splits, not train alone
+    counts = by_column[0] if by_column else count_rows(ds) if kind in ("pandas", "csv", "json", "parquet") else None
+    if not counts or "train" not in counts:
+        return None, None, None, None, ""
+    if kind == "pandas":
+        frame = ds._frame["train"]
+        lengths = (tuple(len(str(t)) / CHARS_PER_TOKEN + 2 for t in frame[ds.text].head(2000))
+                   if ds.text in frame.columns else None)
+        source = "DataFrame in memory (tokens: characters / 4)"
+    else:
+        peeked = first_rows_lengths(ds)
+        lengths = tuple(n / CHARS_PER_TOKEN + 2 for n in peeked[0]) if peeked else None
+        source = f"counted before launch by {count_basis(kind)} (tokens: characters / 4)"
+    return counts["train"], counts.get("test"), counts.get("validation"), lengths, source
 
 
 def data_shape(job: Job, train_rows: int | None = None) -> DataShape:
-    """What is known about the rows before launch. Pure: reads only what is in memory or ships with the package."""
+    """What is known about the rows before launch: what is in memory or ships with the package, and the row counts
+    of local files (their metadata or a line count; no parsing)."""
     ds = job.dataset
     sample = {k: v for k, v in ds.sample_spec if k != "seed"}
-    kind = ds.source.kind
-    lengths: tuple[float, ...] | None = None
-    train = test = None
-    validation = 0
-    source = ""
-    if kind == "example":
-        info = example_tokens()[ds.source.args[0]]
-        train, test, lengths = info["train"], info["test"], tuple(info["quantiles"])
-        source = f"bundled example {ds.source.args[0]!r}"
-    elif kind == "hub" and ds.source.args[0] in HUB_COPIES and not ds.splits:
-        rows = HUB_COPIES[ds.source.args[0]].split_rows(ds.source.args[1])
-        train, test, validation = rows["train"], rows["test"], rows.get("validation", 0)
-        source = f"the published split sizes of {HUB_COPIES[ds.source.args[0]].repo}"
-    elif kind == "pandas" and ds._frame is not None:
-        frames = ds._frame
-        train = len(frames["train"])
-        test = len(frames["test"]) if "test" in frames else None
-        if ds.text in frames["train"].columns:
-            lengths = tuple(len(str(t)) / CHARS_PER_TOKEN + 2 for t in frames["train"][ds.text].head(2000))
-        source = "DataFrame in memory (tokens: characters / 4)"
-    if train is not None and test is None:
-        test = math.ceil(train * (_test_share(job) or DEFAULT_TEST_SHARE))
-        train -= test
+    train, test, validation, lengths, source = _known_rows(job)
+    if train is not None:  # the splits as loading makes them: carved from train, then sampled
+        spec = dict(ds.split_spec) or ({} if test is not None else {"test": DEFAULT_TEST_SHARE})
+        carved_test = _carve(train, spec["test"]) if spec.get("test") else 0
+        carved_validation = _carve(train - carved_test, spec["validation"]) if spec.get("validation") else 0
+        train -= carved_test + carved_validation
+        test, validation = (test or carved_test), (validation or carved_validation)
+        test = min(test, sample.get("test", test))
+        validation = min(validation, sample.get("validation", validation))
     if "train" in sample:
         train = min(train, sample["train"]) if train is not None else sample["train"]
         source = source or "sample(train=...)"
+    if train is not None and not validation and _watches_validation(job):  # prepare() sets 10% of train aside
+        validation = _carve(train, VALIDATION_FRACTION)
+        train -= validation
     if train_rows is not None:
         train, source = train_rows, "train_rows given"
     if train is None:
         where = ds.source.describe()
         why = ("is not read before launch" if ds.is_remote else
-               "has no sample size; its rows are counted when fit() reads them" if kind == "hub" else
+               "has no sample size; its rows are counted when fit() reads them" if ds.source.kind == "hub" else
                "is counted when fit() reads it")
-        return DataShape(None, reason=f"{where} {why}. Fix: plan(..., train_rows=<rows>) to see a time now")
+        return DataShape(None, reason=f"{where} {why}; plan(..., train_rows=<rows>) gives a time now")
     if test is None:
         test = sample.get("test") or math.ceil(train * DEFAULT_TEST_SHARE)
-    elif "test" in sample:
-        test = min(test, sample["test"])
-    if "validation" in sample:
-        validation = min(validation, sample["validation"])
-    return DataShape(train, validation or test, test, validation, lengths, source)
+    return DataShape(train, validation or test, test, validation or 0, lengths, source)
 
 
 def measured_shape(prepared: Prepared, lengths: Sequence[float] | None, source: str) -> DataShape:

@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sagefinetune.core.deps import require
+from sagefinetune.core.console import say
+from sagefinetune.data.column_choice import resolve_columns
 from sagefinetune.data.hub_copies import HUB_COPIES, check_config
+from sagefinetune.data.label_chart import value_order
 from sagefinetune.data.sources import Source, check_disk, check_frame, file_list, load_source
 from sagefinetune.data.split_checks import check_hub_splits, check_sample_splits, check_split_names
+from sagefinetune.data.split_column import check_split_column, split_by_column
 from sagefinetune.data.splits import apply_sample, apply_split
 from sagefinetune.entrypoint.redaction import redact
 from sagefinetune.errors import ColumnError, ConfigError, DataError
@@ -61,6 +64,8 @@ class Dataset:
     split_spec: tuple[tuple[str, Any], ...] = ()
     sample_spec: tuple[tuple[str, Any], ...] = ()
     filters: tuple[Callable[[dict[str, Any]], bool], ...] = ()
+    split_column: str | bool | None = None  # a column naming each row's split; None: detect one named "split"
+    named: frozenset[str] = frozenset()  # the roles named with columns(); the others may be chosen from the data
     _frame: Any = field(default=None, repr=False)
     _token: str | None = field(default=None, repr=False)  # a Hub token: used to read, never shown or cached
 
@@ -102,31 +107,46 @@ class Dataset:
         if copy is None:
             return cls(Source("hub", (path, name), (("revision", revision),)), splits=_ro(check_hub_splits(splits)), _token=token)
         source = Source("hub", (path, check_config(copy, name)), (("revision", revision or copy.revision),))
-        return cls(source, text=copy.text, label=copy.label, splits=_ro(check_hub_splits(splits)), _token=token)
+        return cls(source, text=copy.text, label=copy.label, splits=_ro(check_hub_splits(splits)), _token=token,
+                   named=frozenset({TEXT, LABEL}))
 
     @classmethod
-    def from_csv(cls, files: str | Path | Sequence[str | Path] | Mapping[str, Any], **kwargs: Any) -> Dataset:
-        """Local CSV file(s): one path, a list, or ``{"train": ..., "test": ...}``."""
-        return cls._files("csv", files, kwargs)
+    def from_csv(cls, files: str | Path | Sequence[str | Path] | Mapping[str, Any], *,
+                 split_column: str | bool | None = None, **kwargs: Any) -> Dataset:
+        """Local CSV file(s): one path, a list, or ``{"train": ..., "test": ...}``. ``split_column``: as for
+        :meth:`from_pandas`; other keyword arguments are the CSV reader's options (``sep=";"``, ``encoding=...``)."""
+        return cls._files("csv", files, kwargs, split_column)
 
     @classmethod
-    def from_json(cls, files: str | Path | Sequence[str | Path] | Mapping[str, Any], **kwargs: Any) -> Dataset:
-        """Local JSON or JSON Lines file(s): one path, a list, or ``{"train": ..., "test": ...}``."""
-        return cls._files("json", files, kwargs)
+    def from_json(cls, files: str | Path | Sequence[str | Path] | Mapping[str, Any], *,
+                  split_column: str | bool | None = None, **kwargs: Any) -> Dataset:
+        """Local JSON or JSON Lines file(s): one path, a list, or ``{"train": ..., "test": ...}``. ``split_column``: as
+        for :meth:`from_pandas`."""
+        return cls._files("json", files, kwargs, split_column)
 
     @classmethod
-    def from_parquet(cls, files: str | Path | Sequence[str | Path] | Mapping[str, Any], **kwargs: Any) -> Dataset:
-        """Local Parquet file(s): one path, a list, or ``{"train": ..., "test": ...}``."""
-        return cls._files("parquet", files, kwargs)
+    def from_parquet(cls, files: str | Path | Sequence[str | Path] | Mapping[str, Any], *,
+                     split_column: str | bool | None = None, **kwargs: Any) -> Dataset:
+        """Local Parquet file(s): one path, a list, or ``{"train": ..., "test": ...}``. ``split_column``: as for
+        :meth:`from_pandas`."""
+        return cls._files("parquet", files, kwargs, split_column)
 
     @classmethod
-    def from_pandas(cls, frame: pd.DataFrame | Mapping[str, pd.DataFrame]) -> Dataset:
-        """A pandas DataFrame (one split, ``train``) or ``{"train": df, "test": df}``."""
+    def from_pandas(cls, frame: pd.DataFrame | Mapping[str, pd.DataFrame], *,
+                    split_column: str | bool | None = None) -> Dataset:
+        """A pandas DataFrame (one split, ``train``) or ``{"train": df, "test": df}``.
+
+        Args:
+            split_column: a column whose values (``train``, ``validation``, ``test``) say each row's split. None (the
+                default): a column named ``split`` that holds only split names is used so, and loading says so;
+                False: no split column. See :mod:`sagefinetune.data.split_column`.
+        """
         frames = dict(frame) if isinstance(frame, Mapping) else {"train": frame}
         check_split_names(frames, "from_pandas({...})", "from_pandas({'<name>': df, ...})")
         for split, df in frames.items():
             check_frame(split, df)
-        return cls(Source("pandas"), _frame=_ro({k: v.copy() for k, v in frames.items()}))
+        return cls(Source("pandas"), _frame=_ro({k: v.copy() for k, v in frames.items()}),
+                   split_column=check_split_column(split_column, "from_pandas"))
 
     @classmethod
     def from_disk(cls, path: str | Path) -> Dataset:
@@ -166,8 +186,9 @@ class Dataset:
         return cls(Source("example", (name,)))
 
     @classmethod
-    def _files(cls, kind: str, files: Any, kwargs: Mapping[str, Any]) -> Dataset:
-        return cls(Source(kind, (file_list(kind, files),), tuple(sorted(kwargs.items()))))
+    def _files(cls, kind: str, files: Any, kwargs: Mapping[str, Any], split_column: Any = None) -> Dataset:
+        return cls(Source(kind, (file_list(kind, files),), tuple(sorted(kwargs.items()))),
+                   split_column=check_split_column(split_column, f"from_{kind}"))
 
     # ---- builders --------------------------------------------------------------------------------
     def columns(self, text: str | None = None, label: str | None = None, text_pair: str | None = None) -> Dataset:
@@ -175,11 +196,13 @@ class Dataset:
         for arg, value in (("text", text), ("label", label), ("text_pair", text_pair)):
             if value is not None and (not isinstance(value, str) or not value):
                 raise ConfigError(f"columns({arg}=...) needs a column name; got {value!r}. Fix: .columns({arg}='review').")
+        given = {role for role, value in ((TEXT, text), (LABEL, label), (PAIR, text_pair)) if value is not None}
         return dataclasses.replace(
             self,
             text=text or self.text,
             label=label or self.label,
             text_pair=text_pair if text_pair is not None else self.text_pair,
+            named=self.named | given,
         )
 
     def sample(self, train: int | None = None, test: int | None = None, validation: int | None = None, *, seed: int = 42) -> Dataset:
@@ -243,7 +266,14 @@ class Dataset:
                 "from_s3 data is read by SageMaker where it is, not loaded here. Fix: fit on a SageMaker instance, or "
                 "download the files and use from_csv / from_json / from_parquet for a local run."
             )
+        resolved, chosen = resolve_columns(self)  # named columns checked against the header; the others chosen
+        if chosen:
+            say(chosen)
+            return resolved.load_with_rows()
         loaded = load_source(self.source, self._frame, self.splits, self._token)
+        loaded, used = split_by_column(loaded, self.split_column, self.source.describe())
+        if used:
+            say(used)
         dd = self._select_columns(loaded)
         if self.filters:
             dd = type(dd)({k: v.filter(lambda row: all(f(row) for f in self.filters)) for k, v in dd.items()})
@@ -264,15 +294,20 @@ class Dataset:
     def notes(self) -> list[str]:
         """What can be said about this Dataset without reading it (``plan()`` shows it). A sample of a split the
         source cannot have is refused here, before anything is read."""
+        from sagefinetune.data.split_column import plan_split_rows
+
         spec = dict(self.sample_spec)
         carved = {k for k, v in self.split_spec if k in ("test", "validation") and v}
         known = {"example": {"train", "test"}, "pandas": set(self._frame or {}) | {"test"}}.get(self.source.kind)
         if known is None and self.source.kind in ("csv", "json", "parquet"):
             files = self.source.args[0]
             known = {k for k, _ in files} | {"test"} if files and isinstance(files[0], tuple) else {"train", "test"}
-        if known is not None:
+        by_column = plan_split_rows(self)
+        if by_column is not None:
+            known = set(by_column[0]) | {"test"}
+        if known is not None and not isinstance(self.split_column, str):
             check_sample_splits(spec, known | carved, self.source.describe())
-        return []
+        return [by_column[1]] if by_column is not None else []
 
     def _select_columns(self, dd: hf_datasets.DatasetDict) -> hf_datasets.DatasetDict:
         import datasets
@@ -316,7 +351,7 @@ class Dataset:
             counts: Counter[Any] = Counter()
             for v in part[LABEL]:
                 counts.update(name(x) for x in (v if isinstance(v, list) else [v]))
-            out[split] = dict(sorted(counts.items(), key=lambda kv: _value_order(kv[0])))
+            out[split] = dict(sorted(counts.items(), key=lambda kv: value_order(kv[0])))
         return out
 
     def plot_labels(self, path: str | Path | None = None, *, title: str | None = None) -> Any:
@@ -328,31 +363,9 @@ class Dataset:
         Returns:
             The matplotlib Figure.
         """
-        require("matplotlib", "plot")
-        import matplotlib
+        from sagefinetune.data.label_chart import draw_label_counts
 
-        if path is not None:
-            matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
-        counts = self.label_counts()
-        labels = sorted({k for c in counts.values() for k in c}, key=_value_order)
-        fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(labels) * len(counts)), 3.5))
-        width = 0.8 / max(1, len(counts))
-        for i, (split, c) in enumerate(counts.items()):
-            xs = [j + i * width for j in range(len(labels))]
-            ax.bar(xs, [c.get(k, 0) for k in labels], width=width, label=f"{split} ({sum(c.values())})")
-        ax.set_xticks([j + width * (len(counts) - 1) / 2 for j in range(len(labels))], [str(k) for k in labels])
-        ax.set_ylabel("rows")
-        ax.set_title(title or f"labels in {self.source.describe()}")
-        ax.legend()
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path)
-            plt.close(fig)
-        else:
-            plt.show()
-        return fig
+        return draw_label_counts(self.label_counts(), path, title or f"labels in {self.source.describe()}")
 
     def __repr__(self) -> str:
         parts = [self.source.describe(), f"text={self.text!r}", f"label={self.label!r}"]
@@ -372,13 +385,6 @@ def _ro(mapping: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     from types import MappingProxyType
 
     return None if mapping is None else MappingProxyType(dict(mapping))
-
-
-def _value_order(value: Any) -> tuple[int, Any]:
-    """Numbers in numeric order, then everything else by its text."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (0, value)
-    return (1, str(value))
 
 
 def _check_str(value: Any, where: str, example: str) -> None:

@@ -175,8 +175,9 @@ class Grid:
     def plan(self, *, local_speed: LocalSpeed | Mapping[int, LocalSpeed] | None = None, **options: Any) -> pd.DataFrame:
         """Pure: one row per cell with predicted time and cost, and a last row ``total`` (nothing is launched).
 
-        Local cells need this machine's speed (``local_speed``: one :class:`~sagefinetune.LocalSpeed` or ``{nodes:
-        speed}``; :meth:`run` measures it itself); without it their predicted time is empty and ``basis`` says why.
+        Local cells are timed by this machine's measured speed (``local_speed``: one :class:`~sagefinetune.LocalSpeed`
+        or ``{nodes: speed}``; :meth:`run` measures it itself), else a cached probe's, else a rough speed built in for
+        this CPU (``kind`` ``"rough"``).
         """
         from sagefinetune.grid.result import plan_table
 

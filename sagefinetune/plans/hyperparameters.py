@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from sagefinetune.core.console import say
 from sagefinetune.entrypoint.contract import EARLY_STOPPING_METRICS, HYPERPARAMETERS, parse_bool, parse_str
 from sagefinetune.entrypoint.objective import early_stopping_metric
 from sagefinetune.errors import ConfigError, did_you_mean
@@ -15,10 +16,12 @@ from sagefinetune.errors import ConfigError, did_you_mean
 if TYPE_CHECKING:
     from sagefinetune.data.labels import LabelMap
     from sagefinetune.data.prepared import Prepared
+    from sagefinetune.data.report import DataReport
     from sagefinetune.job import Job
 
 __all__ = ["USER_HYPERPARAMETERS", "DEFAULT_HYPERPARAMETERS", "IMBALANCE_RATIO", "LIBRARY_VALUES", "check_hyperparameter",
-           "check_with_labels", "early_stopping_note", "imbalance_note", "checked_at_fit"]
+           "check_with_labels", "early_stopping_note", "imbalance_note", "checked_at_fit",
+           "fit_report"]
 
 #: Hyperparameters a user sets with Job.hyperparameters(); the rest are derived from the Job.
 USER_HYPERPARAMETERS = tuple(
@@ -156,4 +159,19 @@ def checked_at_fit(job: Job, prepared: Prepared) -> tuple[str, ...]:
     """The checks that need the data's classes, and what fit says about the data: loading's notes and imbalance."""
     check_with_labels(job.hyperparameters_, prepared.label_map)
     imbalance = imbalance_note(prepared, job.hyperparameters_)
-    return prepared.notes + ((imbalance,) if imbalance else ())
+    report = fit_report(prepared)
+    say("data report: " + "\n  ".join(report.lines()))
+    return prepared.notes + ((imbalance,) if imbalance else ()) + tuple(report.warnings())
+
+
+def fit_report(prepared: Prepared) -> DataReport:
+    """The data report on every prepared row (see :mod:`sagefinetune.data.report`)."""
+    from sagefinetune.data.report import report_rows
+
+    texts, labels = {}, {}
+    for split, table in prepared.tables.items():
+        text = table["text"].to_pylist()
+        if "text_pair" in table.column_names:
+            text = [f"{a} {b}" for a, b in zip(text, table["text_pair"].to_pylist())]
+        texts[split], labels[split] = text, table["label"].to_pylist()
+    return report_rows(texts, labels, "every row, as prepared", label_names=list(prepared.label_map.names_))

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from sagefinetune.cost.length import MaxLength
     from sagefinetune.cost.local_speed import LocalSpeed
     from sagefinetune.cost.search import SetupSearch
+    from sagefinetune.data.report import DataReport
     from sagefinetune.job import Job
     from sagefinetune.plans.sagemaker import SageMakerSpec
     from sagefinetune.plans.tracking import TrackingSpec
@@ -71,6 +72,7 @@ class TrainingPlan:
     search: SetupSearch | None = None
     tracking: TrackingSpec | None = None  # job.track(...): where the run logs params, curves, metrics, artifacts
     length: MaxLength | None = None  # max_length: how it was chosen, the share of train rows it cuts
+    report: DataReport | None = None  # the rows as far as they are cheap to read: splits, labels, texts, duplicates
 
     @property
     def world_size(self) -> int:
@@ -101,6 +103,7 @@ class TrainingPlan:
             "search": self.search.to_dict() if self.search is not None else None,
             "tracking": self.tracking.to_dict() if self.tracking is not None else None,
             "max_length": self.length.to_dict() if self.length is not None else None,
+            "data_report": self.report.to_dict() if self.report is not None else None,
         }
 
     def __str__(self) -> str:
@@ -117,6 +120,9 @@ class TrainingPlan:
             "  hyperparams  " + " ".join(f"{k}={v}" for k, v in self.hyperparameters.items()
                                          if k not in ("labels", "problem_type", "model_name_or_path")),
         ]
+        if self.report is not None:
+            lines += [f"  {'data report' if i == 0 else '':<12} {line}" for i, line in enumerate(self.report.lines())]
+            lines += [f"  warning      {w}" for w in self.report.warnings(plan=True)]
         if self.tracking is not None:
             lines.append(self.tracking.line())
         if self.length is not None:
@@ -251,7 +257,16 @@ def make_plan(job: Job, *, instance: str = "local", nodes: int = 1, **options: A
         raise ConfigError(f"instance must be 'local' or a SageMaker instance type; got {instance!r}. "
                           "Fix: instance='local' or instance='ml.g5.xlarge'.")
     train_rows, scale_lr, speed = _estimate_options(options)
+    from sagefinetune.data.column_choice import resolve_columns
+
+    dataset, chosen = resolve_columns(job.dataset)  # local data's header checked; columns not named chosen from it
+    job = replace(job, dataset=dataset)
     plan = _make_plan(job, instance, nodes, scale_lr, options)
+    if chosen:
+        plan = replace(plan, notes=(chosen, *plan.notes))
+    from sagefinetune.data.report import plan_report
+
+    plan = replace(plan, report=plan_report(job.dataset))
     if job.tracking is not None:  # a SageMaker job cannot write into a store on this machine: refused here
         from sagefinetune.plans.tracking import tracking_spec
 

@@ -210,9 +210,9 @@ def test_max_steps_fixes_the_steps_whatever_the_rows():
 
 
 # ---- local ---------------------------------------------------------------------------------------------------------
-def test_local_plan_without_a_measured_speed_says_how_to_get_one():
+def test_local_plan_without_a_measured_speed_is_rough_and_says_how_to_measure_it():
     est = imdb().plan().estimate
-    assert est.seconds is None and "sft.measure_speed(job" in est.basis and "Grid.run()" in est.basis
+    assert est.kind == "rough" and est.seconds > 0 and "sft.measure_speed(job)" in est.basis
 
 
 def test_local_estimate_from_a_measured_speed():

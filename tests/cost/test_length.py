@@ -79,7 +79,7 @@ def test_data_not_read_before_launch_assumes_a_length_and_says_so():
     assert plan.hyperparameters["max_length"] == str(ASSUMED) and not plan.length.at_fit
     assert plan.length.line() == (
         "256 assumed (auto: s3(train='s3://my-bucket/train/') is read by SageMaker in place, never by this machine; "
-        "so the job trains with 256. Fix: .hyperparameters(max_length=<tokens>) to choose)")
+        "so the job trains with 256; .hyperparameters(max_length=<tokens>) chooses another)")
     hub = plan_length(sft.Job.from_dataset(sft.Dataset.from_hub("stanfordnlp/imdb")))
     assert hub.value == 256 and hub.at_fit and "fit() chooses from its rows" in hub.line()
     assert plan_length(sft.Job.from_dataset(sft.Dataset.from_hub("stanfordnlp/imdb")).hyperparameters(

@@ -70,11 +70,13 @@ def test_plan_is_a_table_of_cells_with_a_total():
 def test_local_cells_plan_without_a_speed_and_with_one():
     grid = sft.Grid(job()).over(nodes=[1, 2])
     table = grid.plan()
-    assert table["predicted_seconds"].iloc[:-1].isna().all() and "measure_speed" in table["basis"].iloc[0]
+    assert table["predicted_seconds"].iloc[:-1].notna().all() and set(table["kind"].iloc[:-1]) == {"rough"}
+    assert "measure_speed" in table["basis"].iloc[0]
     from conftest import measured_speed as speed
 
     timed = grid.plan(local_speed={1: speed(), 2: speed(step_s=0.2)})
     assert timed["predicted_seconds"].iloc[:-1].notna().all() and timed["predicted_cost"].iloc[-1] == 0
+    assert set(timed["kind"].iloc[:-1]) == {"measured here"}
 
 
 # ---- SageMaker cells against moto ----------------------------------------------------------------------------

@@ -95,7 +95,8 @@ def test_the_plan_says_what_early_stopping_does_and_that_the_estimate_is_a_ceili
     assert plan.estimate.to_dict()["ceiling"].startswith("early_stopping=3")
     plain = job().plan(instance="ml.g5.xlarge", train_rows=100_000)
     assert "estimate     up to" not in str(plain) and "ceiling" not in str(plain) and plain.estimate.ceiling == ""
-    assert plain.estimate.seconds == plan.estimate.seconds  # the ceiling is the full run
+    # the ceiling is the full run (its evaluations are on the validation split set aside, not the test split)
+    assert plain.estimate.seconds == pytest.approx(plan.estimate.seconds, rel=0.01)
 
 
 # ---- data: the validation split early stopping watches ---------------------------------------------------------
