@@ -53,7 +53,7 @@ def resolve_columns(dataset: Dataset) -> tuple[Dataset, str | None]:
     found = first_rows(dataset)
     rows = found[0] if found is not None else ()
     taken = {c for r, c in roles.items() if c is not None and r not in missing}
-    chosen: dict[str, str] = {}
+    chosen: dict[str, Any] = {}
     if "label" in missing:
         chosen["label"] = choose_label(rows, [c for c in columns if c not in taken], dataset.source.describe())
     if "text" in missing:

@@ -40,41 +40,18 @@ import os
 from typing import Any
 
 if __package__:
-    from . import truncation
-    from .request_body import (
-        CONTENT_TYPES,
-        DEFAULT_MAX_INPUTS,
-        JSON,
-        JSONLINES,
-        MAX_DEPTH,
-        REQUEST_EXAMPLE,
-        RequestError,
-        check_parameters,
-        default_parameters,
-        json_depth,
-        max_inputs,
-        media_type,
-        read_request,
-        show,
-    )
+    from . import request_body, truncation
 else:  # code/inference.py in a model folder: the toolkit puts code/ (with the modules beside it) on sys.path
+    import request_body  # type: ignore[no-redef]
     import truncation  # type: ignore[no-redef]
-    from request_body import (  # type: ignore[no-redef]
-        CONTENT_TYPES,
-        DEFAULT_MAX_INPUTS,
-        JSON,
-        JSONLINES,
-        MAX_DEPTH,
-        REQUEST_EXAMPLE,
-        RequestError,
-        check_parameters,
-        default_parameters,
-        json_depth,
-        max_inputs,
-        media_type,
-        read_request,
-        show,
-    )
+
+# what the handler and its callers use of the request module, under the names they had here
+RequestError = request_body.RequestError
+CONTENT_TYPES, DEFAULT_MAX_INPUTS, MAX_DEPTH = request_body.CONTENT_TYPES, request_body.DEFAULT_MAX_INPUTS, request_body.MAX_DEPTH
+JSON, JSONLINES, REQUEST_EXAMPLE = request_body.JSON, request_body.JSONLINES, request_body.REQUEST_EXAMPLE
+read_request, max_inputs, json_depth = request_body.read_request, request_body.max_inputs, request_body.json_depth
+check_parameters, default_parameters = request_body.check_parameters, request_body.default_parameters
+media_type, show = request_body.media_type, request_body.show
 
 __all__ = ["model_fn", "input_fn", "predict_fn", "output_fn", "load", "Classifier", "RequestError", "read_request",
            "max_inputs", "json_depth", "check_parameters", "default_parameters", "CONTENT_TYPES", "DEFAULT_MAX_INPUTS",
