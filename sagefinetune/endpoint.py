@@ -3,13 +3,8 @@
 Every kind of endpoint answers the same request with the same JSON, because they all run the same handler
 (``entrypoint/inference.py``, written into every model folder as ``code/inference.py``):
 
-request (``application/json``)::
-
-    {"inputs": "a text" | ["text", ...] | [["text", "text_pair"], ...], "parameters": {"top_k": 2}}
-
-response: one item per input, as :meth:`sagefinetune.Predictor.predict` returns them::
-
-    [{"label": "positive", "score": 0.98}, ...]
+``{"inputs": "a text" | ["text", ...] | [["text", "text_pair"], ...], "parameters": {"top_k": 2}}`` (JSON) in,
+one answer per input out, as :meth:`sagefinetune.Predictor.predict` returns them: ``[{"label": "positive", ...}]``.
 
 Kinds (see :doc:`/serve-and-share`): ``"local"`` (an HTTP server on 127.0.0.1 with SageMaker's container contract),
 ``"realtime"`` and ``"serverless"`` (SageMaker endpoints, billed while they exist). An Endpoint is a context manager;
@@ -21,14 +16,15 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sagefinetune.core.console import say
+from sagefinetune.core.inputs import as_inputs, check_options, short
 from sagefinetune.entrypoint.redaction import redact
-from sagefinetune.entrypoint.request_body import DEFAULT_MAX_INPUTS
+from sagefinetune.entrypoint.request_body import DEFAULT_MAX_INPUTS, blank_inputs
 from sagefinetune.errors import ConfigError, ServingError
 
 if TYPE_CHECKING:
@@ -43,13 +39,12 @@ JSON = "application/json"
 
 
 def request_body(inputs: Any, parameters: dict[str, Any] | None = None) -> bytes:
-    """The JSON request every endpoint kind accepts. ``inputs``: a text, a list of texts, or of (text, pair) tuples."""
-    if isinstance(inputs, str):
-        inputs = [inputs]
-    if not isinstance(inputs, Sequence) or not inputs:
-        raise ConfigError(f"predict needs a text or a non-empty list of texts; got {inputs!r}. Fix: predict(['a text']).")
-    items = [list(i) if isinstance(i, tuple) else i for i in inputs]
-    body: dict[str, Any] = {"inputs": items}
+    """The JSON request every endpoint kind accepts. ``inputs``: what :meth:`Endpoint.predict` takes (a text, a
+    ``(text, text_pair)`` tuple, or a collection of them: see :mod:`sagefinetune.core.inputs`), at least one."""
+    items = as_inputs(inputs)
+    if not items:
+        raise ConfigError(f"a request needs at least one input; got {short(inputs)}. Fix: predict(['a text']).")
+    body: dict[str, Any] = {"inputs": [list(i) if isinstance(i, tuple) else i for i in items]}
     if parameters:
         body["parameters"] = parameters
     return json.dumps(body, ensure_ascii=False).encode("utf-8")
@@ -102,21 +97,26 @@ class Endpoint:
         raise NotImplementedError
 
     # ---- shared behaviour ----------------------------------------------------------------------------------------
-    def predict(self, inputs: Any, **parameters: Any) -> list[Any]:
-        """Predictions with label names: ``[{"label": ..., "score": ...}]``, one per input.
+    def predict(self, inputs: Any, *, top_k: int | None = None, all_scores: bool = False) -> list[Any]:
+        """Predictions with label names, as :meth:`sagefinetune.Predictor.predict` takes and answers them: a text, a
+        ``(text, text_pair)`` tuple (one pair), or any ordered collection of them (a list, a pandas Series, a numpy
+        array, a datasets column ``ds["text"]``) in; a list, one answer per input, out (a single text: a list of one;
+        no inputs: ``[]``, without a request). ``top_k=2``: the two best labels of each input; ``all_scores=True``:
+        every label. Empty texts are refused, as training refuses them. More than :attr:`max_inputs` inputs go in
+        several requests, since the endpoint answers 413 above it.
 
-        Args:
-            inputs: a text, a list of texts, or (for pair models) of ``(text, text_pair)`` tuples. More than
-                :attr:`max_inputs` go in several requests, since the endpoint answers 413 above it.
-            **parameters: ``top_k=2`` or ``all_scores=True`` for more than the best label.
+        Example:
+            >>> ep.predict("a new phone", top_k=2)  # doctest: +SKIP
+            [[{'label': 'tech', 'score': 0.88}, {'label': 'business', 'score': 0.07}]]
         """
         self._check_alive()
-        items = [inputs] if isinstance(inputs, str) else inputs
-        if not isinstance(items, Sequence) or len(items) <= self.max_inputs:
-            return parse_response(self.invoke(request_body(items, parameters or None)))
+        parameters = check_options(top_k, all_scores) or None
+        items = as_inputs(inputs)
+        if blank_inputs(items):
+            raise ConfigError(blank_inputs(items))
         out: list[Any] = []  # more than a request may hold (413): several requests, in order
         for start in range(0, len(items), self.max_inputs):
-            out += parse_response(self.invoke(request_body(items[start:start + self.max_inputs], parameters or None)))
+            out += parse_response(self.invoke(request_body(items[start:start + self.max_inputs], parameters)))
         return out
 
     def delete(self) -> list[str]:

@@ -373,8 +373,9 @@ def test_a_folder_with_only_a_config_is_not_a_model(files):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("inputs, value", [([("one",)], "got ('one',)"), ([], "got []"),
-                                            (123, "got 123"), ([1, 2], "one text per input; got 1.")])
+@pytest.mark.parametrize("inputs, value", [([("one",)], "got ('one',)"), (123, "got 123"),
+                                            ([1, 2], "one text per input; got 1 (input 0)"),
+                                            (["a text", " "], "input 1 is empty or whitespace only")])
 def test_predict_refuses_inputs_it_cannot_read(trained_run, inputs, value):
     check(lambda: trained_run.predictor().predict(inputs), sft.ConfigError, value)
 

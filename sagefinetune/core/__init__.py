@@ -1,1 +1,2 @@
-"""Foundation: optional-dependency loading, small shared checks, console output. Imports only errors."""
+"""Foundation: optional-dependency loading, small shared checks, what predict takes (``inputs``), console output.
+Imports only errors."""

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from typing import Any
 
 if __package__:
@@ -53,7 +54,7 @@ read_request, max_inputs, json_depth = request_body.read_request, request_body.m
 check_parameters, default_parameters = request_body.check_parameters, request_body.default_parameters
 media_type, show = request_body.media_type, request_body.show
 
-__all__ = ["model_fn", "input_fn", "predict_fn", "output_fn", "load", "Classifier", "RequestError", "read_request",
+__all__ = ["model_fn", "input_fn", "predict_fn", "output_fn", "load", "Classifier", "answer", "RequestError", "read_request",
            "max_inputs", "json_depth", "check_parameters", "default_parameters", "CONTENT_TYPES", "DEFAULT_MAX_INPUTS",
            "MAX_DEPTH"]
 
@@ -71,6 +72,7 @@ class Classifier:
                  precision: str = "fp32") -> None:
         config = model.config
         self.model, self.tokenizer, self.device, self.precision = model, tokenizer, device, precision
+        self.tokenizing = threading.Lock()  # the server's workers share the tokenizer (see probabilities)
         self.labels = [str(config.id2label[i]) for i in range(config.num_labels)]
         self.multi_label = (settings.get("problem_type") or config.problem_type) == "multi_label_classification"
         self.threshold = float(settings.get("threshold", 0.5))
@@ -91,9 +93,10 @@ class Classifier:
         import torch
 
         pairs = [i if isinstance(i, tuple) else (i, "") for i in items]
-        firsts = [self.clip(a, b) for a, b in pairs]
-        seconds = [self.clip(b, a) for a, b in pairs] if self.pairs else None
-        encoded = truncation.encode(self.tokenizer, firsts, seconds, self.max_length, self.truncation)
+        with self.tokenizing:  # a fast tokenizer's truncation is state its calls set: one thread at a time
+            firsts = [self.clip(a, b) for a, b in pairs]
+            seconds = [self.clip(b, a) for a, b in pairs] if self.pairs else None
+            encoded = truncation.encode(self.tokenizer, firsts, seconds, self.max_length, self.truncation)
         names = [n for n in self.tokenizer.model_input_names if n in encoded]
         lengths = [len(ids) for ids in encoded["input_ids"]]
         out = np.zeros((len(items), len(self.labels)), dtype=np.float32)
@@ -136,15 +139,7 @@ class Classifier:
     def format(self, row: Any, parameters: dict[str, Any]) -> Any:
         """One input's answer from its scores: the best label, the top k, all of them, or (multi-label) those above
         the threshold."""
-        ranked = sorted(range(len(self.labels)), key=lambda j: -float(row[j]))
-        scores: list[dict[str, Any]] = [{"label": self.labels[j], "score": float(row[j])} for j in ranked]
-        if parameters.get("all_scores"):
-            return scores
-        if parameters.get("top_k") is not None:
-            return scores[:int(parameters["top_k"])]
-        if self.multi_label:
-            return [s for s in scores if s["score"] >= self.threshold]
-        return scores[0]
+        return answer(self.labels, row, parameters, self.multi_label, self.threshold)
 
     def describe(self) -> str:
         """Where and how it computes, e.g. ``"cpu, bf16"``."""
@@ -268,6 +263,26 @@ def predict_fn(data: dict[str, Any], model: Classifier) -> list[Any]:
     items, parameters = data["inputs"], data.get("parameters") or {}
     model.check(items)
     return [model.format(row, parameters) for row in model.probabilities(items)]
+
+
+def answer(labels: list[str], row: Any, parameters: dict[str, Any], multi_label: bool = False,
+           threshold: float = 0.5) -> Any:
+    """One input's answer from its scores (``row``, one per label), as every place that predicts answers it: the best
+    label ``{"label", "score"}``; with ``top_k`` the k best and with ``all_scores`` every label, best first (a list);
+    for a multi-label model the labels whose score clears ``threshold`` (a list).
+
+    >>> answer(["a", "b", "c"], [0.2, 0.7, 0.1], {}), answer(["a", "b", "c"], [0.2, 0.7, 0.1], {"top_k": 2})[1]
+    ({'label': 'b', 'score': 0.7}, {'label': 'a', 'score': 0.2})
+    """
+    ranked = sorted(range(len(labels)), key=lambda j: -float(row[j]))
+    scores: list[dict[str, Any]] = [{"label": labels[j], "score": float(row[j])} for j in ranked]
+    if parameters.get("all_scores"):
+        return scores
+    if parameters.get("top_k") is not None:
+        return scores[:int(parameters["top_k"])]
+    if multi_label:
+        return [s for s in scores if s["score"] >= threshold]
+    return scores[0]
 
 
 def output_fn(prediction: list[Any], accept: str | None) -> str:

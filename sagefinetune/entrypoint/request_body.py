@@ -4,6 +4,9 @@ Beside ``code/inference.py`` in every model folder (the toolkit puts ``code/`` o
 local endpoint through it. Standard library only. A request the handler cannot answer raises :class:`RequestError`,
 whose ``status`` is the HTTP status to answer with.
 
+Empty texts: an input whose text (or either text of a pair) is empty or whitespace only is refused (400, with its
+index; see :func:`blank_inputs`), as training refuses them and as the Predictor does.
+
 Limits: JSON nests at most :data:`MAX_DEPTH` deep (checked before it is decoded, so a deep body costs no recursion);
 a request holds at most ``SFT_MAX_INPUTS`` inputs (see :func:`max_inputs`), 413 above.
 """
@@ -56,7 +59,30 @@ def read_request(input_data: bytes | str, content_type: str | None, limit: int |
         inputs, parameters = ([text] if text.strip() else []), {}
     if not inputs:
         raise RequestError(f"the request holds no inputs ({media}). Fix: send at least one text, e.g. {REQUEST_EXAMPLE}.")
+    blank = blank_inputs(inputs)
+    if blank:
+        raise RequestError(blank)
     return {"inputs": inputs, "parameters": check_parameters({**default_parameters(), **parameters})}
+
+
+def blank_inputs(items: list[Any]) -> str | None:
+    """The error for inputs whose text, or either text of a pair, is empty or whitespace only; None if there are none.
+
+    One rule for training and every place that predicts (Predictor, local endpoint, SageMaker handler): training
+    refuses empty texts, so a model has never seen one, and its answer for one would be a guess that looks like any
+    other prediction (and an empty text is most often a missing value turned into ``""``).
+
+    >>> blank_inputs(["a text", ("a", "b")]) is None, blank_inputs(["a text", " ", ""]).split(";")[0]
+    (True, "input 1 is empty or whitespace only (' ')")
+    """
+    where = [i for i, item in enumerate(items)
+             if any(not t.strip() for t in (item if isinstance(item, tuple) else (item,)) if isinstance(t, str))]
+    if not where:
+        return None
+    more = f"; {len(where) - 1} more input(s) are too, the next is input {where[1]}" if len(where) > 1 else ""
+    return (f"input {where[0]} is empty or whitespace only ({show(items[where[0]])}){more}. A model is never trained on "
+            "an empty text, so its answer for one would be a guess. Fix: drop empty texts before predicting, e.g. "
+            "[t for t in texts if t.strip()], or send a text.")
 
 
 def max_inputs() -> int | None:

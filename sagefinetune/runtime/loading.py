@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from sagefinetune.entrypoint import truncation
 from sagefinetune.entrypoint.contract import SETTINGS_FILE
 from sagefinetune.errors import ConfigError
 
-__all__ = ["Runtime", "TorchRuntime", "OnnxRuntime", "load_runtime", "ONNX_FILE"]
+__all__ = ["Runtime", "TorchRuntime", "OnnxRuntime", "load_runtime", "quiet_loading", "ONNX_FILE"]
 
 ONNX_FILE = "model.onnx"
 Item = str | tuple[str, str]
@@ -63,6 +65,7 @@ class Runtime:
             raise ConfigError(f"{self.model_dir / SETTINGS_FILE}: {exc} (a model from a newer sagefinetune?). "
                               "Fix: upgrade sagefinetune.") from None
         self.batch_size = batch_size
+        self.tokenizing = threading.Lock()
         # padded tokens per forward pass (SFT_BATCH_TOKENS; on a GPU the PyTorch runtime sets no limit)
         self.batch_tokens = int(os.environ.get("SFT_BATCH_TOKENS") or handler.CPU_BATCH_TOKENS)
 
@@ -80,13 +83,14 @@ class Runtime:
         """Token lists of ``items``, unpadded, each text cut to ``max_length`` by the run's truncation (a long text
         is clipped first, as the handler clips it: see :func:`~sagefinetune.entrypoint.truncation.clip`)."""
         pairs = [i if isinstance(i, tuple) else (i, "") for i in items]
-        firsts = [truncation.clip(self.tokenizer, a, self.max_length, self.truncation, b) for a, b in pairs]
-        seconds = ([truncation.clip(self.tokenizer, b, self.max_length, self.truncation, a) for a, b in pairs]
-                   if self.pairs else None)
-        if self.truncation == "head":
-            return dict(self.tokenizer(firsts, seconds, truncation=True, max_length=self.max_length, padding=False,
-                                       return_tensors=None))
-        return truncation.encode(self.tokenizer, firsts, seconds, self.max_length, self.truncation)
+        with self.tokenizing:  # a tokenizer's truncation is state its calls set: one thread at a time (the server)
+            firsts = [truncation.clip(self.tokenizer, a, self.max_length, self.truncation, b) for a, b in pairs]
+            seconds = ([truncation.clip(self.tokenizer, b, self.max_length, self.truncation, a) for a, b in pairs]
+                       if self.pairs else None)
+            if self.truncation == "head":
+                return dict(self.tokenizer(firsts, seconds, truncation=True, max_length=self.max_length,
+                                           padding=False, return_tensors=None))
+            return truncation.encode(self.tokenizer, firsts, seconds, self.max_length, self.truncation)
 
     def encode(self, items: Sequence[Item]) -> dict[str, Any]:
         """Tokenise one batch: numpy arrays, padded to the batch's longest input."""
@@ -97,10 +101,11 @@ class Runtime:
         return _pad(encoded, getattr(self.tokenizer, "pad_token_id", None) or 0,
                     left=getattr(self.tokenizer, "padding_side", "right") == "left")
 
-    def probabilities(self, items: Sequence[Item]) -> Any:
+    def probabilities(self, items: Sequence[Item], progress: Callable[[int], Any] | None = None) -> Any:
         """Scores of ``items`` as a numpy float32 array [inputs, labels], in the order given: tokenized together,
         then run longest first in chunks of similar length, at most ``batch_size`` inputs and (on a CPU)
         ``batch_tokens`` padded tokens each (the handler's :func:`~sagefinetune.entrypoint.inference.chunks`).
+        ``progress`` is called with the number of inputs of each chunk once it ran (e.g. a tqdm bar's ``update``).
 
         Example:
             >>> load_runtime(run.model_dir).probabilities(["a fine film"]).round(2)  # doctest: +SKIP
@@ -115,6 +120,8 @@ class Runtime:
             batch = self.pad({name: [rows[i] for i in chunk] for name, rows in encoded.items()})
             logits = np.asarray(self.logits(batch), dtype=np.float64)
             out[chunk] = _sigmoid(logits) if self.multi_label else _softmax(logits)
+            if progress is not None:
+                progress(len(chunk))
         return out
 
 
@@ -132,7 +139,8 @@ class TorchRuntime(Runtime):
         if threads:
             torch.set_num_threads(threads)
         self.device = torch.device(_torch_device(device))
-        self.model = AutoModelForSequenceClassification.from_pretrained(self.model_dir, local_files_only=True)
+        with quiet_loading():
+            self.model = AutoModelForSequenceClassification.from_pretrained(self.model_dir, local_files_only=True)
         self.model.to(self.device).eval()
         if self.device.type != "cpu" and not os.environ.get("SFT_BATCH_TOKENS"):
             self.batch_tokens = 0  # a GPU's memory holds batch_size inputs of max_length
@@ -246,6 +254,24 @@ def load_runtime(model_dir: str | Path, *, batch_size: int = 32, device: str | i
         return OnnxRuntime(folder, batch_size=batch_size, threads=threads)
     require("transformers", "load a model")
     return TorchRuntime(folder, batch_size=batch_size, device=device, threads=threads, precision=precision)
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """transformers' and huggingface_hub's progress bars off (transformers 5 draws "Loading weights" for every
+    model it loads, which is a blink from a local folder), and back as they were afterwards; warnings still show."""
+    import huggingface_hub.utils as hub
+    from transformers.utils import logging as hf_logging
+
+    bars, hub_bars_off = hf_logging.is_progress_bar_enabled(), hub.are_progress_bars_disabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+        if hub_bars_off != hub.are_progress_bars_disabled():
+            (hub.disable_progress_bars if hub_bars_off else hub.enable_progress_bars)()
 
 
 def _pad(encoded: dict[str, list[Any]], pad_id: int, left: bool = False) -> dict[str, Any]:

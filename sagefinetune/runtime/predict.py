@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from sagefinetune.core.checks import check_precision
+from sagefinetune.core.inputs import Input, as_inputs, check_options
+from sagefinetune.entrypoint import inference as handler
+from sagefinetune.entrypoint.request_body import blank_inputs
 from sagefinetune.errors import ConfigError
 from sagefinetune.runtime.loading import ONNX_FILE, Runtime, load_runtime
 
-__all__ = ["Predictor"]
+__all__ = ["Predictor", "PROGRESS_INPUTS"]
 
-TextInput = str | tuple[str, str]
+PROGRESS_INPUTS = 1000  # a progress bar from this many inputs up (a few seconds or more of CPU work), on a terminal
 
 
 class Predictor:
@@ -54,28 +56,42 @@ class Predictor:
     def labels(self) -> list[str]:
         return list(self.runtime.labels)
 
-    def predict(self, texts: Sequence[TextInput] | TextInput, *, all_scores: bool = False) -> list[Any]:
+    def predict(self, texts: Any, *, top_k: int | None = None, all_scores: bool = False,
+                progress: bool | None = None) -> list[Any]:
         """Classify texts; for a model trained on sentence pairs, ``(text, text_pair)`` tuples.
 
-        For a pair model a tuple is always *one* pair: ``predict(("a premise", "a hypothesis"))`` answers one
-        prediction, and several pairs go in a list, ``predict([(a, b), (c, d)])``. For any other model a tuple is
-        refused, because it reads as a pair: pass several texts as a list, ``predict(["a text", "another"])``.
+        Takes what an endpoint takes, and answers as it answers (see :doc:`/serve-and-share`, "The JSON contract"):
+        a text, or any ordered collection of texts (a list, a pandas Series, a numpy array, a datasets column
+        ``ds["text"]``, a generator). For a pair model a tuple is always *one* pair: ``predict(("a premise",
+        "a hypothesis"))`` answers one prediction, and several pairs go in a list, ``predict([(a, b), (c, d)])``. For
+        any other model a tuple is refused, because it reads as a pair. An empty or whitespace-only text is refused
+        (training refuses them too), with its index. An empty collection answers ``[]``.
+
+        Args:
+            top_k: the k best labels of each input, best first (a list per input).
+            all_scores: every label of each input, best first (a list per input).
+            progress: a progress bar on stderr; by default one shows for :data:`PROGRESS_INPUTS` inputs or more
+                when stderr is a terminal.
 
         Returns:
-            single-label: ``[{"label": name, "score": p}]`` (``all_scores=True``: every class, best first);
-            multi-label: ``[[{"label": name, "score": p}, ...]]`` with the labels above the threshold.
+            A list, one answer per input, in order (a single text: a list of one). An answer is the best label
+            ``{"label": name, "score": p}``; with ``top_k`` or ``all_scores`` a list of them; for a multi-label
+            model the labels above the threshold (a list).
+
+        Example:
+            >>> predictor.predict(df["text"])  # doctest: +SKIP
+            [{'label': 'sports', 'score': 0.97}, {'label': 'business', 'score': 0.91}, ...]
+            >>> predictor.predict("a new phone", top_k=2)  # doctest: +SKIP
+            [[{'label': 'tech', 'score': 0.88}, {'label': 'business', 'score': 0.07}]]
         """
+        parameters = check_options(top_k, all_scores)
         inputs = self._inputs(texts)
-        results: list[Any] = []
-        labels = self.runtime.labels
-        for row in self.runtime.probabilities(inputs):
-            ranked = sorted(range(len(labels)), key=lambda j: -float(row[j]))
-            scores: list[dict[str, Any]] = [{"label": labels[j], "score": float(row[j])} for j in ranked]
-            if self.multi_label:
-                results.append(scores if all_scores else [s for s in scores if s["score"] >= self.threshold])
-            else:
-                results.append(scores if all_scores else scores[0])
-        return results
+        if not inputs:
+            return []
+        runtime = self.runtime
+        with _bar(len(inputs), progress) as bar:
+            rows = runtime.probabilities(inputs, progress=bar.update)
+        return [handler.answer(runtime.labels, row, parameters, self.multi_label, self.threshold) for row in rows]
 
     __call__ = predict
 
@@ -84,34 +100,27 @@ class Predictor:
         """Whether the model was trained on sentence pairs (then a 2-tuple is one input)."""
         return bool(self.settings.get("text_pair"))
 
-    def _inputs(self, texts: Any) -> list[Any]:
-        """Runtime inputs. A tuple is one sentence pair for a model trained on pairs, and refused for any other."""
-        if isinstance(texts, tuple) and not self.pairs:
-            raise ConfigError(
-                f"this model was not trained on sentence pairs, and a tuple reads as one (text, text_pair) pair; got "
-                f"{_short(texts)}. Fix: predict({_short(list(texts))}) for several texts (a list), or train on pairs "
-                "with .columns(text_pair=...) to classify pairs.")
-        if isinstance(texts, str) or (self.pairs and isinstance(texts, tuple)):
-            texts = [texts]
-        if not isinstance(texts, Sequence) or isinstance(texts, bytes) or not texts:
-            raise ConfigError(f"predict needs a non-empty list of texts; got {texts!r}. Fix: predict(['a text']).")
-        return [self._one(t) for t in texts]
-
-    def _one(self, item: Any) -> Any:
-        if self.pairs:
-            if not (isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(t, str) for t in item)):
-                raise ConfigError(f"this model was trained on sentence pairs: each input is a (text, text_pair) tuple; "
-                                  f"got {item!r}. Fix: predict([('first text', 'second text')]).")
-            return (item[0], item[1])
-        if not isinstance(item, str):
-            raise ConfigError(f"this model takes one text per input; got {item!r}. Fix: predict(['a text', ...]) "
-                              "(sentence pairs need a model trained with .columns(text_pair=...)).")
-        return item
+    def _inputs(self, texts: Any) -> list[Input]:
+        """Runtime inputs, checked: texts, or pairs for a model trained on pairs; none of them empty."""
+        inputs = as_inputs(texts, self.pairs)
+        blank = blank_inputs(inputs)
+        if blank:
+            raise ConfigError(blank)
+        return inputs
 
 
-def _short(value: Any, limit: int = 200) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 5] + " ...]"
+def _bar(total: int, progress: bool | None) -> Any:
+    """A tqdm bar over ``total`` inputs on stderr, or a stand-in that shows nothing."""
+    import sys
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+
+    show = progress if progress is not None else total >= PROGRESS_INPUTS and sys.stderr.isatty()
+    if not show:
+        return nullcontext(SimpleNamespace(update=lambda n: None))
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="predict", unit="text", dynamic_ncols=True, leave=False)
 
 
 def check_model_dir(model_dir: str | Path) -> Path:

@@ -152,6 +152,25 @@ def test_predict_sends_the_json_contract_and_parses_the_answer(moto):
         assert json.loads(body) == {"inputs": ["a new phone"], "parameters": {"top_k": 2}}
 
 
+def test_predict_takes_what_users_pass_and_sends_no_request_for_nothing(moto):
+    import numpy as np
+    import pandas as pd
+
+    queue_answers(moto, ANSWER, ANSWER)
+    with deploy_run(sm_run(moto), instance="ml.m5.xlarge") as ep:
+        texts = pd.DataFrame({"text": ["a match report", "a budget"]})["text"]
+        ep.predict(texts)  # a pandas Series
+        ep.predict(np.array(["a match report", "a budget"]), all_scores=True)
+        assert ep.predict([]) == [] and ep.predict(pd.Series([], dtype=str)) == []
+        with pytest.raises(sft.ConfigError, match=r"input 1 is empty or whitespace only \(' '\).*Fix: drop"):
+            ep.predict(["a match report", " "])
+        with pytest.raises(sft.ConfigError, match="top_k must be a whole number"):
+            ep.predict(["a match report"], top_k=0)
+        bodies = [json.loads(ast.literal_eval(c["Body"])) for c in moto.sent["InvokeEndpoint"]]
+        assert bodies == [{"inputs": ["a match report", "a budget"]},
+                          {"inputs": ["a match report", "a budget"], "parameters": {"all_scores": True}}]
+
+
 def test_delete_removes_endpoint_config_and_model_once(moto, capsys):
     ep = deploy_run(sm_run(moto))
     assert remaining(moto) == {"endpoints": [ep.name], "configs": [ep.name], "models": [ep.name]}

@@ -40,6 +40,11 @@ def test_every_content_type_parses_to_inputs(body, content_type, inputs):
     ('{"inputs": "a"}\nnot json\n', "application/jsonlines", 400, ["line 2 is malformed JSON"]),
     ("a,b,c\n", "text/csv", 400, ["3 columns"]),
     ("  \n", "text/plain", 400, ["no inputs"]),
+    ('{"inputs": ""}', "application/json", 400, ["input 0 is empty or whitespace only ('')", "Fix: drop"]),
+    ('{"inputs": ["a", " ", "b", "\\t"]}', "application/json", 400, ["input 1 is empty", "1 more input(s)", "input 3"]),
+    ('{"inputs": [["a premise", " "]]}', "application/json", 400, ['input 0 is empty or whitespace only (["a premise", " "])']),
+    ('"a"\n""\n', "application/jsonlines", 400, ["input 1 is empty"]),
+    ('a\n""\n', "text/csv", 400, ["input 1 is empty"]),
     (b"\xff\xfe", "text/plain", 400, ["not UTF-8"]),
 ])
 def test_bad_requests_say_what_is_wrong_and_the_fix(body, content_type, status, words):
@@ -77,7 +82,7 @@ def test_the_handler_is_self_contained():
         imports = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         imports |= {(n.module or n.names[0].name).split(".")[0] for n in ast.walk(tree)
                     if isinstance(n, ast.ImportFrom) and n.module != "__future__"}
-        assert imports <= {"csv", "io", "json", "os", "re", "typing", "numpy", "torch", "transformers"} | beside, imports
+        assert imports <= {"csv", "io", "json", "os", "re", "threading", "typing", "numpy", "torch", "transformers"} | beside, imports
 
 
 # ---- precision: bf16 where the device computes it natively --------------------------------------------------

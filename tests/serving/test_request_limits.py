@@ -237,6 +237,31 @@ def test_the_runtime_cuts_and_budgets_as_the_handler_does(tmp_path):
     assert abs(scores[0] - scores[5]).max() < 1e-5  # the same long text, the same answer
 
 
+def test_threads_sharing_a_classifier_never_see_each_others_truncation(tmp_path):
+    """The server's workers share one tokenizer, whose truncation length each call sets: clipping asks for
+    max_length + 8 tokens, and a worker encoding at that moment got 520 tokens for a 512-token model (a 500)."""
+    import threading
+
+    from test_hostile_endpoint import model_folder
+
+    clf = handler.load(str(model_folder(tmp_path / "model", layers=1)), "fp32")
+    errors: list[Exception] = []
+
+    def work() -> None:
+        for _ in range(15):
+            try:
+                clf.probabilities(["word " * 3000, "a short one"])
+            except Exception as exc:  # noqa: BLE001 - collected for the assertion
+                errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[:3]
+
+
 # ---- the local app, over ASGI ----------------------------------------------------------------------------------
 class StandIn(handler.Classifier):
     """Scores without a model: label 0 for every text."""

@@ -76,12 +76,39 @@ def test_sagemaker_container_contract(endpoint):
     ('{"inputs": []}', "application/json", 400, ["no inputs"]),
     ('{"inputs": ["a", ["b", "c"]]}', "application/json", 400, ["one text per input; input 1 is a pair"]),
     ('{"inputs": "a", "parameters": {"top_k": "two"}}', "application/json", 400, ["top_k"]),
+    ('{"inputs": ["a", " "]}', "application/json", 400, ["input 1 is empty or whitespace only", "Fix: drop"]),
+    ('"a"\n""\n', "application/jsonlines", 400, ["input 1 is empty or whitespace only"]),
 ])
 def test_bad_requests_get_a_4xx_with_a_json_message(endpoint, body, content_type, status, words):
     got, _, answer = http(f"{endpoint.url}/invocations", body, content_type)
     assert got == status and answer["code"] == status
     assert all(w in answer["message"] for w in words), answer
     assert http(f"{endpoint.url}/invocations", json.dumps({"inputs": SPORT}))[0] == 200  # still serving
+
+
+def test_predict_takes_what_the_predictor_takes_and_answers_in_its_shape(trained_run, endpoint, texts):
+    import datasets
+    import numpy as np
+    import pandas as pd
+
+    few = texts[:4]
+    expected = [p["label"] for p in trained_run.predictor().predict(few)]
+    for given in (pd.DataFrame({"text": few})["text"], np.array(few), datasets.Dataset.from_dict({"text": few})["text"]):
+        assert [p["label"] for p in endpoint.predict(given)] == expected, type(given)
+    predictor = trained_run.predictor()
+    for parameters in ({"top_k": 2}, {"all_scores": True}):  # the same shape: a list per input
+        served, local = endpoint.predict(few[0], **parameters), predictor.predict(few[0], **parameters)
+        assert [[s["label"] for s in row] for row in served] == [[s["label"] for s in row] for row in local]
+    sent = []
+    invoke = endpoint.invoke
+    endpoint.invoke = lambda *a, **k: sent.append(a) or invoke(*a, **k)
+    try:
+        assert endpoint.predict([]) == [] and not sent  # no request for no inputs
+        with pytest.raises(sft.ConfigError, match="input 1 is empty or whitespace only"):
+            endpoint.predict([SPORT, ""])
+        assert not sent  # refused before a request, as the server would refuse it (400, above)
+    finally:
+        del endpoint.invoke
 
 
 def test_406_404_and_405_are_json_too(endpoint):
