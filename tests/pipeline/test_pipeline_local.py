@@ -7,6 +7,7 @@ reuse the training through the step cache; a run with a threshold out of reach r
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from conftest import SAVE_ONCE, small_job
@@ -41,7 +42,9 @@ def runs(tmp_path_factory):
     with pytest.raises(sft.PipelineError) as err:
         pipe.run_local(folder, registry=registry, parameters={"MinEvalF1": 0.999}, progress=False)
     out["missed"] = err.value
-    return out
+    yield out
+    for made in (folder, registry):  # a module's folder lives until the session ends: not these
+        shutil.rmtree(made, ignore_errors=True)
 
 
 def test_an_interrupted_run_continues_without_training_again(runs):

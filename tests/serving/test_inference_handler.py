@@ -325,7 +325,10 @@ def head_tail_run(tmp_path_factory):
     """A tiny model trained with truncation="head+tail" (max_length 64: the first 15 tokens, the last 47)."""
     from conftest import small_job
 
-    return small_job(truncation="head+tail").fit(run_dir=tmp_path_factory.mktemp("runs") / "headtail", progress=False)
+    run = small_job(truncation="head+tail").fit(run_dir=tmp_path_factory.mktemp("runs") / "headtail", progress=False)
+    shutil.rmtree(run.run_dir / "checkpoints")  # the tests read its model; its resumable state is 180 MB
+    yield run
+    shutil.rmtree(run.run_dir, ignore_errors=True)  # a module's folder lives until the session ends: not this one's
 
 
 @pytest.mark.slow

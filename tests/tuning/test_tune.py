@@ -6,6 +6,7 @@ import doctest
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -135,7 +136,10 @@ def study(tmp_path_factory):
     tuned = tiny_job(learning_rate=1e-6).tune({"learning_rate": sft.LogUniform(1e-6, 2e-3)}, objective="eval_f1",
                                                trials=4, parallel=2, strategy="random", seed=6, baseline=True,
                                                run_dir=folder, progress=False)
-    return tuned
+    for kept in folder.glob("trial-*/checkpoints"):  # the tests read the study, not its resumable state: 960 MB
+        shutil.rmtree(kept)
+    yield tuned
+    shutil.rmtree(folder.parent, ignore_errors=True)  # a module's folder lives until the session ends: not this one's
 
 
 @pytest.mark.slow
