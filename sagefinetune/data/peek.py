@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -82,34 +82,36 @@ def columns_of(dataset: Dataset) -> dict[str, list[str]] | None:
         return {k: [str(c) for c in v.columns] for k, v in dataset._frame.items()}
     if dataset.source.kind == "example":
         return {"train": ["text", "label"], "test": ["text", "label"]}
-    files = split_files(dataset)
-    if not files:
-        return None
-    out = {}
-    for split, paths in files.items():
-        try:
-            out[split] = list(_header(dataset.source.kind, paths[0], os.path.getmtime(paths[0]), dataset.source.kwargs))
-        except _FAILURES:
-            return None
-    return out
+    return per_split(dataset, lambda kind, paths, kwargs: list(_header(kind, paths[0], os.path.getmtime(paths[0]),
+                                                                       kwargs)))
 
 
 def count_rows(dataset: Dataset) -> dict[str, int] | None:
     """``{split: rows}`` of local files (see the module docstring for how exact), or of DataFrames; else None."""
     if dataset.source.kind == "pandas" and dataset._frame is not None:
         return {k: len(v) for k, v in dataset._frame.items()}
+
+    def rows(kind: str, paths: list[str], kwargs: Any) -> int | None:
+        counts = [_count(kind, p, os.path.getmtime(p), kwargs) for p in paths]
+        return None if any(c is None for c in counts) else sum(c for c in counts if c is not None)
+
+    return per_split(dataset, rows)
+
+
+def per_split(dataset: Dataset, read: Callable[[str, list[str], Any], Any]) -> dict[str, Any] | None:
+    """``{split: read(kind, the split's local files, the source's options)}``; None where a split has no local files,
+    a file cannot be read, or ``read`` gives None."""
     files = split_files(dataset)
     if not files:
         return None
     out = {}
     for split, paths in files.items():
         try:
-            counts = [_count(dataset.source.kind, p, os.path.getmtime(p), dataset.source.kwargs) for p in paths]
+            out[split] = read(dataset.source.kind, paths, dataset.source.kwargs)
         except _FAILURES:
             return None
-        if any(c is None for c in counts):
+        if out[split] is None:
             return None
-        out[split] = sum(c for c in counts if c is not None)
     return out
 
 
