@@ -112,8 +112,9 @@ class Endpoint:
         self._check_alive()
         parameters = check_options(top_k, all_scores) or None
         items = as_inputs(inputs)
-        if blank_inputs(items):
-            raise ConfigError(blank_inputs(items))
+        blank = blank_inputs(items)
+        if blank:
+            raise ConfigError(blank)
         out: list[Any] = []  # more than a request may hold (413): several requests, in order
         for start in range(0, len(items), self.max_inputs):
             out += parse_response(self.invoke(request_body(items[start:start + self.max_inputs], parameters)))
