@@ -107,8 +107,8 @@ def served(model_dir: str, device: str = "cpu", runtime: str = "auto", precision
     if device != "cpu":
         return Served("pytorch", "auto", model_dir, f"PyTorch on {device} (the int8 export is a CPU path)")
     if record is None:
-        return Served("pytorch", "auto", model_dir, f"no {RECORD_FILE} (no test split was checked): PyTorch, "
-                      "precision auto, as before")
+        return Served("pytorch", "auto", model_dir, f"PyTorch, precision auto, as before: no {RECORD_FILE} (no test "
+                      "split was checked)")
     note = f"{record.get('why', '')}; {record.get('rows', '?')} test rows, checked {record.get('checked_at', '?')}"
     if record["runtime"] == "onnx" and has_int8:
         return Served("onnx", "int8", onnx_dir, f"ONNX Runtime int8 ({note})")

@@ -33,7 +33,7 @@ from sagefinetune.errors import ConfigError
 from sagefinetune.runtime.export import compare, export, read_rows, test_rows_file
 from sagefinetune.runtime.loading import ONNX_FILE, TorchRuntime
 
-__all__ = ["check_serving", "weights_hash", "REQUIREMENT"]
+__all__ = ["check_serving", "weights_hash", "sync_requirements", "REQUIREMENT"]
 
 REQUIREMENT = "onnxruntime>=1.17  # sagefinetune: serving.json serves the int8 ONNX export (onnx-int8/)\n"
 WEIGHTS = ("model.safetensors", "pytorch_model.bin")
@@ -56,6 +56,7 @@ def check_serving(model_dir: str | Path, *, test_data: str | Path | None = None,
     digest = weights_hash(folder)
     record = _read(folder)
     if record and not refresh and record.get("model_sha256") == digest and record.get("limit") == limit:
+        sync_requirements(folder, record.get("runtime") == "onnx")
         return record
     try:
         rows = test_rows_file(None, folder, test_data)
@@ -69,7 +70,7 @@ def check_serving(model_dir: str | Path, *, test_data: str | Path | None = None,
               "test_data": str(rows), "model_sha256": digest, "why": why}
     if runtime != "onnx":
         shutil.rmtree(folder / INT8_DIR, ignore_errors=True)  # it would travel in model.tar.gz for nothing
-    _requirements(folder, runtime == "onnx")
+    sync_requirements(folder, runtime == "onnx")
     tmp = folder / f".{RECORD_FILE}.tmp"
     tmp.write_text(json.dumps(record, indent=2))
     os.replace(tmp, folder / RECORD_FILE)
@@ -108,7 +109,7 @@ def weights_hash(folder: Path) -> str:
     return h.hexdigest()
 
 
-def _requirements(folder: Path, onnx: bool) -> None:
+def sync_requirements(folder: Path, onnx: bool) -> None:
     """``code/requirements.txt`` names onnxruntime when the int8 export serves; our line goes when it no longer does
     (a file of the user's own is kept, with our line added or removed)."""
     path = folder / "code" / "requirements.txt"

@@ -179,11 +179,9 @@ def choose_runtime(folder: Path, runtime: str, precision: str) -> Any:
         chosen = choice(folder, runtime, precision)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    how = "ONNX Runtime int8" if chosen.precision == "int8" else (
-        "the ONNX export" if chosen.runtime == "onnx" else f"PyTorch, precision {chosen.precision}")
     override = "" if runtime != "auto" or precision != "auto" or is_onnx(folder) else (
         " Override: deploy(runtime='pytorch') or deploy(precision='fp32').")
-    print(f"[sagefinetune] serving {how}: {chosen.why}.{override}", flush=True)
+    print(f"[sagefinetune] serving {chosen.why}.{override}", flush=True)
     return chosen
 
 

@@ -64,7 +64,7 @@ def test_overrides_serve_pytorch_and_runtime_onnx_needs_the_export(tmp_path):
 
 def test_no_record_keeps_todays_pytorch_auto_and_says_so(tmp_path):
     got = sc.served(fake_folder(tmp_path, None, int8=False), "cpu")
-    assert (got.runtime, got.precision) == ("pytorch", "auto") and "no serving.json" in got.why
+    assert (got.runtime, got.precision) == ("pytorch", "auto") and got.why.startswith("PyTorch, precision auto, as before: no serving.json")
     fp32 = fake_folder(tmp_path / "c", {**ONNX, "runtime": "pytorch", "precision": "fp32"}) \
         if (tmp_path / "c").mkdir() is None else None
     assert (sc.served(fp32, "cpu").runtime, sc.served(fp32, "cpu").precision) == ("pytorch", "fp32")
@@ -73,13 +73,13 @@ def test_no_record_keeps_todays_pytorch_auto_and_says_so(tmp_path):
 def test_requirements_name_onnxruntime_only_while_the_export_serves(tmp_path):
     folder = tmp_path / "model"
     (folder / "code").mkdir(parents=True)
-    serving_check._requirements(folder, True)
+    serving_check.sync_requirements(folder, True)
     assert (folder / "code" / "requirements.txt").read_text() == serving_check.REQUIREMENT
-    serving_check._requirements(folder, False)
+    serving_check.sync_requirements(folder, False)
     assert not (folder / "code" / "requirements.txt").exists()
     (folder / "code" / "requirements.txt").write_text("nltk==3.9\n")  # the user's own: kept
-    serving_check._requirements(folder, True)
-    serving_check._requirements(folder, False)
+    serving_check.sync_requirements(folder, True)
+    serving_check.sync_requirements(folder, False)
     assert (folder / "code" / "requirements.txt").read_text() == "nltk==3.9\n"
 
 
@@ -95,6 +95,16 @@ def test_the_local_endpoint_refuses_an_unknown_runtime(tmp_path):
 
     with pytest.raises(ConfigError, match="runtime must be one of auto, pytorch, onnx; got 'trt'"):
         start_server(tmp_path, runtime="trt")
+
+
+def test_a_sagemaker_endpoint_is_told_the_runtime_asked_for():
+    from sagefinetune.plans.deploy import ModelRef, environment
+
+    model = ModelRef("folder", "/tmp/model", None, True, "demo")
+    assert environment(model, "realtime", "us-east-1", None, None, "pytorch")["SFT_RUNTIME"] == "pytorch"
+    assert "SFT_RUNTIME" not in environment(model, "realtime", "us-east-1", None)  # auto: what serving.json chose
+    with pytest.raises(ConfigError, match="runtime must be one of auto, pytorch, onnx; got 'int8'"):
+        environment(model, "realtime", "us-east-1", None, None, "int8")
 
 
 # ---- a real trained model ------------------------------------------------------------------------------------------
@@ -118,6 +128,20 @@ def test_the_check_records_its_choice_once(run_copy):
     assert (model / "onnx-int8" / "model.onnx").is_file() == (record["runtime"] == "onnx")
     assert ("onnxruntime" in (model / "code" / "requirements.txt").read_text()) if record["runtime"] == "onnx" else True
     assert serving_check.check_serving(model)["checked_at"] == record["checked_at"]  # cached: the weights are the same
+
+
+@pytest.mark.slow
+def test_the_archive_carries_the_record_the_export_and_onnxruntime(run_copy):
+    from sagefinetune.backends.sagemaker.model_archive import entries
+
+    model = run_copy / "model"
+    record = serving_check.check_serving(model)
+    names = {name: path for name, path in entries(model, add_handler=False)}
+    assert "serving.json" in names and "code/serving_choice.py" in names and "code/inference.py" in names
+    if record["runtime"] == "onnx":
+        assert "onnx-int8/model.onnx" in names and "onnxruntime" in names["code/requirements.txt"].read_text()
+    else:
+        assert not any(n.startswith("onnx-int8/") for n in names) and "code/requirements.txt" not in names
 
 
 @pytest.mark.slow
