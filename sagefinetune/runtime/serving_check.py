@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from sagefinetune.core.console import say
 from sagefinetune.core.deps import missing
 from sagefinetune.entrypoint import inference as handler
 from sagefinetune.entrypoint.serving_choice import BF16, INT8, INT8_DIR, MAX_DROP, RECORD_FILE, REFERENCE, decide
@@ -62,6 +63,8 @@ def check_serving(model_dir: str | Path, *, test_data: str | Path | None = None,
         rows = test_rows_file(None, folder, test_data)
     except ConfigError:
         return None
+    say(f"choosing what serves {folder}: scoring {rows.parent.name} rows with PyTorch fp32, the int8 ONNX export and "
+        "bf16 (once; recorded in serving.json)")
     accuracy, metric, count = _accuracies(folder, rows)
     runtime, precision, why = decide(accuracy, limit, metric)
     record = {"runtime": runtime, "precision": precision, "onnx_dir": INT8_DIR if runtime == "onnx" else None,
