@@ -178,3 +178,22 @@ def test_deploy_says_what_it_serves_and_the_override_wins(run_copy, capsys):
         assert ep.predict(["Shares fell after the profit warning."])[0]["label"]
         log = ep.log_path.read_text()
     assert "ONNX Runtime" not in log and "as asked (runtime='pytorch'" in capsys.readouterr().out
+
+
+def test_a_local_run_deployed_to_sagemaker_is_checked_first_and_says_what_the_handler_serves(tmp_path, monkeypatch,
+                                                                                              capsys):
+    from sagefinetune import deploy
+
+    folder = tmp_path / "model"
+    (folder / "code").mkdir(parents=True)
+    (folder / "code" / "requirements.txt").write_text(serving_check.REQUIREMENT)
+    record = {"runtime": "onnx", "precision": "int8", "why": "ONNX int8 accuracy 0.79 vs PyTorch fp32 0.80: within 1 "
+              "point", "rows": 500}
+    monkeypatch.setattr(serving_check, "check_serving", lambda f: record)
+    deploy.check_folder(folder, {"instance": "ml.m5.xlarge"})
+    err = capsys.readouterr().err
+    assert "on a CPU instance the handler serves the int8 ONNX export: ONNX int8 accuracy 0.79" in err
+    assert "A GPU instance serves PyTorch. Override: deploy(..., runtime='pytorch')" in err
+    deploy.check_folder(folder, {"instance": "ml.m5.xlarge", "runtime": "pytorch"})
+    assert "serves PyTorch as asked" in capsys.readouterr().err
+    assert not (folder / "code" / "requirements.txt").exists()  # no pip install of onnxruntime at model load
