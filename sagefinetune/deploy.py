@@ -37,6 +37,8 @@ def deploy_run(run: TrainingRun, **options: Any) -> Endpoint:
         return deploy_local(run.model_dir, **options)
     deploy_plan.check_options(options)
     model, role, bucket = run_model(run)
+    if model.kind == "folder":
+        check_folder(run.model_dir, options)
     backend = backend_for(options, run)
     return SageMakerEndpoint(backend.deploy(model, options, run_role=role, artifact_bucket=bucket), backend)
 
@@ -63,6 +65,26 @@ def batch_transform_run(run: TrainingRun, data: Any, **options: Any) -> BatchRes
     deploy_plan.check_options(options, TRANSFORM_OPTIONS, "batch_predict")
     model, role, bucket = run_model(run)
     return transform(backend_for(options, run), model, data, options, run_role=role, artifact_bucket=bucket)
+
+
+def check_folder(folder: Any, options: Mapping[str, Any]) -> None:
+    """The check at deploy on a local run's model folder, before it is packed (so that ``model.tar.gz`` carries the
+    record, the int8 export and ``code/requirements.txt``); says what the handler will serve on a CPU instance."""
+    from sagefinetune.core.console import say
+    from sagefinetune.runtime.serving_check import check_serving, sync_requirements
+
+    if options.get("runtime") == "pytorch" or options.get("precision") not in (None, "auto"):
+        sync_requirements(folder, False)  # no pip install of onnxruntime at model load (an isolated network has none)
+        say(f"the handler serves PyTorch as asked (runtime={options.get('runtime')!r}, "
+            f"precision={options.get('precision')!r})")
+        return
+    record = check_serving(folder)
+    if record is None:
+        say("no test split to check the int8 export on: the handler serves PyTorch, precision auto")
+        return
+    served = "the int8 ONNX export" if record["runtime"] == "onnx" else f"PyTorch {record['precision']}"
+    say(f"on a CPU instance the handler serves {served}: {record['why']} ({record['rows']} test rows; "
+        "serving.json). A GPU instance serves PyTorch. Override: deploy(..., runtime='pytorch').")
 
 
 def run_model(run: TrainingRun) -> tuple[ModelRef, str | None, str | None]:

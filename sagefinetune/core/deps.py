@@ -29,3 +29,12 @@ def require(module: str, what: str) -> None:
         package, extra = _PACKAGES.get(module, (module, None))
         hint = f"pip install 'sagefinetune[{extra}]' (or pip install {package})" if extra else f"pip install '{package}'"
         raise MissingDependencyError(f"{module!r} is needed to {what} but is not installed. Fix: {hint}.")
+
+
+def missing(*modules: str) -> list[str]:
+    """The modules among ``modules`` that cannot be imported.
+
+    >>> missing("json", "no_such_module_here")
+    ['no_such_module_here']
+    """
+    return [m for m in modules if importlib.util.find_spec(m) is None]

@@ -30,7 +30,9 @@ Limits: JSON nests at most :data:`MAX_DEPTH` deep (checked before decoding); a r
 ``SFT_MAX_INPUTS`` inputs (see :func:`max_inputs`); a forward pass on a CPU pads at most ``SFT_BATCH_TOKENS`` tokens
 (:data:`CPU_BATCH_TOKENS`), so long inputs run in smaller chunks and memory stays bounded.
 
-Self-contained: the standard library, numpy, torch and transformers only (the container has nothing else).
+Self-contained: the standard library, numpy, torch and transformers only (the container has nothing else), and
+onnxruntime where ``serving.json`` chose the int8 export (``code/requirements.txt`` names it; the toolkit installs it
+at model load). See :mod:`serving_choice` (``code/serving_choice.py``).
 """
 
 from __future__ import annotations
@@ -41,9 +43,10 @@ import threading
 from typing import Any
 
 if __package__:
-    from . import request_body, truncation
+    from . import request_body, serving_choice, truncation
 else:  # code/inference.py in a model folder: the toolkit puts code/ (with the modules beside it) on sys.path
     import request_body  # type: ignore[no-redef]
+    import serving_choice  # type: ignore[no-redef]
     import truncation  # type: ignore[no-redef]
 
 # what the handler and its callers use of the request module, under the names they had here
@@ -142,32 +145,52 @@ class Classifier:
         return answer(self.labels, row, parameters, self.multi_label, self.threshold)
 
     def describe(self) -> str:
-        """Where and how it computes, e.g. ``"cpu, bf16"``."""
-        return f"{self.device}, {self.precision}"
+        """Where and how it computes, e.g. ``"cpu, bf16"`` or ``"cpu, ONNX Runtime int8"``."""
+        return f"{self.device}, ONNX Runtime int8" if self.precision == "int8" else f"{self.device}, {self.precision}"
 
 
 def model_fn(model_dir: str) -> Classifier:
-    """Load model, tokenizer and serving settings from the model folder (never from the Hub), to compute in the
-    precision ``SFT_PRECISION`` asks for (``auto`` when unset)."""
-    return load(model_dir, os.environ.get("SFT_PRECISION") or "auto")
+    """Load model, tokenizer and serving settings from the model folder (never from the Hub): the runtime that the
+    folder's ``serving.json`` chose on this device (``SFT_RUNTIME`` overrides it: ``auto``, ``pytorch``, ``onnx``),
+    PyTorch computing in the precision ``SFT_PRECISION`` asks for (``auto`` when unset)."""
+    return load(model_dir, os.environ.get("SFT_PRECISION") or "auto", os.environ.get("SFT_RUNTIME") or "auto")
 
 
-def load(model_dir: str, precision: str = "auto") -> Classifier:
-    """:func:`model_fn` with the precision given: ``auto``, ``fp32`` or ``bf16`` (see :func:`serving_precision`)."""
+def load(model_dir: str, precision: str = "auto", runtime: str = "auto", choice: Any = None) -> Classifier:
+    """:func:`model_fn` with the precision and runtime given (see :func:`serving_precision` and
+    :func:`serving_choice.served`): the int8 ONNX export on a CPU where ``serving.json`` chose it, else PyTorch
+    (``choice``: a :class:`serving_choice.Served` made already, as the local server does)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     check_precision(precision)
-    settings: dict[str, Any] = {}
-    path = os.path.join(model_dir, SETTINGS_FILE)
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as fh:
-            settings = json.load(fh)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    choice = choice or serving_choice.served(model_dir, device, runtime, precision)
+    if choice.runtime == "onnx":
+        try:
+            model: Any = serving_choice.OnnxModel(choice.folder)
+        except ImportError as exc:  # no onnxruntime (code/requirements.txt not installed): serve PyTorch
+            if runtime == "onnx":
+                raise
+            print(f"[sagefinetune] cannot load the int8 export ({exc}); serving PyTorch", flush=True)
+            return load(model_dir, precision, "pytorch")
+        print(f"[sagefinetune] serving {choice.why}", flush=True)
+        tokenizer = AutoTokenizer.from_pretrained(choice.folder, local_files_only=True)
+        return Classifier(model, tokenizer, read_settings(choice.folder), "cpu", "int8")
+    print(f"[sagefinetune] serving {choice.why}", flush=True)
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).eval()
-    return Classifier(model, tokenizer, settings, device, to_precision(model, device, precision))
+    return Classifier(model, tokenizer, read_settings(model_dir), device, to_precision(model, device, choice.precision))
+
+
+def read_settings(folder: str) -> dict[str, Any]:
+    """The folder's ``sagefinetune.json`` (max length, threshold, pairs, truncation), or {}."""
+    path = os.path.join(folder, SETTINGS_FILE)
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as fh:
+        return dict(json.load(fh))
 
 
 # ---- precision ---------------------------------------------------------------------------------------------------

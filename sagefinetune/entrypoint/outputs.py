@@ -17,7 +17,7 @@ else:  # run as a script: contract.py sits beside this file
 HERE = os.path.dirname(os.path.abspath(__file__))
 METRICS_MODULE = os.path.join(HERE, "metrics", "classification.py")
 INFERENCE_HANDLER = os.path.join(HERE, "inference.py")  # every model folder serves with it: code/inference.py
-HANDLER_MODULES = ("truncation.py", "request_body.py")  # what the handler imports, beside it in code/ (the toolkit puts code/ on sys.path)
+HANDLER_MODULES = ("truncation.py", "request_body.py", "serving_choice.py")  # what the handler imports, beside it in code/ (the toolkit puts code/ on sys.path)
 STRAY_FILES = ("training_args.bin",)
 FAILURE_LIMIT = 1024  # SageMaker keeps this many characters of the failure file as the job's FailureReason
 

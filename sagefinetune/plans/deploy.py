@@ -39,7 +39,7 @@ DEFAULT_CONCURRENCY = 5
 HANDLER_DIR = "/opt/ml/model/code"
 OPTIONS = ("instance", "serverless", "memory_mb", "max_concurrency", "instance_count", "name", "role", "region",
            "boto_session", "tags", "wait", "timeout", "bucket", "prefix", "image", "environment", "price_per_hour",
-           "progress", "poll_seconds", "precision", "ttl", "scheduler_role", "autoscale", "target_invocations")
+           "progress", "poll_seconds", "precision", "runtime", "ttl", "scheduler_role", "autoscale", "target_invocations")
 _NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 _ROLE = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
@@ -239,13 +239,22 @@ def target(options: Mapping[str, Any]) -> tuple[str, HostingInstance | None, int
     return "realtime", lookup_hosting(DEFAULT_INSTANCE if instance is None else instance), None, None, count
 
 
-def environment(model: ModelRef, kind: str, region: str, extra: Any, precision: Any = None) -> dict[str, str]:
-    """The Hugging Face inference container's environment: handler, task, Hub id, the handler's precision (when
-    ``precision=`` is given; the handler's default is ``auto``); never a secret."""
+def environment(model: ModelRef, kind: str, region: str, extra: Any, precision: Any = None,
+                runtime: Any = None) -> dict[str, str]:
+    """The Hugging Face inference container's environment: handler, task, Hub id, the handler's precision and runtime
+    (when ``precision=`` / ``runtime=`` are given; the handler's defaults are ``auto``: what ``serving.json`` chose);
+    never a secret."""
     user = string_mapping("environment", extra, "environment={'MY_FLAG': '1'}")
     check_no_secrets(user, "environment variable")
     if precision is not None:
         user = {**user, "SFT_PRECISION": precision}
+    if runtime is not None:
+        from sagefinetune.entrypoint.serving_choice import RUNTIMES
+
+        if runtime not in RUNTIMES:
+            raise ConfigError(f"runtime must be one of {', '.join(RUNTIMES)}; got {runtime!r}. Fix: runtime='auto' "
+                              "(what the check at deploy chose), 'pytorch' or 'onnx' (the int8 export).")
+        user = {**user, "SFT_RUNTIME": runtime}
     if "SFT_PRECISION" in user:
         from sagefinetune.core.checks import check_precision
 
@@ -292,7 +301,7 @@ def plan_deploy(model: ModelRef, *, region: str, kind_default: str | None = None
     return DeploySpec(
         name=name, kind=kind, region=region, image_uri=image or images.uri(model.image, region, "inference", processor),
         model=model, environment=MappingProxyType(environment(model, kind, region, options.get("environment"),
-                                                              options.get("precision"))),
+                                                              options.get("precision"), options.get("runtime"))),
         tags=MappingProxyType(our_tags(kind, model, check_tags(options.get("tags")), now)),
         role=check_role(options.get("role")), instance=host.name if host else None, instance_count=count,
         memory_mb=memory, max_concurrency=concurrency, hourly_cost=hourly, bucket=bucket_name(options.get("bucket")),

@@ -122,7 +122,7 @@ def export(source: TrainingRun | str | Path, format: str = "onnx", *, quantize: 
     """
     check_arguments(format, quantize, max_accuracy_drop)
     model_dir = _model_dir(source)
-    rows = _test_file(source, model_dir, test_data)
+    rows = test_rows_file(source, model_dir, test_data)
     target = Path(path) if path is not None else model_dir.parent / ("onnx-int8" if quantize else "onnx")
     if target.resolve() == model_dir.resolve():
         raise ConfigError(f"path={str(path)!r} is the model folder itself; the export would overwrite it. "
@@ -336,7 +336,7 @@ def _model_dir(source: Any) -> Path:
     return folder
 
 
-def _test_file(source: Any, model_dir: Path, test_data: str | Path | None) -> Path:
+def test_rows_file(source: Any, model_dir: Path, test_data: str | Path | None) -> Path:
     """The file of rows to check on: ``test_data``, or the run's test (else validation) channel."""
     if test_data is not None:
         found = _data_file(Path(test_data))

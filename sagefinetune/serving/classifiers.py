@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from sagefinetune.entrypoint import inference as handler
+from sagefinetune.entrypoint.serving_choice import Served, served
 from sagefinetune.runtime.loading import ONNX_FILE, OnnxRuntime
 
-__all__ = ["OnnxClassifier", "load_classifier", "is_onnx"]
+__all__ = ["OnnxClassifier", "load_classifier", "is_onnx", "choice", "local_device"]
 
 
 def is_onnx(model_dir: str | Path) -> bool:
@@ -38,13 +39,30 @@ class OnnxClassifier(handler.Classifier):
         return f"cpu, ONNX Runtime {self.precision}"
 
 
-def load_classifier(model_dir: str | Path, threads: int | None = None, precision: str = "auto") -> handler.Classifier:
-    """The folder's model, ready to serve: ONNX Runtime for an ONNX export (its own precision), else the handler's
-    PyTorch Classifier computing in ``precision`` (see :func:`~sagefinetune.entrypoint.inference.serving_precision`)."""
+def local_device() -> str:
+    """``"cuda"`` where this machine has an NVIDIA GPU (its driver's device file; torch is not imported for this,
+    so that an ONNX server starts without it), else ``"cpu"``."""
+    return "cuda" if Path("/dev/nvidiactl").exists() else "cpu"
+
+
+def choice(model_dir: str | Path, runtime: str = "auto", precision: str = "auto") -> Served:
+    """What :func:`load_classifier` serves the folder with, and why (see
+    :func:`~sagefinetune.entrypoint.serving_choice.served`): an export as itself, else what ``serving.json`` chose."""
     if is_onnx(model_dir):
-        return OnnxClassifier(OnnxRuntime(model_dir, threads=threads))
+        return Served("onnx", "export", str(model_dir), "the ONNX export in the folder")
+    return served(str(model_dir), local_device(), runtime, precision)
+
+
+def load_classifier(model_dir: str | Path, threads: int | None = None, precision: str = "auto",
+                    runtime: str = "auto") -> handler.Classifier:
+    """The folder's model, ready to serve: ONNX Runtime for an ONNX export (its own precision) or where the folder's
+    ``serving.json`` chose its int8 export (``runtime`` and ``precision`` override that), else the handler's PyTorch
+    Classifier computing in ``precision`` (see :func:`~sagefinetune.entrypoint.inference.serving_precision`)."""
+    chosen = choice(model_dir, runtime, precision)
+    if chosen.runtime == "onnx":
+        return OnnxClassifier(OnnxRuntime(chosen.folder, threads=threads))
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    return handler.load(str(model_dir), precision)
+    return handler.load(str(model_dir), precision, runtime, chosen)

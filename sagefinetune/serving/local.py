@@ -28,6 +28,7 @@ from typing import Any
 
 from sagefinetune.core.checks import check_precision
 from sagefinetune.entrypoint.request_body import DEFAULT_MAX_INPUTS
+from sagefinetune.entrypoint.serving_choice import RUNTIMES
 from sagefinetune.errors import ConfigError, EndpointError, did_you_mean
 
 __all__ = ["LocalServer", "start_server", "LOCAL_OPTIONS"]
@@ -39,7 +40,7 @@ LOCAL_OPTIONS: dict[str, Any] = {
     "max_batch_size": 32, "max_wait_ms": 5.0, "max_body_mb": 6.0, "grace": 30.0, "startup_timeout": 300.0,
     "timeout": 120.0, "workers": None, "threads": None, "precision": "auto", "python": None, "log_path": None,
     "ttl": None,
-    "max_inputs": None,
+    "max_inputs": None, "runtime": "auto",
 }
 #: Options that only a SageMaker endpoint takes (no "did you mean" among the local ones for these).
 SAGEMAKER_OPTIONS = {"serverless", "memory_mb", "max_concurrency", "instance_count", "role", "bucket", "region",
@@ -133,7 +134,8 @@ def start_server(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1
 
     settings = _check_options(options, port, host)
     folder = check_model_dir(model_dir).resolve()
-    runtime = "onnxruntime" if (folder / "model.onnx").is_file() else "transformers"  # an ONNX export needs no torch
+    chosen = choose_runtime(folder, settings["runtime"], settings["precision"])
+    runtime = "onnxruntime" if chosen.runtime == "onnx" else "transformers"  # ONNX needs no torch
     for module in ("uvicorn", "starlette", runtime):
         require(module, "serve a local endpoint")
     work = Path(tempfile.mkdtemp(prefix="sft-serve-"))
@@ -164,11 +166,30 @@ def start_server(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1
     return server
 
 
+def choose_runtime(folder: Path, runtime: str, precision: str) -> Any:
+    """What serves the folder (:func:`sagefinetune.serving.classifiers.choice`), after the check at deploy
+    (:func:`sagefinetune.runtime.serving_check.check_serving`, cached in ``serving.json``) when nothing overrides it;
+    says what was chosen and why."""
+    from sagefinetune.runtime.serving_check import check_serving
+    from sagefinetune.serving.classifiers import choice, is_onnx
+
+    if runtime != "pytorch" and precision == "auto" and not is_onnx(folder):
+        check_serving(folder)
+    try:
+        chosen = choice(folder, runtime, precision)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    override = "" if runtime != "auto" or precision != "auto" or is_onnx(folder) else (
+        " Override: deploy(runtime='pytorch') or deploy(precision='fp32').")
+    print(f"[sagefinetune] serving {chosen.why}.{override}", flush=True)
+    return chosen
+
+
 def _server_command(folder: Path, host: str, port: int, port_file: Path, settings: dict[str, Any]) -> list[str]:
     command = [settings["python"] or sys.executable, "-m", "sagefinetune.serving", str(folder), "--host", host,
                "--port", str(port), "--port-file", str(port_file), "--parent-pid", str(os.getpid())]
     for name in ("max_batch_size", "max_wait_ms", "max_body_mb", "grace", "workers", "threads", "precision",
-                 "max_inputs"):
+                 "max_inputs", "runtime"):
         if settings[name] is not None:
             command += [f"--{name.replace('_', '-')}", str(settings[name])]
     return command
@@ -197,6 +218,9 @@ def _check_options(options: dict[str, Any], port: Any, host: Any) -> dict[str, A
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ConfigError(f"{name} must be a whole number >= 1; got {value!r}. Fix: {name}=2.")
     check_precision(settings["precision"])
+    if settings["runtime"] not in RUNTIMES:
+        raise ConfigError(f"runtime must be one of {', '.join(RUNTIMES)}; got {settings['runtime']!r}. Fix: "
+                          "runtime='auto' (what the check at deploy chose), 'pytorch' or 'onnx' (the int8 export).")
     if settings["ttl"] is not None:
         from sagefinetune.plans.expiry import parse_ttl
 

@@ -19,6 +19,7 @@ import threading
 import time
 
 from sagefinetune.entrypoint.inference import DEFAULT_MAX_INPUTS, PRECISIONS  # the standard library only
+from sagefinetune.entrypoint.serving_choice import RUNTIMES
 
 __all__ = ["main"]
 
@@ -39,6 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="torch threads per forward pass (default: the cores / workers)")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="auto: bf16 where the device computes bf16 natively, else fp32")
+    parser.add_argument("--runtime", default="auto", choices=RUNTIMES,
+                        help="auto: what the folder's serving.json chose (the int8 ONNX export, or PyTorch)")
     parser.add_argument("--port-file", help="write {'port', 'pid'} here once bound (for the parent)")
     parser.add_argument("--parent-pid", type=int, help="shut down when this process is gone")
     parser.add_argument("--deadline-file", help="shut down at the time in this JSON file ({'expires_at': epoch "
@@ -125,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         write_port_file(args.port_file, port)
     started = time.time()
     workers, threads = parallelism(args.workers, args.threads)
-    classifier = load_classifier(args.model_dir, threads, args.precision)
+    classifier = load_classifier(args.model_dir, threads, args.precision, args.runtime)
     app = build_app(classifier, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                     max_body_bytes=int(args.max_body_mb * 2**20), workers=workers, max_inputs=args.max_inputs or None)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",

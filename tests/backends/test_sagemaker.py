@@ -172,7 +172,7 @@ def test_source_upload_holds_our_entry_point(moto):
     # which tokenizing for training uses as well, beside it)
     assert names == {"train.py", "contract.py", "channels.py", "checkpoints.py", "training.py", "outputs.py", "hardware.py",
                      "tokencache.py", "redaction.py", "objective.py", "tracking.py", "truncation.py", "request_body.py",
-                     "inference.py", "metrics/classification.py", "requirements.txt"}
+                     "serving_choice.py", "inference.py", "metrics/classification.py", "requirements.txt"}
 
 
 def test_the_same_job_uploads_its_data_once(moto):

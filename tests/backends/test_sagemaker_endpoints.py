@@ -302,7 +302,7 @@ def test_from_model_deploys_an_s3_archive_a_folder_and_a_hub_id(moto, tmp_path):
         body = s3.get_object(Bucket=aws.BUCKET, Key=data.split("/", 3)[3])["Body"].read()
         with tarfile.open(fileobj=io.BytesIO(body)) as tar:
             names = sorted(tar.getnames())
-        handler = ["code/inference.py", "code/request_body.py", "code/truncation.py"] if HANDLER.is_file() else []  # the handler and its modules
+        handler = ["code/inference.py", "code/request_body.py", "code/serving_choice.py", "code/truncation.py"] if HANDLER.is_file() else []  # the handler and its modules
         assert names == sorted(["config.json", "model.safetensors"] + handler)
     moto.sent.clear()
     with sft.Endpoint.from_model(str(folder), bucket=aws.BUCKET, **options):

@@ -96,7 +96,8 @@ def test_one_process_under_the_basic_driver_with_hostile_class_names(moto, opt_m
     assert metrics["train_global_step"] == 2 * 64 / 8
     settings = json.loads((opt_ml / "model" / "sagefinetune.json").read_text(encoding="utf-8"))
     assert settings["truncation"] == "head+tail" and settings["max_length"] == 32 and "truncation head+tail" in text
-    assert {p.name for p in (opt_ml / "model" / "code").iterdir()} == {"inference.py", "request_body.py", "truncation.py"}
+    assert {p.name for p in (opt_ml / "model" / "code").iterdir()} == {"inference.py", "request_body.py", "serving_choice.py",
+                                                                          "truncation.py"}
 
     # SageMaker's next steps: /opt/ml/model as model.tar.gz, the log in CloudWatch; the user downloads and attaches
     archive = io.BytesIO()

@@ -87,3 +87,34 @@ def test_a_model_trained_on_4_56_is_served_by_the_4_51_inference_container(tf456
     # the request limits hold in the container too (its 400 carries the handler's message)
     assert answers[8]["code"] == 400 and "nested more than 8 deep" in answers[8]["message"]
     assert answers[9]["code"] == 400 and f"at most {handler.DEFAULT_MAX_INPUTS:,} per request" in answers[9]["message"]
+
+
+def test_the_container_serves_the_int8_export_that_serving_json_chose(trained_run, tmp_path):
+    """A CPU container serves the int8 ONNX export where the check at deploy chose it: onnxruntime comes from the
+    archive's code/requirements.txt, which the toolkit pip-installs at model load (hfi_serve.py loads the model as
+    MMS does, without that install: the venv holds onnxruntime already, as .ci/run builds it)."""
+    import shutil
+
+    from sagefinetune.runtime.serving_check import check_serving
+
+    check = subprocess.run([HFI, "-c", "import onnxruntime"], capture_output=True)
+    if check.returncode:
+        pytest.skip("SFT_HFI_PYTHON has no onnxruntime (.ci/run installs it into .venv-hfi)")
+    model = tmp_path / "run" / "model"
+    shutil.copytree(trained_run.model_dir, model)
+    shutil.copytree(trained_run.run_dir / "input" / "data", tmp_path / "run" / "input" / "data")
+    record = check_serving(model)
+    if record["runtime"] != "onnx":
+        pytest.skip(f"the int8 export was not chosen on this model: {record['why']}")
+    assert "onnxruntime" in (model / "code" / "requirements.txt").read_text()
+    path = tmp_path / "requests.json"
+    path.write_text(json.dumps([{"content_type": "application/json", "body": json.dumps({"inputs": [SPORT, BUSINESS]})}]))
+    done = subprocess.run([HFI, str(HERE / "hfi_serve.py"), str(model), str(path)], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})  # no SFT_PRECISION: the defaults
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "[sagefinetune] serving ONNX Runtime int8" in done.stdout + done.stderr
+    answer = json.loads(json.loads(done.stdout.strip().splitlines()[-1])["answers"][0]["body"])
+    here = handler.predict_fn(handler.input_fn(json.dumps({"inputs": [SPORT, BUSINESS]}), "application/json"),
+                              handler.load(str(model)))  # this process: the int8 export too
+    assert [a["label"] for a in answer] == [h["label"] for h in here] == ["sports", "business"]
+    assert all(abs(a["score"] - h["score"]) < 1e-3 for a, h in zip(answer, here))

@@ -82,7 +82,9 @@ def test_the_handler_is_self_contained():
         imports = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         imports |= {(n.module or n.names[0].name).split(".")[0] for n in ast.walk(tree)
                     if isinstance(n, ast.ImportFrom) and n.module != "__future__"}
-        assert imports <= {"csv", "io", "json", "os", "re", "threading", "typing", "numpy", "torch", "transformers"} | beside, imports
+        # onnxruntime only where serving.json serves the int8 export: code/requirements.txt names it then
+        assert imports <= {"csv", "dataclasses", "io", "json", "os", "re", "threading", "types", "typing", "numpy", "torch",
+                           "transformers", "onnxruntime"} | beside, imports
 
 
 # ---- precision: bf16 where the device computes it natively --------------------------------------------------
@@ -149,9 +151,11 @@ def predict(classifier, body, content_type="application/json", accept="applicati
 @pytest.mark.slow
 def test_every_model_folder_carries_the_handler(trained_run):
     code = trained_run.model_dir / "code"
-    for name in ("inference.py", "request_body.py", "truncation.py"):  # the handler, and the modules beside it
+    names = ["inference.py", "request_body.py", "serving_choice.py", "truncation.py"]  # the handler, and the modules beside it
+    for name in names:
         assert (code / name).read_bytes() == (ROOT / "sagefinetune" / "entrypoint" / name).read_bytes()
-    assert sorted(p.name for p in code.iterdir()) == ["inference.py", "request_body.py", "truncation.py"]  # all the container needs
+    # all the container needs (requirements.txt: onnxruntime, once the check at deploy chose the int8 export)
+    assert sorted(p.name for p in code.iterdir() if p.name != "requirements.txt") == names
 
 
 @pytest.mark.slow

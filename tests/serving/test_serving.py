@@ -180,6 +180,7 @@ def test_16_concurrent_clients_are_batched_and_a_bad_request_fails_alone(endpoin
     with ThreadPoolExecutor(16) as pool:
         answers = dict(pool.map(send, jobs))
     assert answers[48][0] == 400 and "malformed JSON" in answers[48][2]["message"]
+    tolerance = 5e-2 if "ONNX Runtime int8" in endpoint.log_path.read_text() else 2e-3
     batch_sizes = []
     for i, inputs in jobs:
         if i == 48:
@@ -189,8 +190,10 @@ def test_16_concurrent_clients_are_batched_and_a_bad_request_fails_alone(endpoin
         start = i % len(texts)
         for got, expected in zip(body, alone[start:start + len(inputs)]):
             # a shared batch pads to another length; in bf16 (what "auto" picks on a CPU with bf16 units) the
-            # kernels then round differently, so scores agree to bf16's ~3 digits, not fp32's
-            assert got["label"] == expected["label"] and abs(got["score"] - expected["score"]) < 2e-3
+            # kernels then round differently, so scores agree to bf16's ~3 digits, not fp32's. The int8 export (what
+            # the check at deploy chooses when it is within 1 point) quantizes activations with one scale per batch,
+            # so its scores move with the batch's other inputs: by up to 0.017 seen (a 0.44 score), the labels the same
+            assert got["label"] == expected["label"] and abs(got["score"] - expected["score"]) < tolerance
         batch_sizes.append(int(headers[BATCH_HEADER.lower()]))
     assert len(batch_sizes) == 95  # nothing dropped
     assert max(batch_sizes) > 3  # several requests shared a forward pass
