@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
@@ -12,6 +14,13 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# pytest-xdist: each worker process gets its share of the cores for torch's threads, here and in the training and
+# serving processes it starts (they inherit OMP_NUM_THREADS). Two workers with a thread per core each would run twice
+# as many busy threads as there are cores, and PyTorch's OpenMP threads spin at every barrier waiting for a thread that
+# is not running: on 2 cores that costs far more than the idle core it saves.
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+if _workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+    os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // _workers))
 if "SFT_CACHE_DIR" not in os.environ:  # the tests' caches (prepared data, speed probes) stay out of ~/.cache
     import tempfile
 
@@ -68,24 +77,55 @@ def small_job(train: int = 400, test: int = 200, epochs: float = 3, **hp: object
     )
 
 
+def once_per_test_run(tmp_path_factory, name: str, make: Callable[[Path], object]) -> Path:
+    """The folder ``name`` that ``make(folder)`` fills once for the whole test run.
+
+    Under pytest-xdist the workers share it: it sits above each worker's own temporary folder, the first worker to
+    ask makes it while the others wait on a file lock, and they read what it made. In one process it is this session's.
+    """
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # pytest-of-<user>/pytest-<n>/, the parent of every worker's popen-gw<k>/
+    folder, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.exists():
+            make(folder)
+            done.touch()
+    return folder
+
+
+def trained_once(folder: Path, python: str | None = None, check: bool = True) -> None:
+    """:func:`small_job` trained into ``folder`` (by ``python``'s entry point), then (``check``) the check at deploy
+    run on it, so that the tests that deploy it, in any worker, find serving.json written and never write it at once."""
+    from sagefinetune.backends.local import LocalBackend
+    from sagefinetune.runtime.serving_check import check_serving
+
+    job = small_job()
+    LocalBackend(python=python or sys.executable).fit(job, job.plan(), run_dir=folder, progress=False)
+    if check:
+        check_serving(folder / "model")
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
-    """One real fine-tune shared by the tests that only read its results."""
-    return small_job().fit(run_dir=tmp_path_factory.mktemp("runs") / "bbc", progress=False)
+    """One real fine-tune shared by the tests that only read its results (by every worker under pytest-xdist)."""
+    from sagefinetune.run import TrainingRun
+
+    folder = once_per_test_run(tmp_path_factory, "bbc", trained_once)
+    return TrainingRun.from_run_dir(folder, small_job().plan())
 
 
 @pytest.fixture(scope="session")
 def tf456_run(tmp_path_factory):
     """The same fine-tune by the entry point on the V100 image's transformers (4.56.2): CI's .venv-tf456, named by
     SFT_COMPAT_PYTHON (skipped where it is not set)."""
-    python = env_python("SFT_COMPAT_PYTHON")
-    from sagefinetune.backends.local import LocalBackend
     from sagefinetune.run import TrainingRun
 
-    job = small_job()
-    record = LocalBackend(python=python).fit(job, job.plan(), run_dir=tmp_path_factory.mktemp("runs") / "tf456",
-                                             progress=False)
-    return TrainingRun.from_record(record)
+    python = env_python("SFT_COMPAT_PYTHON")
+    folder = once_per_test_run(tmp_path_factory, "tf456", lambda f: trained_once(f, python, check=False))
+    return TrainingRun.from_run_dir(folder, small_job().plan())
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,9 @@ from conftest import env_python, skip_or_fail
 
 TESTS = Path(__file__).resolve().parent
 # Skips that depend on what a run produced, not on a missing piece: they stay skips everywhere.
-DATA_SKIPS = {"runtime/test_export.py": ["int8 flips no row of this run's test split"]}
+DATA_SKIPS = {"runtime/test_export.py": ["int8 flips no row of this run's test split"],
+              "serving/test_inference_container.py": ["the int8 export was not chosen on this model"],
+              "serving/test_serving_choice.py": ["the int8 export was outside 1 point on this model"]}
 
 
 def test_a_missing_piece_skips_here_and_fails_under_ci(monkeypatch):

@@ -131,7 +131,8 @@ def test_an_unknown_precision_is_refused_before_anything_loads(tmp_path):
 # ---- predictions from real models ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def classifier(trained_run):
-    return handler.model_fn(str(trained_run.model_dir))
+    """The handler on PyTorch (what serving.json chose is tested in test_serving_choice.py)."""
+    return handler.load(str(trained_run.model_dir), runtime="pytorch")
 
 
 def same(expected, answers, tolerance=1e-4):
@@ -184,7 +185,7 @@ def test_auto_precision_answers_as_fp32_does(trained_run, monkeypatch):
 
     texts = list(sft.Dataset.example("bbc_news").sample(train=400, test=200, seed=1).load()["test"]["text"])[:60]
     folder = str(trained_run.model_dir)
-    auto, fp32 = handler.load(folder, "auto"), handler.load(folder, "fp32")
+    auto, fp32 = handler.load(folder, "auto", "pytorch"), handler.load(folder, "fp32")
     assert auto.precision == ("bf16" if handler.native_bf16("cpu") else "fp32") and fp32.precision == "fp32"
     assert auto.describe() == f"cpu, {auto.precision}"
     assert next(auto.model.parameters()).dtype == (torch.bfloat16 if auto.precision == "bf16" else torch.float32)
@@ -301,17 +302,20 @@ def test_the_batcher_waits_for_requests_on_their_way_but_not_for_those_being_com
 
 
 @pytest.mark.slow
-def test_a_sagemaker_batch_transform_request_answers_the_local_batch_lines(trained_run, classifier, tmp_path):
+def test_a_sagemaker_batch_transform_request_answers_the_local_batch_lines(trained_run, tmp_path):
     """A MultiRecord batch transform sends several of the uploaded lines in one application/jsonlines body; the
-    handler's answer, joined by line, is what a local batch_predict writes for the same lines."""
+    handler's answer, joined by line, is what a local batch_predict writes for the same lines. Both serve what the
+    folder's serving.json chose (the int8 export's scores move with the inputs that share a pass: the same 7 lines)."""
     from sagefinetune.backends.sagemaker.batch import JSONLINES, input_lines
 
     data = sft.Dataset.example("bbc_news").sample(train=20, test=12, seed=2)
     lines = input_lines(data, "test")
     body = b"\n".join(lines[:7]) + b"\n"  # one request of 7 records, as SageMaker packs them
-    answer = handler.output_fn(handler.predict_fn(handler.input_fn(body, JSONLINES), classifier), JSONLINES)
-    local = trained_run.batch_predict(data, output_path=tmp_path / "local.jsonl", progress=False)
-    expected = [json.loads(line) for line in local.read_text().splitlines()][:7]
+    served = handler.model_fn(str(trained_run.model_dir))
+    answer = handler.output_fn(handler.predict_fn(handler.input_fn(body, JSONLINES), served), JSONLINES)
+    (tmp_path / "lines.jsonl").write_bytes(body)
+    local = trained_run.batch_predict(tmp_path / "lines.jsonl", output_path=tmp_path / "local.jsonl", progress=False)
+    expected = [json.loads(line) for line in local.read_text().splitlines()]
     got = [json.loads(line) for line in answer.splitlines()]
     assert len(got) == 7
     same(expected, got)
