@@ -7,9 +7,9 @@
 How: ``torch.onnx.export(dynamo=True)`` (torch.export, then onnxscript) writes the graph with dynamic batch and
 sequence axes; for int8, ONNX Runtime's transformer optimizer fuses the residual adds with their LayerNorms and the
 GELUs with their biases (:func:`fuse_graph`), then ``onnxruntime.quantization.quantize_dynamic`` stores the weights of
-every MatMul as int8 (activations are quantized on the fly, so no calibration data is needed). Hugging Face ``optimum`` is not used: its ONNX exporter
-(``optimum-onnx`` 0.1, and ``optimum`` 1.x before it) requires ``transformers<4.58`` and would downgrade transformers
-5. The exported folder holds ``model.onnx``, the tokenizer, ``config.json`` (label names), ``sagefinetune.json``
+every MatMul as int8 (activations are quantized on the fly, so no calibration data is needed). Hugging Face
+``optimum`` is not used: its ONNX exporter (``optimum-onnx`` 0.1, and ``optimum`` 1.x before it) requires
+``transformers<4.58`` and would downgrade transformers 5. The exported folder holds ``model.onnx``, the tokenizer, ``config.json`` (label names), ``sagefinetune.json``
 (max length, threshold) and ``export.json`` (the accuracy check).
 
 The check: both models score the test rows (a local run's test split, or ``test_data=``) through the same
