@@ -273,10 +273,19 @@ def compare(reference: Runtime, exported: Runtime, items: list[Any], labels: Any
     """Both runtimes' scores on the same rows: the metric, each model's value and how often they agree."""
     ref = _predicted(reference, reference.probabilities(items))
     out = _predicted(exported, exported.probabilities(items))
-    metric = "f1_micro" if reference.multi_label else "accuracy"
-    return {"metric": metric, "reference_accuracy": score(ref, labels, reference.multi_label),
+    return {"metric": metric_of(reference), "reference_accuracy": score(ref, labels, reference.multi_label),
             "accuracy": score(out, labels, reference.multi_label), "rows": len(items),
             "agreement": float((ref == out).all(axis=-1).mean() if reference.multi_label else (ref == out).mean())}
+
+
+def accuracy_of(runtime: Runtime, items: list[Any], labels: Any) -> float:
+    """One runtime's :func:`metric_of` on the rows (see :func:`score`)."""
+    return score(_predicted(runtime, runtime.probabilities(items)), labels, runtime.multi_label)
+
+
+def metric_of(runtime: Runtime) -> str:
+    """What :func:`score` computes for the runtime's model: ``"accuracy"``, or ``"f1_micro"`` for multi-label."""
+    return "f1_micro" if runtime.multi_label else "accuracy"
 
 
 def _predicted(runtime: Runtime, probs: Any) -> Any:

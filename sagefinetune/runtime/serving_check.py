@@ -31,7 +31,7 @@ from sagefinetune.core.deps import missing
 from sagefinetune.entrypoint import inference as handler
 from sagefinetune.entrypoint.serving_choice import BF16, INT8, INT8_DIR, MAX_DROP, RECORD_FILE, REFERENCE, decide
 from sagefinetune.errors import ConfigError
-from sagefinetune.runtime.export import compare, export, read_rows, test_rows_file
+from sagefinetune.runtime.export import accuracy_of, export, metric_of, read_rows, test_rows_file
 from sagefinetune.runtime.loading import ONNX_FILE, TorchRuntime
 
 __all__ = ["check_serving", "weights_hash", "sync_requirements", "REQUIREMENT"]
@@ -84,18 +84,17 @@ def _accuracies(folder: Path, rows: Path) -> tuple[dict[str, float | None], str,
     """PyTorch fp32's, the int8 export's (None without the onnx extra) and bf16's (None on a CPU without native bf16)
     scores on the rows, and the metric and row count."""
     accuracy: dict[str, float | None] = {INT8: None, BF16: None}
-    if not missing("onnx", "onnxruntime", "onnxscript"):
+    if not missing("onnx", "onnxruntime", "onnxscript"):  # the export scores PyTorch fp32 and itself
         report = export(folder, "onnx", quantize="int8", path=folder / INT8_DIR, test_data=rows, max_accuracy_drop=1.0)
         accuracy.update({REFERENCE: report.reference_accuracy, INT8: report.accuracy})
         metric, count = report.metric, report.rows
-    reference = TorchRuntime(folder, precision="fp32")
-    items, labels = read_rows(rows, reference)
-    if REFERENCE not in accuracy:
-        scored = compare(reference, reference, items, labels)
-        accuracy[REFERENCE], metric, count = scored["reference_accuracy"], scored["metric"], scored["rows"]
+    else:
+        reference = TorchRuntime(folder, precision="fp32")
+        items, labels = read_rows(rows, reference)
+        accuracy[REFERENCE], metric, count = accuracy_of(reference, items, labels), metric_of(reference), len(items)
     if handler.native_bf16("cpu"):
         bf16 = TorchRuntime(folder, precision="bf16")
-        accuracy[BF16] = compare(reference, bf16, items, labels)["accuracy"]
+        accuracy[BF16] = accuracy_of(bf16, *read_rows(rows, bf16))
     return accuracy, metric, count
 
 
