@@ -38,7 +38,7 @@ SAVE_ONCE = {"save_steps": 100_000}
 # The files that keep a worker longest (their fine-tunes; seconds measured with two workers on a quiet 2-vCPU Xeon,
 # 2026-12-06), run first: pytest-xdist's --dist loadfile hands files out in collection order, and one of these
 # started last would run alone at the end while the other worker sat idle. Every other file keeps its place.
-LONGEST_FIRST = ("tuning/test_tune.py",               # 286 s
+LONGEST_FIRST = ("tuning/test_tune.py",               # 286 s before its two interrupted studies became one
                  "entrypoint/test_container.py",      # 214 s
                  "backends/test_train_local.py",      # 178 s
                  "grid/test_grid.py",                 # 139 s

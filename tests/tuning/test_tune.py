@@ -181,30 +181,16 @@ def test_a_finished_study_is_read_back_not_run_again(study):
 
 
 @pytest.mark.slow
-def test_a_poor_trial_is_pruned_after_its_first_epoch(tmp_path):
-    import optuna
-
-    tuned = tiny_job().tune({"learning_rate": sft.Choice([8e-4, 1e-6])}, strategy="grid", parallel=1,
-                            pruner=optuna.pruners.MedianPruner(n_startup_trials=1), run_dir=tmp_path / "s",
-                            progress=False)
-    table = tuned.table
-    assert list(table["state"]) == ["complete", "pruned"], table
-    pruned = table.iloc[1]
-    assert pruned["epochs"] == 1 and pruned["eval_f1"] < table.iloc[0]["eval_f1"]
-    folder = tmp_path / "s" / "trial-001"
-    why = json.loads((folder / "pruned.json").read_text())
-    assert why["epoch"] == 1 and why["params"] == {"learning_rate": 1e-6} and "median" in why["reason"]
-    assert "[sagefinetune] stopped: pruned at epoch 1" in (folder / "train.log").read_text()
-    assert not (folder / "model" / "metrics.json").exists()  # stopped: it never reached its second epoch's end
-
-
-@pytest.mark.slow
-def test_an_interrupted_study_resumes_without_running_finished_trials_again(tmp_path):
+def test_an_interrupted_study_resumes_its_trial_which_is_then_pruned_after_its_first_epoch(tmp_path):
+    """One study of two trials (8e-4, then 1e-6) with the median pruner: Ctrl-C stops it in trial 1, after that trial's
+    first checkpoint (step 10 of 20 in an epoch); the study run again leaves trial 0 alone, resumes trial 1 from its
+    checkpoint, and the pruner stops it after its first epoch, where it is far below trial 0."""
     folder = tmp_path / "study"
-    args = "{'learning_rate': sft.Choice([8e-4, 6e-4])}, strategy='grid', parallel=1, run_dir=%r, progress=False" % str(folder)
+    args = ("{'learning_rate': sft.Choice([8e-4, 1e-6])}, strategy='grid', parallel=1, run_dir=%r, progress=False, "
+            "pruner=optuna.pruners.MedianPruner(n_startup_trials=1)" % str(folder))
     code = (f"import signal, sys; sys.path[:0] = [{os.path.dirname(__file__)!r}, {os.path.dirname(os.path.dirname(__file__))!r}]\n"
             "signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises, even if the parent ignores it\n"
-            "import sagefinetune as sft\nfrom test_tune import tiny_job\n"
+            "import optuna\nimport sagefinetune as sft\nfrom test_tune import tiny_job\n"
             f"tiny_job(save_steps=10).tune({args})\n")
     proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
     second = folder / "trial-001" / "checkpoints"
@@ -218,15 +204,23 @@ def test_an_interrupted_study_resumes_without_running_finished_trials_again(tmp_
     first_log = (folder / "trial-000" / "train.log").stat().st_mtime
     assert not (folder / "trial-001" / "model" / "metrics.json").exists()
 
-    tuned = tiny_job(save_steps=10).tune({"learning_rate": sft.Choice([8e-4, 6e-4])}, strategy="grid", parallel=1,
-                                        run_dir=folder, progress=False)
+    import optuna
+
+    tuned = tiny_job(save_steps=10).tune({"learning_rate": sft.Choice([8e-4, 1e-6])}, strategy="grid", parallel=1,
+                                        pruner=optuna.pruners.MedianPruner(n_startup_trials=1), run_dir=folder,
+                                        progress=False)
     table = tuned.table
-    assert list(table["state"]) == ["complete", "interrupted", "complete"], table
-    assert table.iloc[2]["run_dir"] == str(folder / "trial-001")  # the interrupted trial, again, in its own folder
+    assert list(table["state"]) == ["complete", "interrupted", "pruned"], table
     assert (folder / "trial-000" / "train.log").stat().st_mtime == first_log  # the finished trial was not run again
+    pruned = table.iloc[2]
+    assert pruned["run_dir"] == str(folder / "trial-001")  # the interrupted trial, again, in its own folder
+    assert pruned["epochs"] == 1 and pruned["eval_f1"] < table.iloc[0]["eval_f1"]
+    why = json.loads((folder / "trial-001" / "pruned.json").read_text())
+    assert why["epoch"] == 1 and why["params"] == {"learning_rate": 1e-6} and "median" in why["reason"]
     log = (folder / "trial-001" / "train.log").read_text()
     assert "[sagefinetune] stopped: interrupted" in log and "resuming from" in log
-    assert json.loads((folder / "trial-001" / "model" / "metrics.json").read_text())["train_global_step"] == 40
+    assert "[sagefinetune] stopped: pruned at epoch 1" in log
+    assert not (folder / "trial-001" / "model" / "metrics.json").exists()  # it never reached its second epoch's end
 
 
 # ---- SageMaker: the tuning job's request, against moto ------------------------------------------------------------
