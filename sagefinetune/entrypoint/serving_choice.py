@@ -31,6 +31,9 @@ INT8_DIR = "onnx-int8"  # the int8 export, inside the model folder, so that it t
 MAX_DROP = 0.01  # one point of accuracy
 RUNTIMES = ("auto", "pytorch", "onnx")
 REFERENCE, INT8, BF16 = "pytorch fp32", "onnx int8", "pytorch bf16"
+# ONNX Runtime's session-level fusions left off: its SkipLayerNormalization kernel (a residual Add and the LayerNorm
+# after it) runs slower than the two ops it replaces (onnxruntime 1.32, MiniLM int8: benchmarks/onnx_fusion.py)
+SLOW_FUSIONS = ["SkipLayerNormFusion"]
 
 
 def decide(accuracy: dict[str, float | None], limit: float = MAX_DROP, metric: str = "accuracy") -> tuple[str, str, str]:
@@ -128,7 +131,7 @@ class OnnxModel:
         options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(os.path.join(folder, "model.onnx"), options,
-                                            providers=["CPUExecutionProvider"])
+                                            providers=["CPUExecutionProvider"], disabled_optimizers=SLOW_FUSIONS)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.config = AutoConfig.from_pretrained(folder, local_files_only=True)
 

@@ -4,13 +4,13 @@
     exported.accuracy, exported.reference_accuracy     # on the run's test split, ONNX vs PyTorch
     sft.Predictor(exported.path).predict(["..."])        # the same JSON as the PyTorch model's
 
-How: ``torch.onnx.export(dynamo=True)`` (torch.export, then onnxscript) writes the graph with dynamic batch and
-sequence axes; for int8, ONNX Runtime's transformer optimizer fuses the residual adds with their LayerNorms and the
-GELUs with their biases (:func:`fuse_graph`), then ``onnxruntime.quantization.quantize_dynamic`` stores the weights of
-every MatMul as int8 (activations are quantized on the fly, so no calibration data is needed). Hugging Face
-``optimum`` is not used: its ONNX exporter (``optimum-onnx`` 0.1, and ``optimum`` 1.x before it) requires
-``transformers<4.58`` and would downgrade transformers 5. The exported folder holds ``model.onnx``, the tokenizer, ``config.json`` (label names), ``sagefinetune.json``
-(max length, threshold) and ``export.json`` (the accuracy check).
+How: ``torch.onnx.export(dynamo=True)`` writes the graph with dynamic batch and sequence axes, each Softmax's input
+clamped so that exp never underflows into slow denormals (:func:`clamp_softmax`); for int8, ``quantize_dynamic``
+stores every MatMul's weights as int8 (activations are quantized on the fly: no calibration data). ONNX Runtime's
+transformer fusions are left out: SkipLayerNormalization runs slower than the Add and LayerNorm it fuses (onnxruntime
+1.32; the runtimes turn its session-level fusion off too) and the fused Attention was no faster
+(``benchmarks/onnx_fusion.py``). Not ``optimum``: it requires ``transformers<4.58``. The folder holds ``model.onnx``,
+the tokenizer, ``config.json`` (labels), ``sagefinetune.json`` (max length, threshold), ``export.json`` (the check).
 
 The check: both models score the test rows (a local run's test split, or ``test_data=``) through the same
 tokenisation (:mod:`sagefinetune.runtime.loading`); the export fails with :class:`~sagefinetune.ExportError`, and leaves no
@@ -47,6 +47,7 @@ FORMATS = ("onnx",)
 QUANTIZATIONS = (None, "int8")
 REPORT_FILE = "export.json"
 DATA_PATTERNS = ("*.parquet", "*.jsonl", "*.json", "*.csv")
+SOFTMAX_FLOOR = 80.0  # softmax inputs below their row's max minus this are raised to it (exp(-80) > float32's min)
 
 
 @dataclass(frozen=True)
@@ -191,21 +192,19 @@ def write_folder(reference: TorchRuntime, folder: Path, quantize: str | None) ->
     fp32 = folder / ("model-fp32.onnx" if quantize else ONNX_FILE)
     export_graph(reference.model, reference.encode(_sample(reference.pairs)), fp32)
     if quantize == "int8":
-        fuse_graph(fp32, reference.model.config)
         quantize_int8(fp32, folder / ONNX_FILE)
         fp32.unlink()
     reference.tokenizer.save_pretrained(folder)
     reference.model.config.save_pretrained(folder)
     settings = {**reference.settings, "onnx": {"quantize": quantize, "exporter": "torch.onnx.export(dynamo=True)",
-                                               "torch": torch.__version__}}
+                                               "torch": torch.__version__, "softmax_floor": SOFTMAX_FLOOR}}
     (folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=2))
 
 
 def export_graph(model: Any, sample: dict[str, Any], out: Path) -> None:
-    """The model's forward pass as ONNX, with dynamic batch and sequence axes; logits out."""
+    """The model's forward pass as ONNX, with dynamic batch and sequence axes; logits out; softmax clamped."""
     import inspect
 
-    import onnx
     import torch
 
     signature = list(inspect.signature(model.forward).parameters)
@@ -218,9 +217,7 @@ def export_graph(model: Any, sample: dict[str, Any], out: Path) -> None:
                                     dynamic_shapes={n: {0: batch, 1: sequence} for n in names})
     assert program is not None
     program.save(str(out))
-    graph = onnx.load(str(out))
-    del graph.graph.value_info[:]  # shapes recorded at the sample's size; quantization re-infers them
-    onnx.save(graph, str(out))
+    clamp_softmax(out)
 
 
 @contextlib.contextmanager
@@ -238,18 +235,30 @@ def _quiet(*loggers: str) -> Iterator[None]:
             logging.getLogger(name).setLevel(level)
 
 
-def fuse_graph(path: Path, config: Any) -> None:
-    """ONNX Runtime's transformer fusions, in place: each residual add with the LayerNorm after it
-    (SkipLayerNormalization) and each GELU with its bias (BiasGelu), so that the int8 export runs fewer, larger kernels
-    (on MiniLM-L6, a batch of 8 short texts on one thread: 33.6 ms against 43.0 ms unfused, the same logits to 1e-6).
-    Patterns a model does not have are left as they are; the accuracy check after quantization applies either way."""
-    from onnxruntime.transformers import optimizer
+def clamp_softmax(path: Path) -> None:
+    """Each Softmax's input raised, in place, to at least its row's max minus :data:`SOFTMAX_FLOOR` (opset 18+): a
+    masked score (padding) makes exp underflow, and ONNX Runtime's exp then runs 5-10x slower on denormals. The weights
+    it changes stay below exp(-80), nothing beside a row's sum of 1 or more. Shapes recorded at the sample's size go."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
 
-    with _quiet("", "onnxruntime", "onnxruntime.transformers"):
-        model = optimizer.optimize_model(str(path), model_type="bert", opt_level=1,
-                                         num_heads=int(getattr(config, "num_attention_heads", 0) or 0),
-                                         hidden_size=int(getattr(config, "hidden_size", 0) or 0))
-        model.save_model_to_file(str(path))
+    model = onnx.load(str(path))
+    graph, nodes = model.graph, []
+    del graph.value_info[:]
+    graph.initializer.append(numpy_helper.from_array(np.array(SOFTMAX_FLOOR, dtype=np.float32), "softmax_floor"))
+    for i, node in enumerate(graph.node):
+        if node.op_type == "Softmax" and node.domain in ("", "ai.onnx"):
+            axis, tag = next((a.i for a in node.attribute if a.name == "axis"), -1), f"softmax_clamp_{i}"
+            graph.initializer.append(numpy_helper.from_array(np.array([axis], dtype=np.int64), f"{tag}_axes"))
+            nodes += [helper.make_node("ReduceMax", [node.input[0], f"{tag}_axes"], [f"{tag}_max"], keepdims=1),
+                      helper.make_node("Sub", [f"{tag}_max", "softmax_floor"], [f"{tag}_low"]),
+                      helper.make_node("Max", [node.input[0], f"{tag}_low"], [f"{tag}_in"])]
+            node.input[0] = f"{tag}_in"
+        nodes.append(node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.save(model, str(path))
 
 
 def quantize_int8(fp32: Path, out: Path) -> None:

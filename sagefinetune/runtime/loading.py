@@ -27,6 +27,7 @@ from typing import Any
 
 from sagefinetune.core.deps import require
 from sagefinetune.entrypoint import inference as handler
+from sagefinetune.entrypoint import serving_choice as handler_choice
 from sagefinetune.entrypoint import truncation
 from sagefinetune.entrypoint.contract import SETTINGS_FILE
 from sagefinetune.errors import ConfigError
@@ -167,8 +168,8 @@ class OnnxRuntime(Runtime):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(self.model_dir / ONNX_FILE), options,
-                                            providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(self.model_dir / ONNX_FILE), options, providers=["CPUExecutionProvider"],
+                                            disabled_optimizers=handler_choice.SLOW_FUSIONS)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.quantize = self.settings.get("onnx", {}).get("quantize")
 
