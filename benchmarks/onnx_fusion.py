@@ -8,7 +8,7 @@ batch 1, 8 and 16 on one thread and on two, the largest absolute logit differenc
 test rows (run in padded batches of 16, longest first, as the runtime does) and how often the two argmaxes agree.
 Variants are timed in turns, round after round, in a new order each round, so that a busy machine slows them alike.
 
-Exporters: ``dynamo`` is ``torch.onnx.export(dynamo=True)`` (what sagefinetune used until the attention fusion);
+Exporters: ``dynamo`` is ``torch.onnx.export(dynamo=True)`` (what sagefinetune uses);
 ``script`` is the TorchScript exporter (``dynamo=False``, opset 17). ``sdpa``/``eager`` is the attention
 implementation the model is loaded with. Fusion: ONNX Runtime's ``optimize_model(model_type="bert", opt_level=1)``;
 ``rawmask`` keeps the 2D attention mask (any padding side) instead of the sequence lengths (right padding only).
