@@ -52,6 +52,37 @@ def test_multi_label_score_is_micro_f1():
 
 
 # ---- a real export ---------------------------------------------------------------------------------------------------
+def test_clamped_softmax_gives_softmax_and_keeps_masked_scores_out_of_denormals(tmp_path):
+    """clamp_softmax on a one-node graph: a masked score (float32's minimum, as attention masks write it) still gets
+    a weight of 0, every other weight is softmax's, and the input exp sees is never below the row max - 80."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from sagefinetune.runtime.export import SOFTMAX_FLOOR, clamp_softmax
+
+    scores = helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", "n"])
+    weights = helper.make_tensor_value_info("weights", TensorProto.FLOAT, ["batch", "n"])
+    graph = helper.make_graph([helper.make_node("Softmax", ["scores"], ["weights"], axis=-1)], "g", [scores], [weights])
+    path = tmp_path / "softmax.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    clamp_softmax(path)
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    assert ops == ["ReduceMax", "Sub", "Max", "Softmax"], ops
+
+    lowest = np.finfo(np.float32).min
+    x = np.array([[1.0, 2.0, lowest, lowest], [0.5, -3.0, 7.0, 100.0], [-200.0, 0.0, 1.0, lowest]], dtype=np.float32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"scores": x})[0]
+    floor = x.max(-1, keepdims=True) - SOFTMAX_FLOOR
+    expected = np.exp(np.maximum(x, floor) - x.max(-1, keepdims=True))
+    expected /= expected.sum(-1, keepdims=True)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-30)
+    exact = np.exp(x.astype(np.float64) - x.max(-1, keepdims=True))
+    np.testing.assert_allclose(got, exact / exact.sum(-1, keepdims=True), atol=1e-30, rtol=1e-6)
+
+
 @pytest.fixture(scope="session")
 def onnx_int8(trained_run):
     return trained_run.export("onnx", quantize="int8")
@@ -88,6 +119,8 @@ def test_fp32_export_scores_as_pytorch_does(trained_run, tmp_path):
     exported = export(trained_run.model_dir, "onnx", path=tmp_path / "fp32",
                                  test_data=trained_run.run_dir / "input" / "data" / "test")
     assert exported.quantize is None and exported.agreement == 1.0 and exported.drop == 0
+    settings = json.loads((exported.path / "sagefinetune.json").read_text())
+    assert settings["onnx"]["softmax_floor"] == 80.0
     torch_out = trained_run.predictor(precision="fp32").predict(TEXTS, all_scores=True)  # the export computes in fp32
     onnx_out = sft.Predictor(exported.path).predict(TEXTS, all_scores=True)
     for mine, theirs in zip(torch_out, onnx_out):
