@@ -1,7 +1,9 @@
 """Fail when pip resolved any package older than its floor: the sign that the resolver backtracked.
 
-    pip install --dry-run --ignore-installed --quiet --report report.json <the install command's arguments>
+    pip install --quiet --report report.json <the install command's arguments>   # into a new venv
     python .ci/check_install.py report.json .ci/floors.txt
+
+(In a venv that already holds packages, ``--dry-run --ignore-installed`` makes the report list every package.)
 
 floors.txt holds one ``name>=version`` a line (``#`` comments). A fresh resolve of sagemaker 3.x once took minutes and
 settled on s3fs 0.4.2 (2020), far below anything the SDK is tested with; floors on the packages that drift like this
