@@ -3,7 +3,8 @@
     <study folder>/
       study.db          Optuna's storage (SQLite): a study stopped and run again resumes; finished trials stay
       study.json        what the study is (job, space, objective): another study cannot resume in this folder
-      trial-000/ ...    each trial's run folder (input/, model/, checkpoints/, train.log); pruned ones hold pruned.json
+      trial-000/ ...    each trial's run folder (input/, model/, train.log); pruned ones hold pruned.json; its
+                        checkpoints/ only while it can still resume (a finished trial's are deleted)
 
 Trials run through :class:`~sagefinetune.backends.local.LocalBackend` (the same entry point as every fit), at most
 ``parallel`` at once, the cores split between them. Each per-epoch evaluation of the objective is reported to the
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import threading
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -331,6 +333,8 @@ class Runner:
             self.study.tell(trial, outcome.value)
         else:
             self.study.tell(trial, state=TrialState.PRUNED if outcome.state == "pruned" else TrialState.FAIL)
+        if outcome.state in ("complete", "pruned"):
+            drop_resume_state(trial.user_attrs.get("run_dir"))
         if outcome.state == "failed" and self.error is None:
             self.error = f"trial {trial.number}: {outcome.note}"
         self._show(trial.number, outcome)
@@ -349,6 +353,13 @@ class Runner:
 
 
 # ---- the result -------------------------------------------------------------------------------------------------
+def drop_resume_state(run_dir: str | None) -> None:
+    """A finished trial's checkpoints (weights and optimizer state: three times the model) are never read again: the
+    study reads the trial back from its storage, and its model folder stays."""
+    if run_dir:
+        shutil.rmtree(Path(run_dir) / "checkpoints", ignore_errors=True)
+
+
 def run_study(job: Job, plan: TuningPlan, *, run_dir: str | Path | None, progress: bool, pruner: Any) -> TuningResult:
     """Run (or resume) a local study and return what it found."""
     require("optuna", "tune on this machine")
