@@ -15,7 +15,7 @@ implementation the model is loaded with. Fusion: ONNX Runtime's ``optimize_model
 Quantization: ``quantize_dynamic(QInt8)`` of every supported operator (MatMul and the fused Attention), or ``mm``
 for MatMul only (the fused Attention stays fp32). Session settings: ``+daz`` flushes denormals to zero
 (``session.set_denormal_as_zero``); ``-skipfusion`` turns off the session's own SkipLayerNormFusion. ``clamp``:
-each Softmax input raised to at least its row max - 80 (sagefinetune's :func:`clamp_softmax`), so that masked scores
+each Softmax input raised to at least its row max - 80 (sagefinetune's ``runtime.onnx_graph.clamp_softmax``), so that masked scores
 do not make exp run on denormals.
 """
 
@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from sagefinetune.runtime.onnx_graph import clamp_softmax
 
 NAMES = ("input_ids", "attention_mask", "token_type_ids")
 FUSED = ("EmbedLayerNormalization", "QEmbedLayerNormalization", "Attention", "QAttention", "SkipLayerNormalization", "BiasGelu", "FastGelu",
@@ -137,38 +139,6 @@ def fuse(path: Path, config: Any, build: Build) -> None:
         model = optimizer.optimize_model(str(path), model_type="bert", opt_level=1, optimization_options=options,
                                          num_heads=config.num_attention_heads, hidden_size=config.hidden_size)
         model.save_model_to_file(str(path))
-
-
-def clamp_softmax(path: Path, floor: float = 80.0) -> int:
-    """Each Softmax's input raised to at least its row's maximum minus ``floor``: exp then never underflows into
-    denormals (masked scores, finfo.min, make exp underflow; without flush-to-zero that runs 5-10x slower), and the
-    weights it changes stay below exp(-80), zero next to the row's sum of at least 1."""
-    import onnx
-    from onnx import helper, numpy_helper
-
-    model = onnx.load(str(path))
-    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-    nodes, count = [], 0
-    model.graph.initializer.append(numpy_helper.from_array(np.array(floor, dtype=np.float32), "softmax_floor"))
-    for node in model.graph.node:
-        if node.op_type == "Softmax" and node.domain in ("", "ai.onnx"):
-            axis = next((a.i for a in node.attribute if a.name == "axis"), -1 if opset >= 13 else 1)
-            x, tag = node.input[0], f"softmax_clamp_{count}"
-            if opset >= 18:
-                axes = numpy_helper.from_array(np.array([axis], dtype=np.int64), f"{tag}_axes")
-                model.graph.initializer.append(axes)
-                nodes.append(helper.make_node("ReduceMax", [x, axes.name], [f"{tag}_max"], keepdims=1))
-            else:
-                nodes.append(helper.make_node("ReduceMax", [x], [f"{tag}_max"], axes=[axis], keepdims=1))
-            nodes.append(helper.make_node("Sub", [f"{tag}_max", "softmax_floor"], [f"{tag}_low"]))
-            nodes.append(helper.make_node("Max", [x, f"{tag}_low"], [f"{tag}_in"]))
-            node.input[0] = f"{tag}_in"
-            count += 1
-        nodes.append(node)
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    onnx.save(model, str(path))
-    return count
 
 
 def quantize(fp32: Path, out: Path, which: str) -> None:

@@ -4,18 +4,16 @@
     exported.accuracy, exported.reference_accuracy     # on the run's test split, ONNX vs PyTorch
     sft.Predictor(exported.path).predict(["..."])        # the same JSON as the PyTorch model's
 
-How: ``torch.onnx.export(dynamo=True)`` writes the graph with dynamic batch and sequence axes, each Softmax's input
-clamped so that exp never underflows into slow denormals (:func:`clamp_softmax`); for int8, ``quantize_dynamic``
-stores every MatMul's weights as int8 (activations are quantized on the fly: no calibration data). ONNX Runtime's
-transformer fusions are left out: SkipLayerNormalization runs slower than the Add and LayerNorm it fuses (onnxruntime
-1.32; the runtimes turn its session-level fusion off too) and the fused Attention was no faster
+How: ``torch.onnx.export(dynamo=True)`` writes the graph (dynamic batch and sequence axes), Softmax inputs clamped
+against slow denormals (:mod:`~sagefinetune.runtime.onnx_graph`); for int8, ``quantize_dynamic`` stores every MatMul's weights as int8
+(activations quantized on the fly: no calibration data). ONNX Runtime's transformer fusions are left out: its
+SkipLayerNormalization is slower than the Add and LayerNorm it fuses, its Attention no faster
 (``benchmarks/onnx_fusion.py``). Not ``optimum``: it requires ``transformers<4.58``. The folder holds ``model.onnx``,
 the tokenizer, ``config.json`` (labels), ``sagefinetune.json`` (max length, threshold), ``export.json`` (the check).
 
-The check: both models score the test rows (a local run's test split, or ``test_data=``) through the same
-tokenisation (:mod:`sagefinetune.runtime.loading`); the export fails with :class:`~sagefinetune.ExportError`, and leaves no
-folder behind, when the exported model's accuracy (micro F1 for multi-label models) is more than
-``max_accuracy_drop`` below the PyTorch model's.
+The check: both models score the test rows (the run's test split, or ``test_data=``) through one tokenisation
+(:mod:`sagefinetune.runtime.loading`); the export raises :class:`~sagefinetune.ExportError` and leaves no folder when its
+accuracy (micro F1 for multi-label) is more than ``max_accuracy_drop`` below the PyTorch model's.
 """
 
 from __future__ import annotations
@@ -36,6 +34,7 @@ from sagefinetune.core.deps import require
 from sagefinetune.entrypoint.contract import SETTINGS_FILE
 from sagefinetune.errors import ConfigError, ExportError
 from sagefinetune.runtime.loading import ONNX_FILE, OnnxRuntime, Runtime, TorchRuntime
+from sagefinetune.runtime.onnx_graph import SOFTMAX_FLOOR, clamp_softmax
 
 if TYPE_CHECKING:
     from sagefinetune.run import TrainingRun
@@ -47,7 +46,6 @@ FORMATS = ("onnx",)
 QUANTIZATIONS = (None, "int8")
 REPORT_FILE = "export.json"
 DATA_PATTERNS = ("*.parquet", "*.jsonl", "*.json", "*.csv")
-SOFTMAX_FLOOR = 80.0  # softmax inputs below their row's max minus this are raised to it (exp(-80) > float32's min)
 
 
 @dataclass(frozen=True)
@@ -233,32 +231,6 @@ def _quiet(*loggers: str) -> Iterator[None]:
     finally:
         for name, level in saved.items():
             logging.getLogger(name).setLevel(level)
-
-
-def clamp_softmax(path: Path) -> None:
-    """Each Softmax's input raised, in place, to at least its row's max minus :data:`SOFTMAX_FLOOR` (opset 18+): a
-    masked score (padding) makes exp underflow, and ONNX Runtime's exp then runs 5-10x slower on denormals. The weights
-    it changes stay below exp(-80), nothing beside a row's sum of 1 or more. Shapes recorded at the sample's size go."""
-    import numpy as np
-    import onnx
-    from onnx import helper, numpy_helper
-
-    model = onnx.load(str(path))
-    graph, nodes = model.graph, []
-    del graph.value_info[:]
-    graph.initializer.append(numpy_helper.from_array(np.array(SOFTMAX_FLOOR, dtype=np.float32), "softmax_floor"))
-    for i, node in enumerate(graph.node):
-        if node.op_type == "Softmax" and node.domain in ("", "ai.onnx"):
-            axis, tag = next((a.i for a in node.attribute if a.name == "axis"), -1), f"softmax_clamp_{i}"
-            graph.initializer.append(numpy_helper.from_array(np.array([axis], dtype=np.int64), f"{tag}_axes"))
-            nodes += [helper.make_node("ReduceMax", [node.input[0], f"{tag}_axes"], [f"{tag}_max"], keepdims=1),
-                      helper.make_node("Sub", [f"{tag}_max", "softmax_floor"], [f"{tag}_low"]),
-                      helper.make_node("Max", [node.input[0], f"{tag}_low"], [f"{tag}_in"])]
-            node.input[0] = f"{tag}_in"
-        nodes.append(node)
-    del graph.node[:]
-    graph.node.extend(nodes)
-    onnx.save(model, str(path))
 
 
 def quantize_int8(fp32: Path, out: Path) -> None:
