@@ -40,6 +40,8 @@ def test_from_hub_names_columns():
     ({"batch_size": "32"}, "batch_size='32' has the wrong type"),
     ({"precision": "fp8"}, "precision='fp8' must be one of auto, fp32, fp16, bf16"),
     ({"max_length": 4}, "max_length=4 must be in \\[8, 8192\\]"),
+    ({"epochs": float("inf")}, "epochs=inf is not a finite number; it must be in \\(0, 10000\\]"),
+    ({"learning_rate": float("nan")}, "learning_rate=nan is not a finite number; it must be in \\(0, 1\\)"),
 ])
 def test_bad_hyperparameters_fail_at_the_call(kwargs, message):
     with pytest.raises(ConfigError, match=message):

@@ -56,6 +56,9 @@ def check_hyperparameter(name: str, value: Any) -> None:
         return
     default = DEFAULT_HYPERPARAMETERS.get(name, param.default)
     rule = param.rule + "".join(f", or {v!r}" for v in extra)
+    if isinstance(value, float) and not math.isfinite(value) and param.parse is not parse_str:
+        raise ConfigError(f"hyperparameter {name}={value!r} is not a finite number; it must be {rule}. "
+                          f"Fix: .hyperparameters({name}={default!r}).")
     wrong_type = isinstance(value, str) and param.parse is not parse_str
     try:
         parsed = None if wrong_type else param.parse(value)
