@@ -5,9 +5,9 @@
     sft.Predictor(exported.path).predict(["..."])        # the same JSON as the PyTorch model's
 
 How: ``torch.onnx.export(dynamo=True)`` writes the graph (dynamic batch and sequence axes), Softmax inputs clamped
-against slow denormals (:mod:`~sagefinetune.runtime.onnx_graph`); for int8, ``quantize_dynamic`` stores every MatMul's weights as int8
-(activations quantized on the fly: no calibration data). ONNX Runtime's transformer fusions are left out: its
-SkipLayerNormalization is slower than the Add and LayerNorm it fuses, its Attention no faster
+against slow denormals (:mod:`~sagefinetune.runtime.onnx_graph`); for int8, ``quantize_dynamic`` stores every
+MatMul's weights as int8 (activations quantized on the fly: no calibration data). ONNX Runtime's transformer fusions
+are left out: its SkipLayerNormalization is slower than the Add and LayerNorm it fuses, its Attention no faster
 (``benchmarks/onnx_fusion.py``). Not ``optimum``: it requires ``transformers<4.58``. The folder holds ``model.onnx``,
 the tokenizer, ``config.json`` (labels), ``sagefinetune.json`` (max length, threshold), ``export.json`` (the check).
 
