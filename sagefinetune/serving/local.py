@@ -146,7 +146,7 @@ def start_server(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1
     command = _server_command(folder, host, port, port_file, settings) + (
         ["--deadline-file", str(deadline_file)] if deadline_file else [])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (PACKAGE_PARENT, os.environ.get("PYTHONPATH")) if p),
-           "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+           "PYTHONUNBUFFERED": "1"}
     with open(log_path, "ab") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)  # Ctrl-C in the caller's terminal goes to the caller only

@@ -116,6 +116,9 @@ def parallelism(workers: int | None, threads: int | None) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    # the forward workers already keep the cores busy: the tokenizers library's own thread pool would only take
+    # cores from them, and a worker waits while its small batch queues for that pool's threads
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import uvicorn
 
     from sagefinetune.serving.app import build_app

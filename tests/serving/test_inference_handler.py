@@ -291,7 +291,10 @@ def test_the_batcher_waits_for_requests_on_their_way_but_not_for_those_being_com
         first = asyncio.create_task(ask(batcher, ["a"]))
         await asyncio.sleep(0.05)  # "a" is in worker 1's forward pass now
         second = await ask(batcher, ["bb"])  # worker 2 must not wait 2 s for "a", which will never join
-        third, fourth = await asyncio.gather(ask(batcher, ["ccc"]), ask(batcher, ["dddd"], delay=0.1))
+        on_its_way = asyncio.create_task(ask(batcher, ["dddd"], delay=0.1))
+        await asyncio.sleep(0.01)  # "dddd" is being read
+        third = await ask(batcher, ["ccc"])
+        fourth = await on_its_way
         await first
         await batcher.stop()
         return second, third, fourth
@@ -299,6 +302,43 @@ def test_the_batcher_waits_for_requests_on_their_way_but_not_for_those_being_com
     second, third, fourth = asyncio.run(demo())
     assert second[:2] == ([2], 1) and started["bb"] - second[2] < 0.3  # not after "a" finished
     assert third[:2] == ([3], 2) and fourth[:2] == ([4], 2)  # "ccc" waited for "dddd", on its way, and shared a pass
+
+
+def test_the_batcher_stops_after_the_running_pass_and_fails_what_is_queued_and_shares_a_pass_error():
+    import asyncio
+    import threading
+
+    from sagefinetune.serving.batcher import DynamicBatcher, ShuttingDown
+
+    release = threading.Event()
+
+    def forward(items):
+        if "boom" in items:
+            raise ValueError("the model failed")
+        release.wait(5)
+        return [len(t) for t in items]
+
+    async def ask(batcher, items):
+        async with batcher.request():
+            return await batcher.predict(items)
+
+    async def demo():
+        batcher = DynamicBatcher(forward, max_batch_size=8, max_wait_ms=0, workers=1)
+        await batcher.start()
+        failing = await asyncio.gather(ask(batcher, ["boom"]), return_exceptions=True)
+        running = asyncio.create_task(ask(batcher, ["abc"]))
+        await asyncio.sleep(0.1)  # "abc" is in the only worker's pass
+        queued = asyncio.create_task(ask(batcher, ["de"]))
+        await asyncio.sleep(0.05)
+        stopping = asyncio.create_task(batcher.stop())
+        await asyncio.sleep(0.05)
+        release.set()
+        await stopping
+        return failing[0], await running, (await asyncio.gather(queued, return_exceptions=True))[0], batcher
+
+    failing, running, queued, batcher = asyncio.run(demo())
+    assert isinstance(failing, ValueError) and running == ([3], 1) and isinstance(queued, ShuttingDown)
+    assert (batcher.batches, batcher.inputs, batcher.in_flight, batcher.arriving) == (1, 1, 0, 0)
 
 
 @pytest.mark.slow
