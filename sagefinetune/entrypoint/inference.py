@@ -59,12 +59,16 @@ media_type, show = request_body.media_type, request_body.show
 
 __all__ = ["model_fn", "input_fn", "predict_fn", "output_fn", "load", "Classifier", "answer", "RequestError", "read_request",
            "max_inputs", "json_depth", "check_parameters", "default_parameters", "CONTENT_TYPES", "DEFAULT_MAX_INPUTS",
-           "MAX_DEPTH"]
+           "MAX_DEPTH", "PADDING_WASTE"]
 
 SETTINGS_FILE = "sagefinetune.json"
 PRECISIONS = ("auto", "fp32", "bf16")
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX512-BF16 / AMX; Arm (e.g. Graviton3) "bf16"
 CPU_BATCH_TOKENS = 2048  # padded tokens per forward pass on a CPU: 32 inputs of 64 tokens, 4 of 512
+#: How much padding a chunk may add to its real tokens (see :func:`chunks`). PyTorch runs a batch faster per input;
+#: ONNX Runtime on a CPU runs a short text alone as fast per text as in a batch (benchmarks/onnx_fusion.py), so there
+#: padding is pure loss and a chunk holds inputs of one length.
+PADDING_WASTE = {"pytorch": 0.25, "onnx": 0.0}
 
 
 # ---- model_fn ----------------------------------------------------------------------------------------------------
@@ -85,6 +89,7 @@ class Classifier:
         self.truncation = truncation.check(settings.get("truncation") or "head")
         self.batch_size = int(os.environ.get("SFT_BATCH_SIZE", "32"))
         self.batch_tokens = int(os.environ.get("SFT_BATCH_TOKENS") or (CPU_BATCH_TOKENS if device == "cpu" else 0))
+        self.padding_waste = PADDING_WASTE["onnx" if precision == "int8" else "pytorch"]  # int8: the ONNX export
 
     def probabilities(self, items: list[Any]) -> Any:
         """Scores (softmax, or sigmoid for multi-label) of checked items, as a numpy array [inputs, labels].
@@ -104,7 +109,7 @@ class Classifier:
         lengths = [len(ids) for ids in encoded["input_ids"]]
         out = np.zeros((len(items), len(self.labels)), dtype=np.float32)
         with torch.inference_mode():
-            for chunk in chunks(lengths, self.batch_size, max_tokens=self.batch_tokens):
+            for chunk in chunks(lengths, self.batch_size, self.padding_waste, self.batch_tokens):
                 logits = self.model(**self._pad(encoded, names, chunk)).logits.float()
                 scores = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
                 out[chunk] = scores.cpu().numpy()

@@ -4,11 +4,12 @@
     exported.accuracy, exported.reference_accuracy     # on the run's test split, ONNX vs PyTorch
     sft.Predictor(exported.path).predict(["..."])        # the same JSON as the PyTorch model's
 
-How: ``torch.onnx.export(dynamo=True)`` writes the graph (dynamic batch and sequence axes), Softmax inputs clamped
-against slow denormals (:mod:`~sagefinetune.runtime.onnx_graph`); for int8, ``quantize_dynamic`` stores every
-MatMul's weights as int8 (activations quantized on the fly: no calibration data). ONNX Runtime's transformer fusions
-are left out: its SkipLayerNormalization is slower than the Add and LayerNorm it fuses, its Attention no faster
-(``benchmarks/onnx_fusion.py``). Not ``optimum``: it requires ``transformers<4.58``. The folder holds ``model.onnx``,
+How: ``torch.onnx.export(dynamo=True)`` writes the graph at opset 23 (dynamic batch and sequence axes), so that
+scaled dot-product attention becomes one ONNX ``Attention`` node, which then splits its heads itself, and any other
+Softmax is clamped against slow denormals (:mod:`~sagefinetune.runtime.onnx_graph`); for int8, ``quantize_dynamic``
+stores every MatMul's weights as int8 (activations quantized on the fly: no calibration data). ONNX Runtime's
+transformer fusions are left out: its SkipLayerNormalization is slower than the Add and LayerNorm it fuses
+(``benchmarks/onnx_fusion.py``). Serving the export takes onnxruntime 1.23 or later (opset 23). Not ``optimum``: it requires ``transformers<4.58``. The folder holds ``model.onnx``,
 the tokenizer, ``config.json`` (labels), ``sagefinetune.json`` (max length, threshold), ``export.json`` (the check).
 
 The check: both models score the test rows (the run's test split, or ``test_data=``) through one tokenisation
@@ -34,7 +35,7 @@ from sagefinetune.core.deps import require
 from sagefinetune.entrypoint.contract import SETTINGS_FILE
 from sagefinetune.errors import ConfigError, ExportError
 from sagefinetune.runtime.loading import ONNX_FILE, OnnxRuntime, Runtime, TorchRuntime
-from sagefinetune.runtime.onnx_graph import SOFTMAX_FLOOR, clamp_softmax
+from sagefinetune.runtime.onnx_graph import SOFTMAX_FLOOR, edit_for_cpu
 
 if TYPE_CHECKING:
     from sagefinetune.run import TrainingRun
@@ -44,6 +45,7 @@ __all__ = ["export", "ExportReport", "FORMATS", "QUANTIZATIONS"]
 
 FORMATS = ("onnx",)
 QUANTIZATIONS = (None, "int8")
+OPSET = 23  # the first with an Attention operator: onnxruntime>=1.23 runs it
 REPORT_FILE = "export.json"
 DATA_PATTERNS = ("*.parquet", "*.jsonl", "*.json", "*.csv")
 
@@ -188,19 +190,21 @@ def write_folder(reference: TorchRuntime, folder: Path, quantize: str | None) ->
 
     folder.mkdir(parents=True)
     fp32 = folder / ("model-fp32.onnx" if quantize else ONNX_FILE)
-    export_graph(reference.model, reference.encode(_sample(reference.pairs)), fp32)
+    edits = export_graph(reference.model, reference.encode(_sample(reference.pairs)), fp32)
     if quantize == "int8":
         quantize_int8(fp32, folder / ONNX_FILE)
         fp32.unlink()
     reference.tokenizer.save_pretrained(folder)
     reference.model.config.save_pretrained(folder)
     settings = {**reference.settings, "onnx": {"quantize": quantize, "exporter": "torch.onnx.export(dynamo=True)",
-                                               "torch": torch.__version__, "softmax_floor": SOFTMAX_FLOOR}}
+                                               "opset": OPSET, "torch": torch.__version__,
+                                               "softmax_floor": SOFTMAX_FLOOR, **edits}}
     (folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=2))
 
 
-def export_graph(model: Any, sample: dict[str, Any], out: Path) -> None:
-    """The model's forward pass as ONNX, with dynamic batch and sequence axes; logits out; softmax clamped."""
+def export_graph(model: Any, sample: dict[str, Any], out: Path) -> dict[str, int]:
+    """The model's forward pass as ONNX, with dynamic batch and sequence axes; logits out; edited for the CPU (what
+    :func:`~sagefinetune.runtime.onnx_graph.edit_for_cpu` did is returned)."""
     import inspect
 
     import torch
@@ -212,10 +216,10 @@ def export_graph(model: Any, sample: dict[str, Any], out: Path) -> None:
     model.eval()
     with torch.no_grad(), _quiet("torch.onnx"):
         program = torch.onnx.export(model, (), kwargs=kwargs, dynamo=True, verbose=False, output_names=["logits"],
-                                    dynamic_shapes={n: {0: batch, 1: sequence} for n in names})
+                                    opset_version=OPSET, dynamic_shapes={n: {0: batch, 1: sequence} for n in names})
     assert program is not None
     program.save(str(out))
-    clamp_softmax(out)
+    return edit_for_cpu(out)
 
 
 @contextlib.contextmanager
@@ -239,7 +243,9 @@ def quantize_int8(fp32: Path, out: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with _quiet("", "torch.onnx"):  # onnxruntime.quantization logs its hints on the root logger
-        quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8,
+        # MatMul and Gather (the embeddings) only: the quantizer takes an ONNX Attention for onnxruntime's own
+        # Attention operator, and writes a QAttention that cannot load
+        quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gather"],
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 

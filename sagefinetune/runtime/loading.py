@@ -46,6 +46,7 @@ class Runtime:
     """
 
     name = "runtime"
+    padding_waste = handler.PADDING_WASTE["pytorch"]  # how much padding a chunk may add (see handler.chunks)
 
     def __init__(self, model_dir: str | Path, *, batch_size: int = 32) -> None:
         self.model_dir = Path(model_dir)
@@ -117,7 +118,7 @@ class Runtime:
         encoded = self.tokens(items)
         lengths = [len(ids) for ids in encoded["input_ids"]]
         out = np.zeros((len(items), len(self.labels)), dtype=np.float32)
-        for chunk in handler.chunks(lengths, self.batch_size, max_tokens=self.batch_tokens):
+        for chunk in handler.chunks(lengths, self.batch_size, self.padding_waste, self.batch_tokens):
             batch = self.pad({name: [rows[i] for i in chunk] for name, rows in encoded.items()})
             logits = np.asarray(self.logits(batch), dtype=np.float64)
             out[chunk] = _sigmoid(logits) if self.multi_label else _softmax(logits)
@@ -159,6 +160,7 @@ class OnnxRuntime(Runtime):
     """``model.onnx`` in an ONNX Runtime CPU session (fp32, or int8 weights from ``export(quantize="int8")``)."""
 
     name = "onnx"
+    padding_waste = handler.PADDING_WASTE["onnx"]
 
     def __init__(self, model_dir: str | Path, *, batch_size: int = 32, threads: int | None = None) -> None:
         require("onnxruntime", "run ONNX models")

@@ -31,12 +31,12 @@ from sagefinetune.core.deps import missing
 from sagefinetune.entrypoint import inference as handler
 from sagefinetune.entrypoint.serving_choice import BF16, INT8, INT8_DIR, MAX_DROP, RECORD_FILE, REFERENCE, decide
 from sagefinetune.errors import ConfigError
-from sagefinetune.runtime.export import accuracy_of, export, metric_of, read_rows, test_rows_file
+from sagefinetune.runtime.export import OPSET, accuracy_of, export, metric_of, read_rows, test_rows_file
 from sagefinetune.runtime.loading import ONNX_FILE, TorchRuntime
 
 __all__ = ["check_serving", "weights_hash", "sync_requirements", "REQUIREMENT"]
 
-REQUIREMENT = "onnxruntime>=1.17  # sagefinetune: serving.json serves the int8 ONNX export (onnx-int8/)\n"
+REQUIREMENT = "onnxruntime>=1.23  # sagefinetune: serving.json serves the int8 ONNX export (onnx-int8/)\n"
 WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 
 
@@ -56,7 +56,8 @@ def check_serving(model_dir: str | Path, *, test_data: str | Path | None = None,
         return None  # an export serves as itself
     digest = weights_hash(folder)
     record = _read(folder)
-    if record and not refresh and record.get("model_sha256") == digest and record.get("limit") == limit:
+    if record and not refresh and record.get("model_sha256") == digest and record.get("limit") == limit and \
+            _export_is_current(folder, record):
         sync_requirements(folder, record.get("runtime") == "onnx")
         return record
     try:
@@ -78,6 +79,18 @@ def check_serving(model_dir: str | Path, *, test_data: str | Path | None = None,
     tmp.write_text(json.dumps(record, indent=2))
     os.replace(tmp, folder / RECORD_FILE)
     return record
+
+
+def _export_is_current(folder: Path, record: dict[str, Any]) -> bool:
+    """Whether the int8 export the record chose is this version's graph (one from before opset 23 is checked and
+    exported again: it serves slower)."""
+    if record.get("runtime") != "onnx":
+        return True
+    try:
+        settings = json.loads((folder / INT8_DIR / handler.SETTINGS_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(settings.get("onnx", {}).get("opset") == OPSET)
 
 
 def _accuracies(folder: Path, rows: Path) -> tuple[dict[str, float | None], str, int]:

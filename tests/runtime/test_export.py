@@ -84,6 +84,48 @@ def test_clamped_softmax_gives_softmax_and_keeps_masked_scores_out_of_denormals(
     np.testing.assert_allclose(got, exact / exact.sum(-1, keepdims=True), atol=1e-30, rtol=1e-6)
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_attention_takes_its_heads_split_inside_and_answers_the_same(tmp_path, shared):
+    """fold_attention_heads on one opset-23 Attention over a masked batch: the heads' Reshape and Transpose go (in and
+    out) and the output is the same; where the split's output has another reader, the graph is left as it is."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from sagefinetune.runtime.onnx_graph import fold_attention_heads
+
+    def split(name):
+        return [helper.make_node("Reshape", [name, "split_shape"], [f"{name}_4d"]),
+                helper.make_node("Transpose", [f"{name}_4d"], [f"{name}_heads"], perm=[0, 2, 1, 3])]
+
+    nodes = [*split("q"), *split("k"), *split("v"),
+             helper.make_node("Attention", ["q_heads", "k_heads", "v_heads", "mask"], ["heads_out"]),
+             helper.make_node("Transpose", ["heads_out"], ["out_4d"], perm=[0, 2, 1, 3]),
+             helper.make_node("Reshape", ["out_4d", "merge_shape"], ["out"])]
+    flat = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["b", "s", 8]) for n in ("q", "k", "v")]
+    mask = helper.make_tensor_value_info("mask", TensorProto.BOOL, ["b", 1, "s", "s"])
+    outputs = [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["b", "s", 8])]
+    if shared:
+        outputs.append(helper.make_tensor_value_info("q_heads", TensorProto.FLOAT, ["b", 2, "s", 4]))
+    shapes = [numpy_helper.from_array(np.array(v, dtype=np.int64), n)
+              for n, v in (("split_shape", [0, 0, 2, 4]), ("merge_shape", [0, 0, 8]))]
+    recorded = [helper.make_tensor_value_info(f"{n}_heads", TensorProto.FLOAT, ["b", 2, "s", 4]) for n in "qkv"]
+    graph = helper.make_graph(nodes, "g", [*flat, mask], outputs, shapes, value_info=recorded)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)])
+    before = model.SerializeToString()
+
+    folded = fold_attention_heads(model)
+    ops = [n.op_type for n in model.graph.node]
+    assert (folded, ops) == ((0, [n.op_type for n in nodes]) if shared else (1, ["Attention"]))
+    rng = np.random.default_rng(0)
+    feed = {n: rng.normal(size=(3, 5, 8)).astype(np.float32) for n in "qkv"}
+    lengths = np.array([5, 3, 1])
+    feed["mask"] = np.broadcast_to(np.arange(5)[None, None, None, :] < lengths[:, None, None, None], (3, 1, 5, 5))
+    run = [ort.InferenceSession(m, providers=["CPUExecutionProvider"]).run(["out"], feed)[0]
+           for m in (before, model.SerializeToString())]
+    np.testing.assert_allclose(run[1], run[0], rtol=1e-5, atol=1e-6)
+
+
 @pytest.fixture(scope="session")
 def onnx_int8(trained_run):
     return trained_run.export("onnx", quantize="int8")
@@ -121,7 +163,16 @@ def test_fp32_export_scores_as_pytorch_does(trained_run, tmp_path):
                                  test_data=trained_run.run_dir / "input" / "data" / "test")
     assert exported.quantize is None and exported.agreement == 1.0 and exported.drop == 0
     settings = json.loads((exported.path / "sagefinetune.json").read_text())
-    assert settings["onnx"]["softmax_floor"] == 80.0
+    layers = json.loads((trained_run.model_dir / "config.json").read_text())["num_hidden_layers"]
+    # opset 23: every layer's attention is one Attention node that splits its heads itself, no Softmax left to clamp
+    assert settings["onnx"]["opset"] == 23 and settings["onnx"]["attention_heads_folded"] == layers
+    assert settings["onnx"]["softmax_clamped"] == 0 and settings["onnx"]["softmax_floor"] == 80.0
+    from sagefinetune.runtime.loading import TorchRuntime, load_runtime
+
+    reference, onnx_runtime = TorchRuntime(trained_run.model_dir, precision="fp32"), load_runtime(exported.path)
+    padded = reference.encode(TEXTS)  # one batch, padded to its longest text: the mask must hide the padding
+    assert padded["attention_mask"].min() == 0
+    assert abs(onnx_runtime.logits(padded) - reference.logits(padded)).max() < 1e-4
     torch_out = trained_run.predictor(precision="fp32").predict(TEXTS, all_scores=True)  # the export computes in fp32
     onnx_out = sft.Predictor(exported.path).predict(TEXTS, all_scores=True)
     for mine, theirs in zip(torch_out, onnx_out):
