@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from sagefinetune.runtime.onnx_graph import clamp_softmax
+from sagefinetune.runtime.onnx_graph import clamp_softmax, edit_for_cpu
 
 NAMES = ("input_ids", "attention_mask", "token_type_ids")
 FUSED = ("EmbedLayerNormalization", "QEmbedLayerNormalization", "Attention", "QAttention", "SkipLayerNormalization", "BiasGelu", "FastGelu",
@@ -53,6 +53,7 @@ class Build:
     raw_mask: bool = True  # fused Attention takes the 2D mask (any padding side), not sequence lengths
     quantize: str | None = "all"  # "all", "mm" (MatMul only) or None (fp32)
     clamp: bool = False  # Softmax inputs clamped to (row max - 80): no exp underflow into denormals
+    opset: int | None = None  # 23: an Attention node per layer that splits its heads (onnx_graph.edit_for_cpu)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,8 @@ class Variant:
 
 BEFORE, MAIN = Build("dynamo", "sdpa", fuse=False), Build("dynamo", "sdpa")
 SCRIPT, SCRIPT_NOSKIP = Build("script", "eager"), Build("script", "eager", skip_ln=False)
-CLAMP = Build("dynamo", "sdpa", fuse=False, clamp=True)  # what sagefinetune exports now
+CLAMP = Build("dynamo", "sdpa", fuse=False, clamp=True)  # what sagefinetune exported before opset 23
+OPSET23 = Build("dynamo", "sdpa", fuse=False, opset=23)  # what sagefinetune exports now
 VARIANTS = [
     Variant("dynamo unfused (before fusion)", BEFORE),
     Variant("dynamo SkipLN+BiasGelu (main)", MAIN),
@@ -80,6 +82,7 @@ VARIANTS = [
     Variant("dynamo unfused -skipfusion", BEFORE, no_skip_fusion=True),
     Variant("dynamo unfused +daz -skipfusion", BEFORE, daz=True, no_skip_fusion=True),
     Variant("dynamo clamp -skipfusion (branch)", CLAMP, no_skip_fusion=True),
+    Variant("dynamo opset 23, heads folded -skipfusion (now)", OPSET23, no_skip_fusion=True),
     Variant("fp32 dynamo unfused (main)", Build("dynamo", "sdpa", fuse=False, quantize=None)),
     Variant("fp32 dynamo clamp -skipfusion (branch)", Build("dynamo", "sdpa", fuse=False, clamp=True, quantize=None),
             no_skip_fusion=True),
@@ -106,7 +109,7 @@ def load_model(folder: Path, attention: str) -> Any:
     return model.eval()
 
 
-def export(model: Any, sample: dict[str, np.ndarray], exporter: str, out: Path) -> None:
+def export(model: Any, sample: dict[str, np.ndarray], exporter: str, out: Path, opset: int | None = None) -> None:
     import onnx
     import torch
 
@@ -116,9 +119,11 @@ def export(model: Any, sample: dict[str, np.ndarray], exporter: str, out: Path) 
         if exporter == "dynamo":
             batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
             program = torch.onnx.export(model, (), kwargs=tensors, dynamo=True, verbose=False,
-                                        output_names=["logits"],
+                                        output_names=["logits"], opset_version=opset,
                                         dynamic_shapes={n: {0: batch, 1: sequence} for n in names})
             program.save(str(out))
+            if opset:
+                edit_for_cpu(out)  # reads the shapes the exporter recorded, then drops them
             graph = onnx.load(str(out))
             del graph.graph.value_info[:]
             onnx.save(graph, str(out))
@@ -141,20 +146,20 @@ def fuse(path: Path, config: Any, build: Build) -> None:
         model.save_model_to_file(str(path))
 
 
-def quantize(fp32: Path, out: Path, which: str) -> None:
+def quantize(fp32: Path, out: Path, which: str, opset: int | None = None) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with quiet():
         quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul"] if which == "mm" else None,
+                         op_types_to_quantize=["MatMul"] if which == "mm" else ["MatMul", "Gather"] if opset else None,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 def build(variant: Build, folder: Path, sample: dict[str, np.ndarray], work: Path) -> Path:
     model = load_model(folder, variant.attention)
     fp32 = work / "fp32.onnx"
-    export(model, sample, variant.exporter, fp32)
+    export(model, sample, variant.exporter, fp32, variant.opset)
     if variant.fuse:
         fuse(fp32, model.config, variant)
     if variant.clamp:
@@ -162,7 +167,7 @@ def build(variant: Build, folder: Path, sample: dict[str, np.ndarray], work: Pat
     if not variant.quantize:
         return fp32
     out = work / "int8.onnx"
-    quantize(fp32, out, variant.quantize)
+    quantize(fp32, out, variant.quantize, variant.opset)
     return out
 
 
