@@ -24,7 +24,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["decide", "served", "read_record", "Served", "OnnxModel", "RECORD_FILE", "INT8_DIR", "MAX_DROP", "RUNTIMES"]
+__all__ = ["decide", "served", "read_record", "Served", "OnnxModel", "onnx_session", "RECORD_FILE", "INT8_DIR",
+           "MAX_DROP", "RUNTIMES"]
 
 RECORD_FILE = "serving.json"
 INT8_DIR = "onnx-int8"  # the int8 export, inside the model folder, so that it travels in model.tar.gz
@@ -119,19 +120,25 @@ def served(model_dir: str, device: str = "cpu", runtime: str = "auto", precision
     return Served("pytorch", chosen, model_dir, f"PyTorch {record.get('precision', 'auto')} ({note})")
 
 
+def onnx_session(path: str, threads: int | None = None) -> Any:
+    """An ONNX Runtime CPU session for ``path`` as every sagefinetune runtime builds it: ``threads`` intra-op threads
+    (default: every core this process may use), every graph optimization but :data:`SLOW_FUSIONS`."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"], disabled_optimizers=SLOW_FUSIONS)
+
+
 class OnnxModel:
     """The int8 export with the calling convention of a 🤗 model, for the handler's Classifier in the container:
     ``model.config`` (label names) and ``model(**tensors).logits`` (a torch tensor), run by ONNX Runtime on the CPU."""
 
     def __init__(self, folder: str, threads: int | None = None) -> None:
-        import onnxruntime as ort
         from transformers import AutoConfig
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(os.path.join(folder, "model.onnx"), options,
-                                            providers=["CPUExecutionProvider"], disabled_optimizers=SLOW_FUSIONS)
+        self.session = onnx_session(os.path.join(folder, "model.onnx"), threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.config = AutoConfig.from_pretrained(folder, local_files_only=True)
 

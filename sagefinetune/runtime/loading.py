@@ -165,13 +165,7 @@ class OnnxRuntime(Runtime):
     def __init__(self, model_dir: str | Path, *, batch_size: int = 32, threads: int | None = None) -> None:
         require("onnxruntime", "run ONNX models")
         super().__init__(model_dir, batch_size=batch_size)
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(self.model_dir / ONNX_FILE), options, providers=["CPUExecutionProvider"],
-                                            disabled_optimizers=handler_choice.SLOW_FUSIONS)
+        self.session = handler_choice.onnx_session(str(self.model_dir / ONNX_FILE), threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.quantize = self.settings.get("onnx", {}).get("quantize")
 
