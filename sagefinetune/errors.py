@@ -29,12 +29,14 @@ such as ``HF_TOKEN`` or ``api_key`` become ``***``), so every subclass is covere
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from sagefinetune.entrypoint.redaction import redact
 
 __all__ = [
     "SagefinetuneError",
+    "redact_chain",
     "ConfigError",
     "ImageError",
     "CredentialsError",
@@ -55,10 +57,30 @@ __all__ = [
 
 
 class SagefinetuneError(Exception):
-    """Base class of every error raised by sagefinetune. Its message is redacted: it never shows a secret."""
+    """Base class of every error raised by sagefinetune. Its message is redacted: it never shows a secret, and
+    neither do the exceptions a traceback prints under it (its cause and context)."""
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
+        redact_chain(sys.exc_info()[1])
+
+
+def redact_chain(exc: BaseException | None) -> None:
+    """Redact, in place, the string arguments of ``exc`` and of every exception chained to it (``__cause__`` and
+    ``__context__``). An error raised while handling ``exc`` gets it as its cause or context, and a traceback prints
+    their messages (a botocore or huggingface_hub error's message can carry a key or a token)."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        try:
+            current.args = tuple(redact(a) if isinstance(a, str) else a for a in current.args)
+        except (AttributeError, TypeError):  # an exception that will not take new args keeps them
+            pass
+        pending += [current.__cause__, current.__context__]
 
 
 class ConfigError(SagefinetuneError, ValueError):

@@ -247,3 +247,35 @@ def test_ordinary_names_are_not_refused_as_secrets():
     plan = small().hyperparameters(cache_tokens=False).plan(instance="ml.g5.xlarge", tags={"key_phrase": "x"},
                                                             environment={"MAX_TOKENS": "5"})
     assert plan.hyperparameters["cache_tokens"] == "false"
+
+
+def test_a_traceback_shows_no_secret_in_the_errors_chained_under_ours():
+    """An AWSError raised from a botocore error, and a HubError raised while handling one: the traceback prints the
+    cause and the context under our message, and they are redacted too (as is what they chain in turn)."""
+    from botocore.exceptions import ClientError
+
+    from sagefinetune.errors import AWSError, HubError
+
+    def aws() -> None:
+        try:
+            try:
+                raise KeyError(f"token={HUB}")
+            except KeyError:
+                raise ClientError({"Error": {"Code": "AccessDenied", "Message": f"key {KEY_ID} secret {SECRET_KEY}"}},
+                                  "CreateTrainingJob") from None
+        except ClientError as exc:
+            raise AWSError("CreateTrainingJob failed: access denied", operation="CreateTrainingJob") from exc
+
+    def hub() -> None:
+        try:
+            raise ConnectionError(f"https://user:{PASSWORD}@hub.example/api?token={HUB}")
+        except ConnectionError:
+            raise HubError("the Hub could not be reached")  # noqa: B904 - the implicit context is what is tested
+
+    for call in (aws, hub):
+        with pytest.raises(sft.SagefinetuneError) as caught:
+            call()
+        chain = caught.value.__cause__ or caught.value.__context__
+        assert chain is not None and "***" in str(chain)
+        printed = "".join(traceback.format_exception(caught.value))
+        assert not leaks(printed), printed
