@@ -9,8 +9,9 @@ scaled dot-product attention becomes one ONNX ``Attention`` node, which then spl
 Softmax is clamped against slow denormals (:mod:`~sagefinetune.runtime.onnx_graph`); for int8, ``quantize_dynamic``
 stores every MatMul's weights as int8 (activations quantized on the fly: no calibration data). ONNX Runtime's
 transformer fusions are left out: its SkipLayerNormalization is slower than the Add and LayerNorm it fuses
-(``benchmarks/onnx_fusion.py``). Serving the export takes onnxruntime 1.23 or later (opset 23). Not ``optimum``: it requires ``transformers<4.58``. The folder holds ``model.onnx``,
-the tokenizer, ``config.json`` (labels), ``sagefinetune.json`` (max length, threshold), ``export.json`` (the check).
+(``benchmarks/onnx_fusion.py``). Serving the export takes onnxruntime 1.23 or later (opset 23); a model the exporter
+cannot write at opset 23 is exported at the exporter's default opset instead. Not ``optimum``: it requires
+``transformers<4.58``. The folder holds ``model.onnx``, the tokenizer, ``config.json`` (labels), ``sagefinetune.json`` (max length, threshold), ``export.json`` (the check).
 
 The check: both models score the test rows (the run's test split, or ``test_data=``) through one tokenisation
 (:mod:`sagefinetune.runtime.loading`); the export raises :class:`~sagefinetune.ExportError` and leaves no folder when its
@@ -31,6 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sagefinetune.core.console import say
 from sagefinetune.core.deps import require
 from sagefinetune.entrypoint.contract import SETTINGS_FILE
 from sagefinetune.errors import ConfigError, ExportError
@@ -46,6 +48,9 @@ __all__ = ["export", "ExportReport", "FORMATS", "QUANTIZATIONS"]
 FORMATS = ("onnx",)
 QUANTIZATIONS = (None, "int8")
 OPSET = 23  # the first with an Attention operator: onnxruntime>=1.23 runs it
+#: The export's graph. 2: opset 23, attention heads split inside the Attention node. The serving check exports a
+#: folder's int8 graph again when it is from an older revision (it serves slower).
+REVISION = 2
 REPORT_FILE = "export.json"
 DATA_PATTERNS = ("*.parquet", "*.jsonl", "*.json", "*.csv")
 
@@ -197,14 +202,15 @@ def write_folder(reference: TorchRuntime, folder: Path, quantize: str | None) ->
     reference.tokenizer.save_pretrained(folder)
     reference.model.config.save_pretrained(folder)
     settings = {**reference.settings, "onnx": {"quantize": quantize, "exporter": "torch.onnx.export(dynamo=True)",
-                                               "opset": OPSET, "torch": torch.__version__,
+                                               "revision": REVISION, "torch": torch.__version__,
                                                "softmax_floor": SOFTMAX_FLOOR, **edits}}
     (folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=2))
 
 
 def export_graph(model: Any, sample: dict[str, Any], out: Path) -> dict[str, int]:
-    """The model's forward pass as ONNX, with dynamic batch and sequence axes; logits out; edited for the CPU (what
-    :func:`~sagefinetune.runtime.onnx_graph.edit_for_cpu` did is returned)."""
+    """The model's forward pass as ONNX, with dynamic batch and sequence axes; logits out; at opset 23, or at the
+    exporter's default opset where it cannot write the model at 23; edited for the CPU (the opset and what
+    :func:`~sagefinetune.runtime.onnx_graph.edit_for_cpu` did are returned)."""
     import inspect
 
     import torch
@@ -212,11 +218,17 @@ def export_graph(model: Any, sample: dict[str, Any], out: Path) -> dict[str, int
     signature = list(inspect.signature(model.forward).parameters)
     names = sorted(sample, key=signature.index)  # the order forward() takes them
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
-    kwargs = {n: torch.from_numpy(sample[n]) for n in names}
+    options: dict[str, Any] = {"kwargs": {n: torch.from_numpy(sample[n]) for n in names}, "dynamo": True,
+                               "verbose": False, "output_names": ["logits"],
+                               "dynamic_shapes": {n: {0: batch, 1: sequence} for n in names}}
     model.eval()
     with torch.no_grad(), _quiet("torch.onnx"):
-        program = torch.onnx.export(model, (), kwargs=kwargs, dynamo=True, verbose=False, output_names=["logits"],
-                                    opset_version=OPSET, dynamic_shapes={n: {0: batch, 1: sequence} for n in names})
+        try:
+            program = torch.onnx.export(model, (), opset_version=OPSET, **options)
+        except Exception as exc:  # noqa: BLE001 - exported again below, at the exporter's default opset
+            say(f"the ONNX exporter could not write {type(model).__name__} at opset {OPSET} ({type(exc).__name__}: "
+                f"{str(exc)[:200]}); exporting it at the exporter's default opset, without the Attention operator")
+            program = torch.onnx.export(model, (), **options)
     assert program is not None
     program.save(str(out))
     return edit_for_cpu(out)

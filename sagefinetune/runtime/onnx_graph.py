@@ -18,12 +18,13 @@ SOFTMAX_FLOOR = 80.0  # softmax inputs below their row's max minus this are rais
 
 
 def edit_for_cpu(path: Path) -> dict[str, int]:
-    """Both edits, in place, in one load and save: how many attention nodes took their heads' split inside, and how
-    many Softmax inputs were clamped. Recorded shapes go."""
+    """Both edits, in place, in one load and save: the graph's opset, how many attention nodes took their heads'
+    split inside, and how many Softmax inputs were clamped. Recorded shapes go."""
     import onnx
 
     model = onnx.load(str(path))
-    edits = {"attention_heads_folded": fold_attention_heads(model), "softmax_clamped": _clamp(model)}
+    edits = {"opset": _opset(model), "attention_heads_folded": fold_attention_heads(model),
+             "softmax_clamped": _clamp(model)}
     onnx.save(model, str(path))
     return edits
 
@@ -45,7 +46,7 @@ def _clamp(model: Any) -> int:
 
     graph, nodes = model.graph, []
     del graph.value_info[:]
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    opset = _opset(model)
     for i, node in enumerate(graph.node):
         if node.op_type == "Softmax" and node.domain in ("", "ai.onnx") and opset >= 13:
             axis, tag = next((a.i for a in node.attribute if a.name == "axis"), -1), f"softmax_clamp_{i}"
@@ -64,6 +65,10 @@ def _clamp(model: Any) -> int:
     del graph.node[:]
     graph.node.extend(nodes)
     return clamped
+
+
+def _opset(model: Any) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
 def fold_attention_heads(model: Any) -> int:

@@ -31,7 +31,7 @@ from sagefinetune.core.deps import missing
 from sagefinetune.entrypoint import inference as handler
 from sagefinetune.entrypoint.serving_choice import BF16, INT8, INT8_DIR, MAX_DROP, RECORD_FILE, REFERENCE, decide
 from sagefinetune.errors import ConfigError
-from sagefinetune.runtime.export import OPSET, accuracy_of, export, metric_of, read_rows, test_rows_file
+from sagefinetune.runtime.export import REVISION, accuracy_of, export, metric_of, read_rows, test_rows_file
 from sagefinetune.runtime.loading import ONNX_FILE, TorchRuntime
 
 __all__ = ["check_serving", "weights_hash", "sync_requirements", "REQUIREMENT"]
@@ -82,15 +82,15 @@ def check_serving(model_dir: str | Path, *, test_data: str | Path | None = None,
 
 
 def _export_is_current(folder: Path, record: dict[str, Any]) -> bool:
-    """Whether the int8 export the record chose is this version's graph (one from before opset 23 is checked and
-    exported again: it serves slower)."""
+    """Whether the int8 export the record chose is this version's graph (an older revision, e.g. one from before
+    opset 23, is checked and exported again: it serves slower)."""
     if record.get("runtime") != "onnx":
         return True
     try:
         settings = json.loads((folder / INT8_DIR / handler.SETTINGS_FILE).read_text())
     except (OSError, ValueError):
         return False
-    return bool(settings.get("onnx", {}).get("opset") == OPSET)
+    return bool(settings.get("onnx", {}).get("revision") == REVISION)
 
 
 def _accuracies(folder: Path, rows: Path) -> tuple[dict[str, float | None], str, int]:

@@ -166,6 +166,7 @@ def test_fp32_export_scores_as_pytorch_does(trained_run, tmp_path):
     layers = json.loads((trained_run.model_dir / "config.json").read_text())["num_hidden_layers"]
     # opset 23: every layer's attention is one Attention node that splits its heads itself, no Softmax left to clamp
     assert settings["onnx"]["opset"] == 23 and settings["onnx"]["attention_heads_folded"] == layers
+    assert settings["onnx"]["revision"] == 2
     assert settings["onnx"]["softmax_clamped"] == 0 and settings["onnx"]["softmax_floor"] == 80.0
     from sagefinetune.runtime.loading import TorchRuntime, load_runtime
 
@@ -178,6 +179,27 @@ def test_fp32_export_scores_as_pytorch_does(trained_run, tmp_path):
     for mine, theirs in zip(torch_out, onnx_out):
         assert [s["label"] for s in mine] == [s["label"] for s in theirs]
         assert [s["score"] for s in mine] == pytest.approx([s["score"] for s in theirs], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_a_model_the_exporter_cannot_write_at_opset_23_is_exported_at_its_default(trained_run, tmp_path, monkeypatch,
+                                                                                   capsys):
+    import torch
+
+    real = torch.onnx.export
+
+    def no_opset_23(*args, **kwargs):
+        if kwargs.get("opset_version") == 23:
+            raise NotImplementedError("no translation for this model at opset 23")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", no_opset_23)
+    exported = export(trained_run.model_dir, "onnx", path=tmp_path / "fp32",
+                      test_data=trained_run.run_dir / "input" / "data" / "test")
+    settings = json.loads((exported.path / "sagefinetune.json").read_text())["onnx"]
+    assert 18 <= settings["opset"] < 23 and settings["attention_heads_folded"] == 0 and settings["revision"] == 2
+    assert exported.agreement == 1.0 and exported.drop == 0  # the same answers, through the older graph
+    assert "could not write BertForSequenceClassification at opset 23 (NotImplementedError" in capsys.readouterr().err
 
 
 @pytest.mark.slow
