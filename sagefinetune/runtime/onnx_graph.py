@@ -76,14 +76,16 @@ def fold_attention_heads(model: Any) -> int:
     head split (``Reshape`` to [batch, sequence, heads, head size], then ``Transpose`` to heads first) take the 3D
     tensors instead, with ``q_num_heads``/``kv_num_heads`` set, and write the 3D output the ``Transpose`` and
     ``Reshape`` after them made: ONNX Runtime's kernel splits the heads itself, without the copies (about 10% of an
-    int8 forward pass of short texts). The heads come from the shapes the exporter recorded; an attention whose
-    shapes are not recorded, or whose tensors have other users, is left as it is. Returns how many were folded."""
+    int8 forward pass of short texts). The heads and ranks come from the shapes the exporter recorded; an attention
+    whose shapes are not recorded, or whose tensors have other users, is left as it is. Returns how many were
+    folded."""
     from onnx import helper
 
     graph = model.graph
     producer = {out: node for node in graph.node for out in node.output}
     users: collections.Counter[str] = collections.Counter(name for node in graph.node for name in node.input)
     users.update(out.name for out in graph.output)
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in (*graph.input, *graph.value_info, *graph.output)}
     heads_of = {v.name: v.type.tensor_type.shape.dim[1].dim_value for v in graph.value_info
                 if len(v.type.tensor_type.shape.dim) == 4}
     consumer = {name: node for node in graph.node for name in node.input}
@@ -95,8 +97,9 @@ def fold_attention_heads(model: Any) -> int:
             continue
         q, k, v = (_head_split(name, producer, users, heads_of) for name in node.input[:3])
         merge = _head_merge(node.output[0], consumer, users)
-        if merge is None or q is None or k is None or v is None or k.heads != v.heads:
-            continue
+        if merge is None or q is None or k is None or v is None or k.heads != v.heads or \
+                any(ranks.get(name) != 3 for name in (q.flat, k.flat, v.flat, merge[1].output[0])):
+            continue  # only [batch, sequence, hidden] tensors in and out, as recorded, are handed to the node
         node.input[0], node.input[1], node.input[2] = q.flat, k.flat, v.flat
         node.attribute.extend([helper.make_attribute("q_num_heads", q.heads),
                                helper.make_attribute("kv_num_heads", k.heads)])
