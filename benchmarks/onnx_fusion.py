@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from sagefinetune.runtime.export import quantize_int8
 from sagefinetune.runtime.onnx_graph import clamp_softmax, edit_for_cpu
 
 NAMES = ("input_ids", "attention_mask", "token_type_ids")
@@ -124,9 +125,10 @@ def export(model: Any, sample: dict[str, np.ndarray], exporter: str, out: Path, 
             program.save(str(out))
             if opset:
                 edit_for_cpu(out)  # reads the shapes the exporter recorded, then drops them
-            graph = onnx.load(str(out))
-            del graph.graph.value_info[:]
-            onnx.save(graph, str(out))
+            else:
+                graph = onnx.load(str(out))
+                del graph.graph.value_info[:]
+                onnx.save(graph, str(out))
         else:
             torch.onnx.export(model, (), str(out), kwargs=tensors, dynamo=False, input_names=names,
                               output_names=["logits"], opset_version=17,
@@ -150,9 +152,11 @@ def quantize(fp32: Path, out: Path, which: str, opset: int | None = None) -> Non
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    if opset:  # as sagefinetune quantizes its own export (an ONNX Attention must not be taken for the contrib one)
+        return quantize_int8(fp32, out)
     with quiet():
         quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul"] if which == "mm" else ["MatMul", "Gather"] if opset else None,
+                         op_types_to_quantize=["MatMul"] if which == "mm" else None,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
