@@ -31,6 +31,7 @@ class OnnxClassifier(handler.Classifier):
         self.device, self.precision = "cpu", runtime.quantize or "fp32"
         self.labels, self.multi_label, self.threshold = runtime.labels, runtime.multi_label, runtime.threshold
         self.max_length, self.pairs, self.batch_size = runtime.max_length, runtime.pairs, runtime.batch_size
+        self.padding_waste = runtime.padding_waste  # chunks of one length (see the handler's PADDING_WASTE)
 
     def probabilities(self, items: list[Any]) -> Any:
         return self.runtime.probabilities(items)

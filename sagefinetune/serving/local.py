@@ -37,7 +37,7 @@ JSON = "application/json"
 
 #: Options of a local endpoint, with their defaults.
 LOCAL_OPTIONS: dict[str, Any] = {
-    "max_batch_size": 32, "max_wait_ms": 5.0, "max_body_mb": 6.0, "grace": 30.0, "startup_timeout": 300.0,
+    "max_batch_size": None, "max_wait_ms": 5.0, "max_body_mb": 6.0, "grace": 30.0, "startup_timeout": 300.0,
     "timeout": 120.0, "workers": None, "threads": None, "precision": "auto", "python": None, "log_path": None,
     "ttl": None,
     "max_inputs": None, "runtime": "auto",
@@ -208,7 +208,7 @@ def _check_options(options: dict[str, Any], port: Any, host: Any) -> dict[str, A
         raise ConfigError(f"port must be a whole number in [0, 65535]; got {port!r}. Fix: port=8080, or 0 for any free port.")
     if not isinstance(host, str) or not host:
         raise ConfigError(f"host must be an address such as '127.0.0.1'; got {host!r}.")
-    for name, low in (("max_batch_size", 1), ("max_wait_ms", 0), ("max_body_mb", 0.001), ("grace", 0),
+    for name, low in (("max_wait_ms", 0), ("max_body_mb", 0.001), ("grace", 0),
                       ("startup_timeout", 1), ("timeout", 0.001)):
         value = settings[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:

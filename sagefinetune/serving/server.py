@@ -30,7 +30,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("model_dir", help="a model folder (a run's model_dir)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8080, help="port (0: any free port)")
-    parser.add_argument("--max-batch-size", type=int, default=32, help="most inputs in one forward pass")
+    parser.add_argument("--max-batch-size", type=int,
+                        help="most inputs in one batch (default: 32 for PyTorch, 4 for ONNX; see default_max_batch)")
     parser.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for requests in flight")
     parser.add_argument("--max-body-mb", type=float, default=6.0, help="largest request body, in MiB (413 above)")
     parser.add_argument("--max-inputs", type=int, default=DEFAULT_MAX_INPUTS,
@@ -114,6 +115,15 @@ def parallelism(workers: int | None, threads: int | None) -> tuple[int, int]:
     return workers, threads or max(1, cores // workers)
 
 
+def default_max_batch(classifier: object) -> int:
+    """The most inputs a batch takes unless told: 32 where a batch runs as about one forward pass (PyTorch, whose
+    chunks may pad their inputs by up to 25%), 4 where it runs as about one pass per input (ONNX Runtime, whose chunks
+    hold inputs of one length: see the handler's PADDING_WASTE). There a large batch only holds its requests' answers
+    back while the other worker waits for work: with 16 clients sending one short review each, batches of at most 4
+    served 1,033 to 1,105 requests/s against 912 to 978 for 32 (benchmarks/serving.py; docs/benchmarks.rst)."""
+    return 32 if getattr(classifier, "padding_waste", 0.25) > 0 else 4
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     # the forward workers already keep the cores busy: the tokenizers library's own thread pool would only take
@@ -132,7 +142,8 @@ def main(argv: list[str] | None = None) -> None:
     started = time.time()
     workers, threads = parallelism(args.workers, args.threads)
     classifier = load_classifier(args.model_dir, threads, args.precision, args.runtime)
-    app = build_app(classifier, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
+    max_batch = args.max_batch_size or default_max_batch(classifier)
+    app = build_app(classifier, max_batch_size=max_batch, max_wait_ms=args.max_wait_ms,
                     max_body_bytes=int(args.max_body_mb * 2**20), workers=workers, max_inputs=args.max_inputs or None)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
                             timeout_graceful_shutdown=int(args.grace))
@@ -143,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
         watch_deadline(args.deadline_file, server)
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"[sagefinetune] serving {args.model_dir} at http://{host}:{port} ({classifier.describe()}; labels "
-          f"{classifier.labels}; max batch {args.max_batch_size}, wait {args.max_wait_ms:g} ms, max inputs "
+          f"{classifier.labels}; max batch {max_batch}, wait {args.max_wait_ms:g} ms, max inputs "
           f"{args.max_inputs or 'unlimited'}, {workers} worker(s) x "
           f"{threads} thread(s); "
           f"loaded in {time.time() - started:.1f}s)", flush=True)

@@ -291,17 +291,49 @@ def test_the_batcher_waits_for_requests_on_their_way_but_not_for_those_being_com
         first = asyncio.create_task(ask(batcher, ["a"]))
         await asyncio.sleep(0.05)  # "a" is in worker 1's forward pass now
         second = await ask(batcher, ["bb"])  # worker 2 must not wait 2 s for "a", which will never join
+        await first
+        busy = asyncio.create_task(ask(batcher, ["e"]))
+        await asyncio.sleep(0.05)  # one worker runs "e": the other is the only one free
         on_its_way = asyncio.create_task(ask(batcher, ["dddd"], delay=0.1))
         await asyncio.sleep(0.01)  # "dddd" is being read
         third = await ask(batcher, ["ccc"])
         fourth = await on_its_way
-        await first
+        await busy
         await batcher.stop()
         return second, third, fourth
 
     second, third, fourth = asyncio.run(demo())
     assert second[:2] == ([2], 1) and started["bb"] - second[2] < 0.3  # not after "a" finished
     assert third[:2] == ([3], 2) and fourth[:2] == ([4], 2)  # "ccc" waited for "dddd", on its way, and shared a pass
+
+
+def test_a_batch_does_not_wait_for_requests_on_their_way_while_another_worker_is_free():
+    import asyncio
+    import time
+
+    from sagefinetune.serving.batcher import DynamicBatcher
+
+    async def ask(batcher, items, delay=0.0):
+        async with batcher.request():
+            await asyncio.sleep(delay)  # still being read: on its way
+            asked = time.perf_counter()
+            rows, shared = await batcher.predict(items)
+            return rows, shared, time.perf_counter() - asked
+
+    async def demo(workers):
+        batcher = DynamicBatcher(lambda items: [len(t) for t in items], max_batch_size=8, max_wait_ms=2000,
+                                 workers=workers)
+        await batcher.start()
+        on_its_way = asyncio.create_task(ask(batcher, ["dddd"], delay=0.5))
+        await asyncio.sleep(0.01)  # "dddd" is being read
+        answers = await asyncio.gather(ask(batcher, ["ccc"]), on_its_way)
+        await batcher.stop()
+        return answers
+
+    (rows, shared, waited), later = asyncio.run(demo(workers=2))
+    assert (rows, shared, later[:2]) == ([3], 1, ([4], 1)) and waited < 0.3  # the other worker takes "dddd"
+    (rows, shared, waited), later = asyncio.run(demo(workers=1))
+    assert (rows, shared, later[:2]) == ([3], 2, ([4], 2)) and waited > 0.4  # no other worker: "ccc" waits for it
 
 
 def test_the_batcher_stops_after_the_running_pass_and_fails_what_is_queued_and_shares_a_pass_error():

@@ -184,10 +184,13 @@ def test_deploy_says_what_it_serves_and_the_override_wins(run_copy, capsys):
     out = capsys.readouterr().out
     assert "[sagefinetune] serving " in out and record["why"] in out and "Override: deploy(runtime='pytorch')" in out
     assert ("ONNX Runtime int8" in log) == (record["runtime"] == "onnx") and answer[0]["label"]
+    # an ONNX batch runs as one pass per input: it takes at most 4 inputs unless told (server.default_max_batch)
+    assert f"max batch {4 if record['runtime'] == 'onnx' else 32}," in log
     with deploy_local(run_copy / "model", workers=1, runtime="pytorch") as ep:
         assert ep.predict(["Shares fell after the profit warning."])[0]["label"]
         log = ep.log_path.read_text()
     assert "ONNX Runtime" not in log and "as asked (runtime='pytorch'" in capsys.readouterr().out
+    assert "max batch 32," in log
 
 
 def test_a_local_run_deployed_to_sagemaker_is_checked_first_and_says_what_the_handler_serves(tmp_path, monkeypatch,
