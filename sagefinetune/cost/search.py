@@ -121,8 +121,8 @@ class SetupSearch:
     then those that do not (each with why not), each group in the order of the objective.
 
     The objective: the lowest cost when a deadline is given (with or without a budget), the shortest time when only a
-    budget is. ``binds`` names the constraint that decided the pick (``"deadline"``, ``"budget"`` or ``None``) and
-    ``binding`` says it in words.
+    budget is. ``binds`` names the constraint that decided the pick (``"deadline"``, ``"budget"``, ``"max_run"``, where
+    SageMaker would stop the cheaper setups before the deadline, or ``None``) and ``binding`` says it in words.
     """
 
     candidates: tuple[Candidate, ...]
@@ -172,9 +172,12 @@ def ask(deadline: float | None, budget: float | None) -> str:
     return " and ".join(parts)
 
 
-def choose(candidates: Sequence[Candidate], *, deadline: float | None = None,
-           budget: float | None = None) -> SetupSearch:
+def choose(candidates: Sequence[Candidate], *, deadline: float | None = None, budget: float | None = None,
+           max_run: float | None = None) -> SetupSearch:
     """The cheapest candidate that meets both (the fastest within ``budget`` when there is no deadline).
+
+    ``max_run``: the job's MaxRuntimeInSeconds. SageMaker stops a job at it, so a setup expected to take longer
+    does not meet the ask whatever the deadline.
 
     Raises:
         ConfigError: none meets the ask; the message names the fastest and the cheapest setups and what would do.
@@ -183,14 +186,14 @@ def choose(candidates: Sequence[Candidate], *, deadline: float | None = None,
         raise ConfigError("a search over setups needs a deadline, a budget or both; got neither. "
                           "Fix: plan(deadline='3h'), plan(budget=40) or both.")
     by_time = deadline is None
-    judged = [_judge(c, deadline, budget) for c in candidates]
+    judged = [_judge(c, deadline, budget, max_run) for c in candidates]
     meeting = sorted((c for c in judged if c.meets), key=_key(by_time))
     if not meeting:
-        raise ConfigError(impossible(judged, deadline, budget))
+        raise ConfigError(impossible(judged, deadline, budget, max_run))
     chosen = replace(meeting[0], chosen=True)
     rest = [replace(c, why_not=_why_not_chosen(c, chosen, by_time)) for c in meeting[1:]]
     rows = (chosen, *rest, *sorted((c for c in judged if not c.meets), key=_key(by_time)))
-    binds, binding = _binding(judged, chosen, deadline, budget)
+    binds, binding = _binding(judged, chosen, deadline, budget, max_run)
     return SetupSearch(rows, deadline, budget, binds, binding)
 
 
@@ -200,10 +203,12 @@ def _key(by_time: bool) -> Callable[[Candidate], tuple[float, float, int]]:
     return lambda c: (c.cost, c.seconds, c.gpus)
 
 
-def _judge(c: Candidate, deadline: float | None, budget: float | None) -> Candidate:
+def _judge(c: Candidate, deadline: float | None, budget: float | None, max_run: float | None) -> Candidate:
     reasons = []
     if deadline is not None and c.seconds > deadline:
         reasons.append(f"takes {human_seconds(c.seconds)}, over the {_deadline(deadline)} deadline")
+    elif max_run is not None and c.seconds > max_run:
+        reasons.append(f"takes {human_seconds(c.seconds)}, over max_run {_deadline(max_run)} (SageMaker would stop it)")
     if budget is not None and c.cost > budget:
         reasons.append(f"costs ${c.cost:.2f}, over the ${budget:.2f} budget")
     return replace(c, meets=not reasons, why_not="; ".join(reasons), chosen=False)
@@ -226,7 +231,7 @@ def _same(a: Candidate, b: Candidate) -> bool:
 
 
 def _binding(judged: Sequence[Candidate], chosen: Candidate, deadline: float | None,
-             budget: float | None) -> tuple[str | None, str]:
+             budget: float | None, max_run: float | None = None) -> tuple[str | None, str]:
     """Which constraint decided the pick, and a sentence that says so with the numbers."""
     left = (f"; ${budget - chosen.cost:.2f} of the ${budget:.2f} budget left" if budget is not None else "")
     if deadline is None:
@@ -243,28 +248,50 @@ def _binding(judged: Sequence[Candidate], chosen: Candidate, deadline: float | N
         what = "neither binds" if budget is not None else "the deadline does not bind"
         return None, f"{what}: the cheapest of all {len(judged)} setups meets it ({spare}{left})"
     cheaper = sum(c.cost < chosen.cost for c in judged)
+    if max_run is not None and max_run < deadline:
+        return "max_run", (f"max_run binds: {cheaper} cheaper setup(s) take longer than max_run {_deadline(max_run)}, "
+                           f"where SageMaker stops a job (the cheapest, {cheapest.describe()}); {spare}{left}")
     return "deadline", (f"the deadline binds: {cheaper} cheaper setup(s) take longer than {_deadline(deadline)} "
                         f"(the cheapest, {cheapest.describe()}); {spare}{left}")
 
 
-def impossible(judged: Sequence[Candidate], deadline: float | None, budget: float | None) -> str:
-    """Why no setup meets the ask, the fastest and the cheapest, and the deadline or budget that would do."""
+def impossible(judged: Sequence[Candidate], deadline: float | None, budget: float | None,
+               max_run: float | None = None) -> str:
+    """Why no setup meets the ask, the fastest and the cheapest, and the deadline, budget or max_run that would do."""
     fastest, cheapest = min(judged, key=_key(True)), min(judged, key=_key(False))
     fixes = []
+
+    def in_run(c: Candidate) -> bool:
+        return max_run is None or c.seconds <= max_run
+
     if deadline is not None:
-        fits = [c for c in judged if c.seconds <= deadline]
+        fits = [c for c in judged if c.seconds <= deadline and in_run(c)]
         if fits:
             best = min(fits, key=_key(False))
             fixes.append(f"budget={math.ceil(best.cost * 100) / 100:g} ({best.setup} meets the deadline for that)")
     if budget is not None:
-        fits = [c for c in judged if c.cost <= budget]
+        fits = [c for c in judged if c.cost <= budget and in_run(c)]
         if fits:
             best = min(fits, key=_key(True))
             fixes.append(f"deadline={_duration_up(best.seconds)!r} ({best.setup} fits the budget in that time)")
-    if not fixes:  # one constraint alone and nothing meets it
-        fixes.append(f"deadline={_duration_up(fastest.seconds)!r}" if deadline is not None
-                     else f"budget={math.ceil(cheapest.cost * 100) / 100:g}")
-    return (f"no setup meets {ask(deadline, budget)}: of the {len(judged)} setups searched, the fastest is "
+    if max_run is not None:
+        fits = [c for c in judged if (deadline is None or c.seconds <= deadline) and (budget is None or c.cost <= budget)]
+        if fits:
+            best = min(fits, key=_key(deadline is None))
+            fixes.append(f"max_run={_duration_up(best.seconds)!r} ({best.setup} meets the rest, and SageMaker stops a "
+                         "job at max_run)")
+    if not fixes or deadline is None or budget is None:  # one constraint alone: what the fastest or the cheapest
+        # setup within max_run needs
+        runnable = [c for c in judged if in_run(c)] or list(judged)
+        best = min(runnable, key=_key(deadline is not None))
+        why = "" if _same(best, fastest if deadline is not None else cheapest) else (
+            f" ({best.setup}: the {'fastest' if deadline is not None else 'cheapest'} within max_run {_deadline(max_run or 0)})")
+        fixes.append((f"deadline={_duration_up(best.seconds)!r}" if deadline is not None
+                      else f"budget={math.ceil(best.cost * 100) / 100:g}") + why)
+    stopped = max_run is not None and any(not in_run(c) and (deadline is None or c.seconds <= deadline)
+                                          and (budget is None or c.cost <= budget) for c in judged)
+    within = f" within max_run {_deadline(max_run)}" if stopped and max_run is not None else ""
+    return (f"no setup meets {ask(deadline, budget)}{within}: of the {len(judged)} setups searched, the fastest is "
             f"{fastest.describe()} and the cheapest is {cheapest.describe()}. Fix: {' or '.join(fixes)}, or less work "
             "(fewer rows or epochs, a shorter max_length).")
 

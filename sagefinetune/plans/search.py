@@ -18,7 +18,7 @@ from sagefinetune.cost.search import choose
 from sagefinetune.cost.workload import data_shape
 from sagefinetune.errors import ConfigError
 from sagefinetune.facts.instances import lookup
-from sagefinetune.plans.sagemaker import parse_duration
+from sagefinetune.plans.sagemaker import DEFAULT_MAX_RUN, parse_duration
 from sagefinetune.plans.training import check_train_rows, make_plan, render_hyperparameters
 
 if TYPE_CHECKING:
@@ -61,7 +61,8 @@ def plan_within(job: Job, *, instance: str = "local", nodes: int = 1, **options:
         raise ConfigError(f"a search over setups needs the row count to time them: {shape.reason}.")
     found = timed_setups(job, shape, render_hyperparameters(job, remote=True), instances=instances, spot=spot,
                          prices=prices)
-    search = choose(found, deadline=deadline, budget=budget)
+    max_run = parse_duration(options.get("max_run", DEFAULT_MAX_RUN), "max_run")  # SageMaker stops a job there
+    search = choose(found, deadline=deadline, budget=budget, max_run=max_run)
     chosen = search.chosen
     plan = make_plan(job, instance=chosen.instance, nodes=chosen.nodes, **{**options, "spot": chosen.spot})
     return replace(plan, search=search)

@@ -156,3 +156,20 @@ def test_advice_compares_with_the_cheapest_and_says_when_the_extra_cost_does_not
     first = search.versus_cheapest(on_demand, cheapest)
     assert first.startswith("1 x ml.g5.xlarge is the cheapest of 12 setups searched (on demand); the fastest, "
                             "8 x ml.p4d.24xlarge, takes 97% less time")
+
+
+def test_a_setup_past_max_run_does_not_meet_the_ask_and_max_run_can_bind():
+    cands = found()
+    result = search.choose(cands, deadline=24 * 3600, budget=40, max_run=4 * 3600)  # SageMaker stops a job at max_run
+    assert result.chosen.setup == brute(cands, 4 * 3600, 40).setup != "1 x ml.g5.xlarge spot"
+    assert result.binds == "max_run" and result.binding.startswith("max_run binds:")
+    stopped = next(c for c in result.candidates if c.setup == "1 x ml.g5.xlarge spot")
+    assert not stopped.meets and stopped.why_not.endswith("over max_run 4h00m (SageMaker would stop it)")
+    loose = search.choose(cands, deadline=24 * 3600, budget=40, max_run=24 * 3600)
+    assert loose.chosen.setup == "1 x ml.g5.xlarge spot" and loose.binds is None
+    with pytest.raises(ConfigError) as caught:
+        search.choose(cands, budget=3, max_run=3600)
+    message = str(caught.value)
+    assert "no setup meets budget $3.00 within max_run 1h00m" in message
+    max_run = re.search(r"max_run='(\w+)' \((.+?) meets the rest", message)
+    assert search.choose(cands, budget=3, max_run=parse_duration(max_run[1], "max_run")).chosen.setup == max_run[2]

@@ -146,3 +146,21 @@ def test_a_search_does_no_io():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_search_keeps_to_max_run_where_sagemaker_stops_a_job():
+    big = 60_000_000  # the cheapest setups take about two days
+    plan = imdb().plan(deadline="5d", train_rows=big)
+    table = plan.candidates
+    assert plan.search.chosen.seconds <= 24 * 3600 == plan.sagemaker.max_run  # the default max_run: 24 h
+    assert plan.search.binds == "max_run" and "max_run binds:" in str(plan)
+    stopped = table[table.seconds > 24 * 3600]
+    assert len(stopped) and not stopped.meets.any()
+    assert stopped.why_not.str.endswith("over max_run 24h00m (SageMaker would stop it)").all()
+    longer = imdb().plan(deadline="5d", train_rows=big, max_run="3d")
+    assert longer.search.chosen.cost < plan.search.chosen.cost and longer.sagemaker.max_run == 3 * 24 * 3600
+    assert 24 * 3600 < longer.search.chosen.seconds <= 3 * 24 * 3600
+    cheapest = table.sort_values("cost").iloc[0]  # past max_run: a budget only it fits needs a longer max_run
+    assert cheapest.seconds > 24 * 3600
+    with pytest.raises(ConfigError, match=r"within max_run 24h00m.*Fix: max_run='\d+h\d\dm'"):
+        imdb().plan(budget=round(cheapest.cost + 0.01, 2), train_rows=big)
