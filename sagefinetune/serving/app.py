@@ -11,6 +11,7 @@ deeper than the handler's MAX_DEPTH included), 406 Accept, 413 body or input cou
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -99,14 +100,27 @@ def build_app(classifier: handler.Classifier, *, max_batch_size: int = 32, max_w
 async def in_turns(batcher: DynamicBatcher, items: list[Any], size: int) -> tuple[list[Any], int]:
     """The rows of ``items``, asked for ``size`` at a time: a large request takes turns with the others instead of
     holding a worker for its whole length, and each pass's memory goes back before the next (one pass over 1024
-    inputs grew the server by 170 MB). Also how many inputs shared the largest of those passes."""
-    rows: list[Any] = []
-    shared = 0
-    for start in range(0, len(items), size):
-        part, inputs = await batcher.predict(items[start:start + size])
-        rows.extend(part)
-        shared = max(shared, inputs)
-    return rows, shared
+    inputs grew the server by 170 MB). Also how many inputs shared the largest of those passes.
+
+    A request has one part waiting or running per forward worker, so that a lone large request keeps every worker
+    busy (one part at a time left one of two workers idle: 1,000 texts in one request were answered at half the
+    rate of 1,000 one-text requests) while it still queues behind the other requests part by part.
+    """
+    parts = [items[start:start + size] for start in range(0, len(items), size)]
+    answers: list[tuple[Any, int]] = [([], 0)] * len(parts)
+    lanes = max(1, min(batcher.workers, len(parts)))
+
+    async def lane(first: int) -> None:
+        for i in range(first, len(parts), lanes):
+            answers[i] = await batcher.predict(parts[i])
+
+    tasks = [asyncio.ensure_future(lane(k)) for k in range(lanes)]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:  # one lane failed (or the request was cancelled): the others stop asking
+            task.cancel()
+    return [row for part, _ in answers for row in part], max((inputs for _, inputs in answers), default=0)
 
 
 async def read_body(request: Request, limit: int, drain: int = DRAIN_BYTES) -> bytes:

@@ -307,6 +307,43 @@ def test_the_batcher_waits_for_requests_on_their_way_but_not_for_those_being_com
     assert third[:2] == ([3], 2) and fourth[:2] == ([4], 2)  # "ccc" waited for "dddd", on its way, and shared a pass
 
 
+def test_a_large_request_keeps_every_worker_busy_and_its_rows_in_order():
+    import asyncio
+    import threading
+    import time
+
+    from sagefinetune.serving.app import in_turns
+    from sagefinetune.serving.batcher import DynamicBatcher
+
+    lock, running, most = threading.Lock(), [0], [0]
+
+    def forward(items):
+        if "boom" in items:
+            raise ValueError("boom")
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return [len(t) for t in items]
+
+    async def demo(items):
+        batcher = DynamicBatcher(forward, max_batch_size=2, max_wait_ms=0, workers=2)
+        await batcher.start()
+        try:
+            async with batcher.request():
+                return await in_turns(batcher, items, 2)
+        finally:
+            await batcher.stop()
+
+    items = ["a" * (i % 7 + 1) for i in range(21)]  # 11 parts of at most 2
+    rows, shared = asyncio.run(demo(items))
+    assert rows == [len(t) for t in items] and shared == 2
+    assert most[0] == 2  # both workers ran parts of the one request at once
+    with pytest.raises(ValueError, match="boom"):
+        asyncio.run(demo(["a", "b", "boom", "c", "d", "e"]))
+
 def test_a_batch_does_not_wait_for_requests_on_their_way_while_another_worker_is_free():
     import asyncio
     import time
