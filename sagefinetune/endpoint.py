@@ -283,10 +283,10 @@ def deploy_local(model_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1
             ONNX export (``run.export("onnx", quantize="int8").path``), served by ONNX Runtime with the same JSON.
         port: the port (0: a free one; see ``endpoint.url``).
         host: the address to bind; the default 127.0.0.1 is reachable from this machine only.
-        **options: ``max_batch_size`` (most inputs in one batch; default 32 for PyTorch, 4
-            for ONNX, where a batch runs as one pass per input), ``max_wait_ms`` (5: how long a batch waits for
-            requests in flight while no other worker is free), ``max_body_mb`` (6, SageMaker's limit: larger bodies get 413), ``grace``
-            (30 s to finish requests in flight on delete), ``startup_timeout`` (300 s), ``timeout`` (120 s per
+        **options: ``max_batch_size`` (most inputs in one batch; default 32 for PyTorch, 4 for ONNX, where a batch
+            runs as one pass per input), ``max_wait_ms`` (5: how long a batch waits for requests in flight while no
+            other worker is free), ``max_body_mb`` (6, SageMaker's limit: larger bodies get 413), ``grace`` (30 s to
+            finish requests in flight on delete), ``startup_timeout`` (300 s), ``timeout`` (120 s per
             request), ``workers`` (forward passes at once: 2, or 1 on one core) and ``threads`` (torch threads per
             pass: the cores / workers), ``precision`` (``"auto"``: bf16 where the device computes bf16
             natively, else fp32; ``"fp32"``; or ``"bf16"``; see :doc:`/serve-and-share`), ``python`` (the
