@@ -59,7 +59,7 @@ media_type, show = request_body.media_type, request_body.show
 
 __all__ = ["model_fn", "input_fn", "predict_fn", "output_fn", "load", "Classifier", "answer", "RequestError", "read_request",
            "max_inputs", "json_depth", "check_parameters", "default_parameters", "CONTENT_TYPES", "DEFAULT_MAX_INPUTS",
-           "MAX_DEPTH", "PADDING_WASTE"]
+           "MAX_DEPTH", "PADDING_WASTE", "INT8_PASS", "pass_size"]
 
 SETTINGS_FILE = "sagefinetune.json"
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -69,6 +69,17 @@ CPU_BATCH_TOKENS = 2048  # padded tokens per forward pass on a CPU: 32 inputs of
 #: ONNX Runtime on a CPU runs a short text alone as fast per text as in a batch (benchmarks/onnx_fusion.py), so there
 #: padding is pure loss and a chunk holds inputs of one length.
 PADDING_WASTE = {"pytorch": 0.25, "onnx": 0.0}
+#: Most inputs in one forward pass of an int8 model (the ONNX export): one. Dynamic int8 quantizes each pass's
+#: activations with one scale for the whole pass, so an input's scores would depend on the inputs that share its pass
+#: (of 200 reviews, 8 changed label between a pass of several and a pass alone; scores moved by up to 0.078). One
+#: input per pass gives every input the same answer however it is sent, alone or in a batch, for 10 to 15% more time
+#: on large batches (:func:`pass_size`).
+INT8_PASS = 1
+
+
+def pass_size(batch_size: int, precision: str) -> int:
+    """Most inputs in one forward pass: ``batch_size``, or :data:`INT8_PASS` for an int8 model."""
+    return INT8_PASS if precision == "int8" else batch_size
 
 
 # ---- model_fn ----------------------------------------------------------------------------------------------------
@@ -109,7 +120,8 @@ class Classifier:
         lengths = [len(ids) for ids in encoded["input_ids"]]
         out = np.zeros((len(items), len(self.labels)), dtype=np.float32)
         with torch.inference_mode():
-            for chunk in chunks(lengths, self.batch_size, self.padding_waste, self.batch_tokens):
+            size = pass_size(self.batch_size, self.precision)
+            for chunk in chunks(lengths, size, self.padding_waste, self.batch_tokens):
                 logits = self.model(**self._pad(encoded, names, chunk)).logits.float()
                 scores = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
                 out[chunk] = scores.cpu().numpy()

@@ -47,6 +47,7 @@ class Runtime:
 
     name = "runtime"
     padding_waste = handler.PADDING_WASTE["pytorch"]  # how much padding a chunk may add (see handler.chunks)
+    pass_precision = "fp32"  # "int8": one input per forward pass (see handler.pass_size)
 
     def __init__(self, model_dir: str | Path, *, batch_size: int = 32) -> None:
         self.model_dir = Path(model_dir)
@@ -118,7 +119,8 @@ class Runtime:
         encoded = self.tokens(items)
         lengths = [len(ids) for ids in encoded["input_ids"]]
         logits = np.zeros((len(items), len(self.labels)), dtype=np.float64)
-        for chunk in handler.chunks(lengths, self.batch_size, self.padding_waste, self.batch_tokens):
+        size = handler.pass_size(self.batch_size, self.pass_precision)
+        for chunk in handler.chunks(lengths, size, self.padding_waste, self.batch_tokens):
             batch = self.pad({name: [rows[i] for i in chunk] for name, rows in encoded.items()})
             logits[chunk] = self.logits(batch)
             if progress is not None:
@@ -168,6 +170,7 @@ class OnnxRuntime(Runtime):
         self.session = handler_choice.onnx_session(str(self.model_dir / ONNX_FILE), threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.quantize = self.settings.get("onnx", {}).get("quantize")
+        self.pass_precision = self.quantize or "fp32"  # int8: one input per pass, whatever else is asked with it
 
     def load_tokenizer(self) -> Any:
         """The folder's ``tokenizer.json`` through the tokenizers library alone (no transformers, so no torch);

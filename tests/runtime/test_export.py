@@ -157,6 +157,13 @@ def test_int8_export_keeps_accuracy_and_answers_like_pytorch(trained_run, onnx_i
         assert all(isinstance(s["score"], float) for s in theirs)
         assert sum(s["score"] for s in theirs) == pytest.approx(1.0, abs=1e-4)
     assert predictor.predict(TEXTS[0])[0]["label"] == "sports"  # same JSON as the PyTorch predictor's
+    # one input per int8 pass: a text's scores do not depend on what is sent with it
+    import numpy as np
+
+    texts = TEXTS + [t.upper() for t in TEXTS] + [t[: len(t) // 2] for t in TEXTS]
+    together = predictor.runtime.probabilities(texts)
+    alone = np.concatenate([predictor.runtime.probabilities([t]) for t in texts])
+    np.testing.assert_array_equal(together, alone)
 
 
 @pytest.mark.slow

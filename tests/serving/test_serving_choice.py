@@ -171,6 +171,11 @@ def test_the_handler_serves_the_int8_export_where_the_record_says_so(run_copy, m
     torch_model = handler.model_fn(str(model))
     assert not isinstance(torch_model.model, sc.OnnxModel)
     assert [r.argmax() for r in onnx.probabilities(texts)] == [r.argmax() for r in torch_model.probabilities(texts)]
+    # one input per int8 pass (handler.INT8_PASS): a text's scores do not depend on what shares the call
+    same_length = [f"The striker scored twice as the {w} won the cup final." for w in ("club", "team", "city", "side")]
+    assert len({len(onnx.tokenizer(t)["input_ids"]) for t in same_length}) == 1  # they would share a pass
+    together = onnx.probabilities(same_length)
+    assert (together == [onnx.probabilities([t])[0] for t in same_length]).all()
 
 
 @pytest.mark.slow
