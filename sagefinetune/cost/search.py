@@ -259,38 +259,32 @@ def impossible(judged: Sequence[Candidate], deadline: float | None, budget: floa
                max_run: float | None = None) -> str:
     """Why no setup meets the ask, the fastest and the cheapest, and the deadline, budget or max_run that would do."""
     fastest, cheapest = min(judged, key=_key(True)), min(judged, key=_key(False))
+    runnable = [c for c in judged if max_run is None or c.seconds <= max_run]  # what SageMaker would not stop
     fixes = []
-
-    def in_run(c: Candidate) -> bool:
-        return max_run is None or c.seconds <= max_run
-
     if deadline is not None:
-        fits = [c for c in judged if c.seconds <= deadline and in_run(c)]
+        fits = [c for c in runnable if c.seconds <= deadline]
         if fits:
             best = min(fits, key=_key(False))
             fixes.append(f"budget={math.ceil(best.cost * 100) / 100:g} ({best.setup} meets the deadline for that)")
     if budget is not None:
-        fits = [c for c in judged if c.cost <= budget and in_run(c)]
+        fits = [c for c in runnable if c.cost <= budget]
         if fits:
             best = min(fits, key=_key(True))
             fixes.append(f"deadline={_duration_up(best.seconds)!r} ({best.setup} fits the budget in that time)")
-    if max_run is not None:
-        fits = [c for c in judged if (deadline is None or c.seconds <= deadline) and (budget is None or c.cost <= budget)]
-        if fits:
-            best = min(fits, key=_key(deadline is None))
-            fixes.append(f"max_run={_duration_up(best.seconds)!r} ({best.setup} meets the rest, and SageMaker stops a "
-                         "job at max_run)")
-    if not fixes or deadline is None or budget is None:  # one constraint alone: what the fastest or the cheapest
-        # setup within max_run needs
-        runnable = [c for c in judged if in_run(c)] or list(judged)
-        best = min(runnable, key=_key(deadline is not None))
-        why = "" if _same(best, fastest if deadline is not None else cheapest) else (
-            f" ({best.setup}: the {'fastest' if deadline is not None else 'cheapest'} within max_run {_deadline(max_run or 0)})")
-        fixes.append((f"deadline={_duration_up(best.seconds)!r}" if deadline is not None
-                      else f"budget={math.ceil(best.cost * 100) / 100:g}") + why)
-    stopped = max_run is not None and any(not in_run(c) and (deadline is None or c.seconds <= deadline)
-                                          and (budget is None or c.cost <= budget) for c in judged)
-    within = f" within max_run {_deadline(max_run)}" if stopped and max_run is not None else ""
+    # setups that meet the deadline and the budget, all past max_run (else the ask would be met)
+    stopped = [c for c in judged if (deadline is None or c.seconds <= deadline) and (budget is None or c.cost <= budget)]
+    if max_run is not None and stopped:
+        best = min(stopped, key=_key(deadline is None))
+        fixes.append(f"max_run={_duration_up(best.seconds)!r} ({best.setup} meets the rest, and SageMaker stops a job "
+                     "at max_run)")
+    if not fixes or deadline is None or budget is None:  # one constraint alone: what the fastest (for a deadline) or
+        by_time = deadline is not None  # the cheapest (for a budget) setup within max_run needs
+        best = min(runnable or judged, key=_key(by_time))
+        fix = f"deadline={_duration_up(best.seconds)!r}" if by_time else f"budget={math.ceil(best.cost * 100) / 100:g}"
+        if max_run is not None and not _same(best, fastest if by_time else cheapest):
+            fix += f" ({best.setup}: the {'fastest' if by_time else 'cheapest'} within max_run {_deadline(max_run)})"
+        fixes.append(fix)
+    within = f" within max_run {_deadline(max_run)}" if max_run is not None and stopped else ""
     return (f"no setup meets {ask(deadline, budget)}{within}: of the {len(judged)} setups searched, the fastest is "
             f"{fastest.describe()} and the cheapest is {cheapest.describe()}. Fix: {' or '.join(fixes)}, or less work "
             "(fewer rows or epochs, a shorter max_length).")

@@ -114,12 +114,15 @@ async def in_turns(batcher: DynamicBatcher, items: list[Any], size: int) -> tupl
         for i in range(first, len(parts), lanes):
             answers[i] = await batcher.predict(parts[i])
 
-    tasks = [asyncio.ensure_future(lane(k)) for k in range(lanes)]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:  # one lane failed (or the request was cancelled): the others stop asking
-            task.cancel()
+    if lanes == 1:  # one part, or one worker: no task to make (the usual real-time request)
+        await lane(0)
+    else:
+        tasks = [asyncio.ensure_future(lane(k)) for k in range(lanes)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:  # one lane failed (or the request was cancelled): the others stop asking
+                task.cancel()
     return [row for part, _ in answers for row in part], max((inputs for _, inputs in answers), default=0)
 
 
