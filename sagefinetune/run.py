@@ -43,16 +43,34 @@ class TrainingRun(RunRecord):
     def log_path(self) -> Path | None:
         return self.run_dir / "train.log" if self.run_dir else None
 
-    def predictor(self, *, batch_size: int = 32, device: str | int | None = None, precision: str = "auto") -> Predictor:
+    def predictor(self, *, batch_size: int = 32, device: str | int | None = None, precision: str = "auto",
+                  runtime: str = "pytorch") -> Predictor:
         """Predictions with label names from this run's model, in this process (``precision``: see
         :class:`~sagefinetune.Predictor`).
+
+        ``runtime``: ``"pytorch"`` (the default) answers with the weights as trained. ``"auto"`` answers with what the
+        local endpoint serves: the int8 ONNX export where the check at deploy chose it (``serving.json``; on the
+        CPU), else PyTorch; its scores are the endpoint's, to the last digit. ``"onnx"``: the int8 export (it must
+        exist).
 
         Example:
             >>> run.predictor().predict(["i liked the movie"])  # doctest: +SKIP
             [{'label': 'positive', 'score': 0.97}]
+            >>> run.deploy()  # doctest: +SKIP
+            >>> run.predictor(runtime="auto").runtime.name  # doctest: +SKIP
+            'onnx'
         """
+        from sagefinetune.entrypoint.serving_choice import served
         from sagefinetune.runtime.predict import Predictor
 
+        if runtime != "pytorch":
+            try:
+                chosen = served(str(self.model_dir), "cpu" if device in (None, "cpu", -1) else str(device), runtime,
+                                precision)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            if chosen.runtime == "onnx":
+                return Predictor(chosen.folder, batch_size=batch_size)
         return Predictor(self.model_dir, batch_size=batch_size, device=device, precision=precision)
 
     def export(self, format: str = "onnx", *, quantize: str | None = None, path: str | Path | None = None,

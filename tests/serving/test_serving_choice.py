@@ -179,6 +179,27 @@ def test_the_handler_serves_the_int8_export_where_the_record_says_so(run_copy, m
 
 
 @pytest.mark.slow
+def test_run_predictor_answers_as_the_endpoint_with_runtime_auto(run_copy):
+    import sagefinetune as sft
+    from sagefinetune.endpoint import deploy_local
+
+    record = serving_check.check_serving(run_copy / "model")
+    run = sft.TrainingRun.from_run_dir(run_copy)
+    texts = ["The striker scored twice as the club won the cup final.", "Shares fell after the profit warning.",
+             "A new phone chip doubles battery life."]
+    auto = run.predictor(runtime="auto")
+    assert auto.runtime.name == record["runtime"] and run.predictor().runtime.name == "pytorch"
+    with deploy_local(run_copy / "model", workers=1) as ep:
+        assert ep.predict(texts, all_scores=True) == auto.predict(texts, all_scores=True)  # to the last digit
+    if record["runtime"] == "onnx":
+        assert run.predictor(runtime="onnx").runtime.name == "onnx"
+        with pytest.raises(sft.ConfigError, match="runs on the CPU"):
+            run.predictor(runtime="onnx", device="cuda")
+    with pytest.raises(sft.ConfigError, match="runtime must be one of"):
+        run.predictor(runtime="tensorrt")
+
+
+@pytest.mark.slow
 def test_deploy_says_what_it_serves_and_the_override_wins(run_copy, capsys):
     from sagefinetune.endpoint import deploy_local
 
