@@ -71,6 +71,7 @@ class TrainingRun(RunRecord):
                 raise ConfigError(str(exc)) from None
             if chosen.runtime == "onnx":
                 return Predictor(chosen.folder, batch_size=batch_size)
+            precision = chosen.precision  # e.g. fp32 where the check found bf16 more than 1 point worse
         return Predictor(self.model_dir, batch_size=batch_size, device=device, precision=precision)
 
     def export(self, format: str = "onnx", *, quantize: str | None = None, path: str | Path | None = None,

@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8080, help="port (0: any free port)")
     parser.add_argument("--max-batch-size", type=int,
                         help="most inputs in one batch (default: 32 for PyTorch, 4 for ONNX; see default_max_batch)")
-    parser.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for requests in flight")
+    parser.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for requests in flight (while no other worker is free)")
     parser.add_argument("--max-body-mb", type=float, default=6.0, help="largest request body, in MiB (413 above)")
     parser.add_argument("--max-inputs", type=int, default=DEFAULT_MAX_INPUTS,
                         help=f"most inputs per request (413 above; 0: no limit; default {DEFAULT_MAX_INPUTS})")

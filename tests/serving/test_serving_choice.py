@@ -197,6 +197,12 @@ def test_run_predictor_answers_as_the_endpoint_with_runtime_auto(run_copy):
             run.predictor(runtime="onnx", device="cuda")
     with pytest.raises(sft.ConfigError, match="runtime must be one of"):
         run.predictor(runtime="tensorrt")
+    saved = (run_copy / "model" / "serving.json").read_text()
+    try:  # a record that chose PyTorch fp32 (bf16 more than 1 point worse): the endpoint computes in fp32, and so does auto
+        (run_copy / "model" / "serving.json").write_text(json.dumps({**record, "runtime": "pytorch", "precision": "fp32"}))
+        assert run.predictor(runtime="auto").runtime.precision == "fp32"
+    finally:
+        (run_copy / "model" / "serving.json").write_text(saved)
 
 
 @pytest.mark.slow
