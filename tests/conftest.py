@@ -14,10 +14,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# pytest-xdist: each worker process gets its share of the cores for torch's threads, here and in the training and
-# serving processes it starts (they inherit OMP_NUM_THREADS). Two workers with a thread per core each would run twice
-# as many busy threads as there are cores, and PyTorch's OpenMP threads spin at every barrier waiting for a thread that
-# is not running: on 2 cores that costs far more than the idle core it saves.
+# pytest-xdist: each worker process gets its share of the cores for torch's threads (at least one), here and in the
+# training and serving processes it starts (they inherit OMP_NUM_THREADS). Workers with a thread per core each would run
+# several busy threads per core, and PyTorch's OpenMP threads spin at every barrier waiting for a thread that is not
+# running: on 2 cores that cost far more than the idle core it saved. The README runs three workers on 2 cores, one
+# thread each: a test waits for the processes and servers it starts, and the third worker fills those waits.
 _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
 if _workers > 1 and "OMP_NUM_THREADS" not in os.environ:
     os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // _workers))
