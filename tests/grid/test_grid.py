@@ -238,11 +238,15 @@ def test_real_local_grid_records_predicted_next_to_actual(local_grid):
     # between the probe and a cell several-fold, so the test bounds only gross errors (a wrong step count, units).
     ratio = table["predicted_seconds"] / table["actual_seconds"]
     assert ratio.between(0.2, 5).all(), table[["cell", "predicted_seconds", "actual_seconds"]]
-    # ... and within a process count, twice the rows is predicted, and takes, longer
+    # ... and within a process count, twice the rows is predicted longer. Whether it takes longer is read from the
+    # Trainer's own loop (rows x epochs / samples per second), in one process: a cell's actual_seconds is mostly process
+    # start and imports, which other work on the machine moved by more than the 12 steps between the two-process cells
+    # (33.8 s for 128 rows against 32.7 s for 256 in one CI run with three test workers).
     cells = table.set_index(["nodes", "train_size"])
     for nodes in (1, 2):
-        for column in ("predicted_seconds", "actual_seconds"):
-            assert cells.loc[(nodes, 256), column] > cells.loc[(nodes, 128), column], (nodes, column, table)
+        assert cells.loc[(nodes, 256), "predicted_seconds"] > cells.loc[(nodes, 128), "predicted_seconds"], table
+    loop = {rows: rows * 3 / cells.loc[(1, rows), "samples_per_second"] for rows in (128, 256)}
+    assert loop[256] > loop[128], (loop, table)
     # the cells learn: more rows score higher at each process count (a global batch of 32 learns little from 128
     # rows in 12 steps: 0.21 and 0.67 with 2 processes, 0.46 and 0.93 with 1, in one run), and the largest
     # single-process cell learns the task
