@@ -336,3 +336,29 @@ def test_forward_passes_hand_their_memory_back():
     assert wrapped(["ab", "c"]) == [2, 1] and calls == [["ab", "c"]]
     if malloc_trim() is None:
         assert wrapped is not None  # not glibc: the forward function itself
+
+
+def test_memory_goes_back_after_a_long_pass_and_at_most_once_a_second_after_short_ones(monkeypatch):
+    import time
+
+    from sagefinetune.serving import memory
+
+    trims = []
+    monkeypatch.setattr(memory, "malloc_trim", lambda: trims.append)
+
+    def forward(items):
+        time.sleep(items[0])
+        return items
+
+    wrapped = memory.releasing(forward, long_pass_s=0.05, every_s=3600)
+    for _ in range(5):
+        assert wrapped([0]) == [0]  # short passes: no trim within the hour
+    assert trims == []
+    wrapped([0.06])  # a long pass (long or many inputs) is followed by one
+    assert trims == [0]
+    wrapped([0])
+    assert trims == [0]
+    frequent = memory.releasing(forward, long_pass_s=0.05, every_s=0)
+    frequent([0])
+    frequent([0])
+    assert trims == [0, 0, 0]
