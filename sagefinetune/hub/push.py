@@ -214,10 +214,7 @@ def _model_files(model_dir: Path) -> list[Path]:
     """Every file of the model folder but hidden ones, caches and a README (the card replaces it)."""
     from sagefinetune.backends.sagemaker.s3_content import visible_files  # the listing an S3 upload of the folder makes
 
-    def skipped(rel: Path) -> bool:
-        return rel.as_posix() in _SKIPPED or rel.suffix == ".pyc" or "__pycache__" in rel.parts
-
-    return [p for p in visible_files(model_dir) if not skipped(p.relative_to(model_dir))]
+    return [p for p in visible_files(model_dir) if p.relative_to(model_dir).as_posix() not in _SKIPPED]
 
 
 def _default_message(run: TrainingRun) -> str:

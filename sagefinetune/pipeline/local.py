@@ -281,10 +281,13 @@ def _hash(value: Any) -> str:
 
 
 def _tree_hash(folder: str | Path) -> str:
-    """The content of a folder's files (names and bytes), ignoring hidden files."""
+    """The content of a folder's files (names and bytes), as an upload of it lists them: hidden files and Python's
+    bytecode caches left out."""
+    from sagefinetune.backends.sagemaker.s3_content import visible_files
+
     digest = hashlib.sha256()
     root = Path(folder)
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
+    for path in visible_files(root):
         digest.update(path.relative_to(root).as_posix().encode())
         with open(path, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):

@@ -48,7 +48,30 @@ def test_a_local_model_folder_travels_as_the_model_channel(moto, tmp_path):
     assert uploaded["model.safetensors"] == (folder / "model.safetensors").stat().st_size  # a multipart upload
     assert {"config.json", "tokenizer.json", "1_Pooling/config.json"} <= set(uploaded)
     moto.sent.clear()
-    fit(moto, job().model(str(folder)))  # the same content: uploaded once
+    for cache in ("code/__pycache__/inference.cpython-311.pyc", "handler.pyc"):  # what importing code/ leaves behind
+        (folder / cache).parent.mkdir(parents=True, exist_ok=True)
+        (folder / cache).write_bytes(b"bytecode")
+    fit(moto, job().model(str(folder)))  # the same content, bytecode caches apart: uploaded once
     writes = moto.sent.get("PutObject", []) + moto.sent.get("CreateMultipartUpload", [])
     assert not [w for w in writes if "/models/" in w["Key"]]
     assert run.status == "Completed"
+
+
+def test_a_model_archive_and_the_local_pipelines_hash_leave_bytecode_caches_out(tmp_path):
+    from sagefinetune.backends.sagemaker.model_archive import digest, entries
+    from sagefinetune.pipeline import local
+
+    folder = tmp_path / "model"
+    (folder / "code").mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "code" / "inference.py").write_text("def model_fn(model_dir): ...\n")
+    before = (entries(folder, add_handler=False), local._tree_hash(folder))
+    (folder / "code" / "__pycache__").mkdir()
+    (folder / "code" / "__pycache__" / "inference.cpython-311.pyc").write_bytes(b"bytecode")
+    (folder / ".ipynb_checkpoints").mkdir()
+    (folder / ".ipynb_checkpoints" / "config.json").write_text("{}")
+    after = (entries(folder, add_handler=False), local._tree_hash(folder))
+    assert [name for name, _ in after[0]] == ["code/inference.py", "config.json"]
+    assert digest(after[0]) == digest(before[0]) and after[1] == before[1]
+    (folder / "config.json").write_text('{"num_labels": 3}')
+    assert local._tree_hash(folder) != before[1]  # a real change still counts

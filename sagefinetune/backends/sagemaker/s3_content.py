@@ -76,12 +76,14 @@ def upload_model_folder(s3: Any, folder: str, bucket: str, prefix: str, *, progr
 
 
 def visible_files(folder: Path) -> list[Path]:
-    """Every file under the folder, sorted, but hidden ones (a part of the path starting with a dot)."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not _hidden(p.relative_to(folder)))
+    """Every file under the folder, sorted, but hidden ones (a part of the path starting with a dot) and Python's
+    bytecode caches (``__pycache__``, ``.pyc``: importing a model folder's ``code/inference.py`` writes them, and they
+    would change the folder's content hash and travel in its upload)."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not _skipped(p.relative_to(folder)))
 
 
-def _hidden(relative: Path) -> bool:
-    return any(part.startswith(".") for part in relative.parts)
+def _skipped(relative: Path) -> bool:
+    return relative.suffix == ".pyc" or any(part.startswith(".") or part == "__pycache__" for part in relative.parts)
 
 
 def file_hash(path: Path) -> str:
