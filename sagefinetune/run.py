@@ -233,9 +233,10 @@ class TrainingRun(RunRecord):
         Returns:
             The matplotlib Figure (shown inline in a notebook).
         """
+        from sagefinetune.backends.local import CHECKPOINTS_DIR
         from sagefinetune.runtime.curves import plot_curves
 
-        folder = self.run_dir / "checkpoints" if self.run_dir else None
+        folder = self.run_dir / CHECKPOINTS_DIR if self.run_dir else None
         kept = sorted(int(p.name.split("-")[1]) for p in folder.glob("checkpoint-*")
                       if p.name.split("-")[1].isdigit()) if folder and folder.exists() else []
         shown = ", ".join(f"{k} {v:.3f}" for k, v in self.metrics.items() if k in ("eval_accuracy", "eval_f1", "eval_f1_micro"))

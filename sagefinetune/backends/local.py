@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -39,6 +40,17 @@ if TYPE_CHECKING:
     from sagefinetune.plans.training import TrainingPlan
 
 ENTRYPOINT = Path(__file__).resolve().parent.parent / "entrypoint" / "train.py"
+#: A local run's checkpoints, inside its run folder (the entry point's SFT_CHECKPOINT_DIR): what an interrupted run
+#: resumes from.
+CHECKPOINTS_DIR = "checkpoints"
+
+
+def drop_checkpoints(run_dir: str | Path | None) -> None:
+    """Delete a finished run's checkpoints: weights and optimizer state, about three times the model's size, that
+    nothing reads again (its model folder holds what it made). A tuning study drops them once a trial is over, a
+    grid once a cell has completed; a run of its own keeps them (``run.plot`` marks them)."""
+    if run_dir:
+        shutil.rmtree(Path(run_dir) / CHECKPOINTS_DIR, ignore_errors=True)
 
 
 def _free_port() -> int:
@@ -65,7 +77,7 @@ def environment(run_dir: Path, channels: dict[str, Path], plan: TrainingPlan, th
         "SM_OUTPUT_DATA_DIR": str(run_dir / "output" / "data"),
         "SM_INPUT_DIR": str(run_dir / "input"),
         "SM_INPUT_CONFIG_DIR": str(run_dir / "input" / "config"),
-        "SFT_CHECKPOINT_DIR": str(run_dir / "checkpoints"),
+        "SFT_CHECKPOINT_DIR": str(run_dir / CHECKPOINTS_DIR),
         "SM_NUM_GPUS": env.get("SM_NUM_GPUS", "0"),
         "SM_CURRENT_HOST": "algo-1",
         "SM_HOSTS": '["algo-1"]',
@@ -183,7 +195,7 @@ def _failure(name: str, code: int, run_dir: Path, tail: list[str]) -> TrainingEr
     reason = (failure.read_text(encoding="utf-8").strip() if failure.is_file() else "") or next(
         (t for t in reversed(tail) if t and not t.startswith(" ")), f"exit code {code}")
     resume = ""
-    if any((run_dir / "checkpoints").glob("checkpoint-*")):
+    if any((run_dir / CHECKPOINTS_DIR).glob("checkpoint-*")):
         resume = f"Once mended, run again with run_dir={str(run_dir)!r} to resume from its checkpoint."
     fix = resume if "Fix:" in reason else f"Fix: read the log for the cause. {resume}"
     log_path = run_dir / "train.log"
@@ -207,7 +219,7 @@ def _run_folder(run_dir: str | Path | None, job_name: str) -> Path:
 def _check_same_job(run_dir: Path, hyperparameters: dict[str, str], fingerprint: str) -> None:
     """A run folder resumes only the job that made it: other data or settings would resume the wrong model."""
     record_path = run_dir / "plan.json"
-    if not record_path.exists() or not (run_dir / "checkpoints").exists():
+    if not record_path.exists() or not (run_dir / CHECKPOINTS_DIR).exists():
         return
     before = json.loads(record_path.read_text())
     changed = sorted(k for k in set(before.get("hyperparameters", {})) | set(hyperparameters)

@@ -6,8 +6,8 @@
       <cell name>/     a local cell's run folder (a SageMaker cell's job.json)
 
 A cell recorded ``Completed`` is never run again; a SageMaker cell recorded ``Running`` is followed, not relaunched
-(Ctrl-C stops following, not the jobs); a local cell interrupted mid-run resumes from its checkpoints; a ``Failed``
-cell keeps its reason unless ``retry_failed``.
+(Ctrl-C stops following, not the jobs); a local cell interrupted mid-run resumes from its checkpoints, which are
+deleted once it has completed (its model folder stays); a ``Failed`` cell keeps its reason unless ``retry_failed``.
 """
 
 from __future__ import annotations
@@ -112,6 +112,7 @@ def _local_speeds(cells: list[Cell], progress: bool) -> dict[str, Any]:
 
 def _run_local(cells: list[Cell], folder: Path, state: GridState, bar: Progress, options: dict[str, Any],
                retry_failed: bool) -> dict[str, TrainingRun]:
+    from sagefinetune.backends.local import drop_checkpoints
     from sagefinetune.cost.local_speed import speed_key, speed_settings
     from sagefinetune.run import TrainingRun
 
@@ -136,6 +137,7 @@ def _run_local(cells: list[Cell], folder: Path, state: GridState, bar: Progress,
             runs[cell.key] = run
             state.update(cell, status="Completed", predicted=_estimate(run.plan), actual_seconds=run.training_seconds,
                          billable_seconds=0.0, cost=0.0, metrics=run.metrics)
+            drop_checkpoints(run_dir)  # a completed cell is never run again: its model folder stays
         bar.show(state, cells)
     return runs
 

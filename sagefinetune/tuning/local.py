@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import threading
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -334,7 +333,9 @@ class Runner:
         else:
             self.study.tell(trial, state=TrialState.PRUNED if outcome.state == "pruned" else TrialState.FAIL)
         if outcome.state in ("complete", "pruned"):
-            drop_resume_state(trial.user_attrs.get("run_dir"))
+            from sagefinetune.backends.local import drop_checkpoints
+
+            drop_checkpoints(trial.user_attrs.get("run_dir"))  # the trial's model folder stays
         if outcome.state == "failed" and self.error is None:
             self.error = f"trial {trial.number}: {outcome.note}"
         self._show(trial.number, outcome)
@@ -353,13 +354,6 @@ class Runner:
 
 
 # ---- the result -------------------------------------------------------------------------------------------------
-def drop_resume_state(run_dir: str | None) -> None:
-    """A finished trial's checkpoints (weights and optimizer state: three times the model) are never read again: the
-    study reads the trial back from its storage, and its model folder stays."""
-    if run_dir:
-        shutil.rmtree(Path(run_dir) / "checkpoints", ignore_errors=True)
-
-
 def run_study(job: Job, plan: TuningPlan, *, run_dir: str | Path | None, progress: bool, pruner: Any) -> TuningResult:
     """Run (or resume) a local study and return what it found."""
     require("optuna", "tune on this machine")

@@ -206,23 +206,44 @@ def load_example():
 
 @pytest.fixture(scope="module")
 def local_grid(tmp_path_factory):
-    """examples/benchmark_grid.py: nodes 1 and 2 x two train sizes, real fine-tunes, speeds probed into a tmp cache."""
+    """examples/benchmark_grid.py: nodes 1 and 2 x two train sizes, real fine-tunes, speeds probed into a tmp cache.
+    Ctrl-C stops it once its last cell has written a checkpoint, and the example run again finishes the grid; what
+    the interrupted run left is recorded for the resume test."""
     import os
+    import signal
     import subprocess
     import sys
+    import time
     from pathlib import Path
+
+    from sagefinetune.entrypoint import checkpoints
 
     root = tmp_path_factory.mktemp("local-grid")
     env = {**os.environ, "SFT_CACHE_DIR": str(root / "cache")}
-    script = Path(__file__).resolve().parents[2] / "examples" / "benchmark_grid.py"
-    out = subprocess.run([sys.executable, str(script), "--out", str(root / "grid")], env=env, capture_output=True,
-                         text=True, timeout=1200)
+    argv = [str(Path(__file__).resolve().parents[2] / "examples" / "benchmark_grid.py"), "--out", str(root / "grid")]
+    cells = load_example().build_grid([128, 256]).cells()
+    last = root / "grid" / cells[-1].name
+    code = ("import runpy, signal, sys\n"
+            "signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises, even if the parent ignores it\n"
+            f"sys.argv = {argv!r}\nrunpy.run_path(sys.argv[0], run_name='__main__')\n")
+    with open(root / "interrupted.log", "w") as log:
+        first = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+        deadline = time.time() + 1200
+        while not any(not checkpoints.missing_parts(str(p)) for p in (last / "checkpoints").glob("checkpoint-*")):
+            assert first.poll() is None, "the grid ended before its last cell could be interrupted: " + \
+                (root / "interrupted.log").read_text()[-3000:]
+            assert time.time() < deadline, "no checkpoint of the last cell after 20 minutes"
+            time.sleep(0.1)
+        os.kill(first.pid, signal.SIGINT)  # Ctrl-C in the user's shell: the cell's processes stop, its checkpoint stays
+        assert first.wait(timeout=120) != 0
+    interrupted = {"logs": {c.name: (root / "grid" / c.name / "train.log").stat().st_mtime_ns for c in cells[:-1]},
+                   "checkpoint": any((last / "checkpoints").glob("checkpoint-*")),
+                   "model": (last / "model" / "metrics.json").exists(),
+                   "status": json.loads((root / "grid" / "grid.json").read_text())["cells"][cells[-1].key]["status"]}
+    out = subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True, timeout=1200)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    resumed = load_example().build_grid([128, 256]).cells()[3].name  # the interrupted-grid test resumes this cell
-    for kept in (root / "grid").glob("*/checkpoints"):  # the others' resumable state is not under test: 480 MB
-        if kept.parent.name != resumed:
-            shutil.rmtree(kept)
-    yield root, out.stdout
+    yield root, out.stdout, interrupted
     shutil.rmtree(root, ignore_errors=True)  # a module's folder lives until the session ends: not this one's
 
 
@@ -230,7 +251,7 @@ def local_grid(tmp_path_factory):
 def test_real_local_grid_records_predicted_next_to_actual(local_grid):
     import pandas as pd
 
-    root, stdout = local_grid
+    root, stdout, _ = local_grid
     table = pd.read_csv(root / "grid" / "results.csv")
     assert list(table["status"]) == ["Completed"] * 4 and sorted(table["nodes"]) == [1, 1, 2, 2]
     assert table["predicted_seconds"].notna().all() and table["actual_seconds"].notna().all()
@@ -266,7 +287,7 @@ def test_real_local_grid_records_predicted_next_to_actual(local_grid):
 
 @pytest.mark.slow
 def test_a_finished_local_grid_runs_nothing_again(local_grid, monkeypatch):
-    root, _ = local_grid
+    root, _, _ = local_grid
     monkeypatch.setenv("SFT_CACHE_DIR", str(root / "cache"))
     logs = sorted((root / "grid").glob("*/train.log"))
     before = [p.stat().st_mtime_ns for p in logs]
@@ -276,24 +297,17 @@ def test_a_finished_local_grid_runs_nothing_again(local_grid, monkeypatch):
 
 
 @pytest.mark.slow
-def test_an_interrupted_local_grid_resumes_only_its_unfinished_cell(local_grid, tmp_path, monkeypatch):
-    import shutil
-
-    root, _ = local_grid
-    monkeypatch.setenv("SFT_CACHE_DIR", str(root / "cache"))
-    grid = load_example().build_grid([128, 256])
-    cut, finished = grid.cells()[3], [c.name for c in grid.cells()[:3]]
-    folder = tmp_path / "grid"
-    # the grid reads a finished cell's status from grid.json and its results from model/ (local_grid kept only the
-    # checkpoints of the cell cut here)
-    shutil.copytree(root / "grid", folder)
-    state = json.loads((folder / "grid.json").read_text())
-    state["cells"][cut.key]["status"] = "Running"  # killed after its last checkpoint, before its model was written
-    (folder / "grid.json").write_text(json.dumps(state))
-    shutil.rmtree(folder / cut.name / "model")
-    others = {name: (folder / name / "train.log").stat().st_mtime_ns for name in finished}
-
-    result = grid.run(folder, progress=False)
-    assert {n: (folder / n / "train.log").stat().st_mtime_ns for n in others} == others
-    assert "resuming from" in (folder / cut.name / "train.log").read_text()
-    assert list(result.table["status"]) == ["Completed"] * 4 and (folder / cut.name / "model" / "metrics.json").exists()
+def test_an_interrupted_local_grid_resumes_only_its_unfinished_cell(local_grid):
+    root, _, interrupted = local_grid
+    cells = load_example().build_grid([128, 256]).cells()
+    cut = cells[-1]
+    # Ctrl-C came while the last cell trained: it had a checkpoint and no model, and the grid recorded it running
+    assert interrupted["checkpoint"] and not interrupted["model"] and interrupted["status"] == "Running"
+    # the run after it left the finished cells alone and resumed the last one from its checkpoint
+    assert {c.name: (root / "grid" / c.name / "train.log").stat().st_mtime_ns for c in cells[:-1]} == interrupted["logs"]
+    assert "resuming from" in (root / "grid" / cut.name / "train.log").read_text()
+    state = json.loads((root / "grid" / "grid.json").read_text())
+    assert [state["cells"][c.key]["status"] for c in cells] == ["Completed"] * 4
+    assert (root / "grid" / cut.name / "model" / "metrics.json").exists()
+    # a completed cell's checkpoints are gone (weights and optimizer state nothing reads again); its model stays
+    assert not list((root / "grid").glob("*/checkpoints")) and len(list((root / "grid").glob("*/model"))) == 4
