@@ -1,6 +1,6 @@
 """The local endpoint against naive servers that run a transformers pipeline once per request; same model, same data.
 
-    python benchmarks/serving.py [--run-dir sft-runs/onnx-bench] [--requests 80] [--concurrent-requests 480]
+    python benchmarks/serving.py [--run-dir sft-runs/onnx-bench] [--requests 80] [--seconds 5]
 
 Every server is uvicorn + Starlette in its own process on 127.0.0.1, answering POST /invocations with one text per
 request (the real-time case), with torch's default threads (one per core). Two naive servers, as tutorials write them:
@@ -135,27 +135,39 @@ def post(connection: http.client.HTTPConnection, text: str) -> float:
     return time.perf_counter() - started
 
 
-def concurrent_clients(url: str, texts: list[str], total: int, clients: int = 16) -> float:
-    """Requests per second with ``clients`` threads, each sending its share back to back on one kept-alive connection."""
+def concurrent_clients(url: str, texts: list[str], seconds: float, clients: int = 16) -> float:
+    """Requests per second with ``clients`` threads, each sending one request after another on one kept-alive
+    connection for ``seconds``: the answers that arrived in that time, over it. Every server is measured for the same
+    time, whatever its speed (a fixed count of requests measured a fast server over a fraction of a second), and the
+    connections are open before the clock starts."""
     errors: list[BaseException] = []
+    answered = [0] * clients
+    clock: list[float] = []  # the start, set once every client has connected and before any sends
+    ready = threading.Barrier(clients + 1, action=lambda: clock.append(time.perf_counter()))
 
     def client(c: int) -> None:
         try:
             connection = connect(url)
-            for i in range(c, total, clients):
+            ready.wait()
+            end, i = clock[0] + seconds, c
+            while time.perf_counter() < end:
                 post(connection, texts[i % len(texts)])
+                answered[c] += time.perf_counter() <= end
+                i += clients
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
+            ready.abort()
 
     threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
-    started = time.perf_counter()
     for t in threads:
         t.start()
+    with contextlib.suppress(threading.BrokenBarrierError):
+        ready.wait()
     for t in threads:
         t.join()
     if errors:
         raise errors[0]
-    return total / (time.perf_counter() - started)
+    return sum(answered) / seconds
 
 
 def measure(url: str, texts: list[str], args: argparse.Namespace) -> tuple[float, float, float]:
@@ -166,7 +178,7 @@ def measure(url: str, texts: list[str], args: argparse.Namespace) -> tuple[float
     latencies = sorted(post(connection, texts[i % len(texts)]) for i in range(args.requests))
     connection.close()
     p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
-    return statistics.median(latencies) * 1000, p99 * 1000, concurrent_clients(url, texts, args.concurrent_requests)
+    return statistics.median(latencies) * 1000, p99 * 1000, concurrent_clients(url, texts, args.seconds)
 
 
 def run_all(model_dir: Path, work: Path, texts: list[str], args: argparse.Namespace) -> dict[str, tuple[float, ...]]:
@@ -202,7 +214,7 @@ def main() -> None:
     parser.add_argument("--run-dir", default="sft-runs/onnx-bench", help="a finished run (else trained there)")
     parser.add_argument("--example", default="rotten_tomatoes", choices=["rotten_tomatoes", "imdb", "bbc_news"])
     parser.add_argument("--requests", type=int, default=80, help="requests at 1 client")
-    parser.add_argument("--concurrent-requests", type=int, default=480, help="requests shared by 16 clients")
+    parser.add_argument("--seconds", type=float, default=5.0, help="how long 16 clients send requests to each server")
     parser.add_argument("--rounds", type=int, default=3, help="measure every server this many times, in turns")
     parser.add_argument("--naive-server", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
