@@ -1,10 +1,11 @@
 """Byte-compile what the tests import, once, into the venv (CI only).
 
-CI installs the tests' venv without byte-compiling (pip compiles every module of every package it installs: about 90 s
-of CPU for this venv, most of it for modules nothing imports) and then imports here what the test processes import,
-with bytecode writing on, so that each of those modules is compiled once. Under PYTHONDONTWRITEBYTECODE=1 (set on
-the CI machine) a module without a .pyc is compiled again in every process that imports it; the few this list misses
-cost that, the rest is read from the .pyc written here. Our own package is left alone: its folders are copied into
+CI installs the tests' venv and the main job's without byte-compiling (pip compiles every module of every package it
+installs: about 90 s of CPU for each venv, most of it for modules nothing imports) and then imports here what the test
+processes and the quickstart import (a module a venv lacks is skipped), with bytecode writing on, so that each of those
+modules is compiled once. Under PYTHONDONTWRITEBYTECODE=1 (set on the CI machine) a module without a .pyc is compiled
+again in every process that imports it; the few this list misses cost that, the rest is read from the .pyc written
+here. Our own package is left alone: its folders are copied into
 model and source folders.
 """
 
