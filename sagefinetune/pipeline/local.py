@@ -283,16 +283,9 @@ def _hash(value: Any) -> str:
 def _tree_hash(folder: str | Path) -> str:
     """The content of a folder's files (names and bytes), as an upload of it lists them: hidden files and Python's
     bytecode caches left out."""
-    from sagefinetune.backends.sagemaker.s3_content import visible_files
+    from sagefinetune.backends.sagemaker.s3_content import content_hash
 
-    digest = hashlib.sha256()
-    root = Path(folder)
-    for path in visible_files(root):
-        digest.update(path.relative_to(root).as_posix().encode())
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    return content_hash(folder)
 
 
 def _code_hash(files: list[Path]) -> str:

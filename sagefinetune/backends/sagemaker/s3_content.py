@@ -57,11 +57,16 @@ def upload_channels(s3: Any, prepared: Any, bucket: str, prefix: str, *, progres
 
 def model_folder_uri(folder: str, bucket: str, prefix: str) -> str:
     """Where a local model folder lives in S3: ``s3://<bucket>/<prefix>/models/<content hash>/``."""
+    return f"s3://{bucket}/{prefix}/models/{content_hash(folder)[:16]}/"
+
+
+def content_hash(folder: str | Path) -> str:
+    """The sha256 of a folder's :func:`visible_files`: each one's path in the folder and the hash of its content."""
     digest = hashlib.sha256()
     for path in visible_files(Path(folder)):
         digest.update(str(path.relative_to(folder)).encode())
         digest.update(file_hash(path).encode())
-    return f"s3://{bucket}/{prefix}/models/{digest.hexdigest()[:16]}/"
+    return digest.hexdigest()
 
 
 def upload_model_folder(s3: Any, folder: str, bucket: str, prefix: str, *, progress: bool = True) -> str:
