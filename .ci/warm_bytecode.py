@@ -5,8 +5,7 @@ installs: about 90 s of CPU for each venv, most of it for modules nothing import
 processes and the quickstart import (a module a venv lacks is skipped), with bytecode writing on, so that each of those
 modules is compiled once. Under PYTHONDONTWRITEBYTECODE=1 (set on the CI machine) a module without a .pyc is compiled
 again in every process that imports it; the few this list misses cost that, the rest is read from the .pyc written
-here. Our own package is left alone: its folders are copied into
-model and source folders.
+here. Our own package is left alone: its folders are copied into model and source folders.
 """
 
 import importlib

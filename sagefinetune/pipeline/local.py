@@ -213,13 +213,16 @@ def _cached(root: Path, run: PipelineRun, name: str, digest: str) -> tuple[str, 
 
 # ---- the steps ---------------------------------------------------------------------------------------------------
 def _train(pipe: Pipeline, folder: Path, progress: bool) -> dict[str, Any]:
+    # what the model and test data hold, as an upload lists them (hidden files and bytecode caches left out)
+    from sagefinetune.backends.sagemaker.s3_content import content_hash
+
     run = pipe.job.fit(run_dir=folder, progress=progress)  # the same folder again resumes from its checkpoints
     test = folder / "input" / "data" / "test"
     if not test.is_dir():
         raise PipelineError(f"pipeline {pipe.name}: the data has no test split for the evaluation step. "
                             "Fix: Dataset.split(test=0.1) (or a test split in the files).", step="train")
-    return {"folder": str(folder), "model_dir": str(run.model_dir), "model_hash": _tree_hash(run.model_dir),
-            "test_dir": str(test), "test_hash": _tree_hash(test), "training_metrics": run.metrics}
+    return {"folder": str(folder), "model_dir": str(run.model_dir), "model_hash": content_hash(run.model_dir),
+            "test_dir": str(test), "test_hash": content_hash(test), "training_metrics": run.metrics}
 
 
 def _evaluate(folder: Path, train: dict[str, Any], read: dict[str, str]) -> dict[str, Any]:
@@ -278,14 +281,6 @@ def inference_image(pipe: Pipeline) -> str | None:
 # ---- hashes -------------------------------------------------------------------------------------------------------
 def _hash(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _tree_hash(folder: str | Path) -> str:
-    """The content of a folder's files (names and bytes), as an upload of it lists them: hidden files and Python's
-    bytecode caches left out."""
-    from sagefinetune.backends.sagemaker.s3_content import content_hash
-
-    return content_hash(folder)
 
 
 def _code_hash(files: list[Path]) -> str:

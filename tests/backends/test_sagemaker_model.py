@@ -59,19 +59,19 @@ def test_a_local_model_folder_travels_as_the_model_channel(moto, tmp_path):
 
 def test_a_model_archive_and_the_local_pipelines_hash_leave_bytecode_caches_out(tmp_path):
     from sagefinetune.backends.sagemaker.model_archive import digest, entries
-    from sagefinetune.pipeline import local
+    from sagefinetune.backends.sagemaker.s3_content import content_hash  # the local pipeline's model and test hashes
 
     folder = tmp_path / "model"
     (folder / "code").mkdir(parents=True)
     (folder / "config.json").write_text("{}")
     (folder / "code" / "inference.py").write_text("def model_fn(model_dir): ...\n")
-    before = (entries(folder, add_handler=False), local._tree_hash(folder))
+    before = (entries(folder, add_handler=False), content_hash(folder))
     (folder / "code" / "__pycache__").mkdir()
     (folder / "code" / "__pycache__" / "inference.cpython-311.pyc").write_bytes(b"bytecode")
     (folder / ".ipynb_checkpoints").mkdir()
     (folder / ".ipynb_checkpoints" / "config.json").write_text("{}")
-    after = (entries(folder, add_handler=False), local._tree_hash(folder))
+    after = (entries(folder, add_handler=False), content_hash(folder))
     assert [name for name, _ in after[0]] == ["code/inference.py", "config.json"]
     assert digest(after[0]) == digest(before[0]) and after[1] == before[1]
     (folder / "config.json").write_text('{"num_labels": 3}')
-    assert local._tree_hash(folder) != before[1]  # a real change still counts
+    assert content_hash(folder) != before[1]  # a real change still counts
