@@ -16,7 +16,8 @@ Quantization: ``quantize_dynamic(QInt8)`` of every supported operator (MatMul an
 for MatMul only (the fused Attention stays fp32). Session settings: ``+daz`` flushes denormals to zero
 (``session.set_denormal_as_zero``); ``-skipfusion`` turns off the session's own SkipLayerNormFusion. ``clamp``:
 each Softmax input raised to at least its row max - 80 (sagefinetune's ``runtime.onnx_graph.clamp_softmax``), so that masked scores
-do not make exp run on denormals.
+do not make exp run on denormals. ``first token``/``every token``: whether the last layer works for the one token the
+classifier reads only (sagefinetune's ``runtime.onnx_graph.prune_to_first_token``) or for every token.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class Build:
     quantize: str | None = "all"  # "all", "mm" (MatMul only) or None (fp32)
     clamp: bool = False  # Softmax inputs clamped to (row max - 80): no exp underflow into denormals
     opset: int | None = None  # 23: an Attention node per layer that splits its heads (onnx_graph.edit_for_cpu)
+    first_token: bool = True  # at opset 23: the last layer works for the token the classifier reads only
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ BEFORE, MAIN = Build("dynamo", "sdpa", fuse=False), Build("dynamo", "sdpa")
 SCRIPT, SCRIPT_NOSKIP = Build("script", "eager"), Build("script", "eager", skip_ln=False)
 CLAMP = Build("dynamo", "sdpa", fuse=False, clamp=True)  # what sagefinetune exported before opset 23
 OPSET23 = Build("dynamo", "sdpa", fuse=False, opset=23)  # what sagefinetune exports now
+EVERY_TOKEN = Build("dynamo", "sdpa", fuse=False, opset=23, first_token=False)  # the opset 23 export before that edit
 VARIANTS = [
     Variant("dynamo unfused (before fusion)", BEFORE),
     Variant("dynamo SkipLN+BiasGelu (main)", MAIN),
@@ -83,7 +86,8 @@ VARIANTS = [
     Variant("dynamo unfused -skipfusion", BEFORE, no_skip_fusion=True),
     Variant("dynamo unfused +daz -skipfusion", BEFORE, daz=True, no_skip_fusion=True),
     Variant("dynamo clamp -skipfusion (branch)", CLAMP, no_skip_fusion=True),
-    Variant("dynamo opset 23, heads folded -skipfusion (now)", OPSET23, no_skip_fusion=True),
+    Variant("dynamo opset 23, heads folded, every token -skipfusion", EVERY_TOKEN, no_skip_fusion=True),
+    Variant("dynamo opset 23, heads folded, first token -skipfusion (now)", OPSET23, no_skip_fusion=True),
     Variant("fp32 dynamo unfused (main)", Build("dynamo", "sdpa", fuse=False, quantize=None)),
     Variant("fp32 dynamo clamp -skipfusion (branch)", Build("dynamo", "sdpa", fuse=False, clamp=True, quantize=None),
             no_skip_fusion=True),
@@ -110,7 +114,8 @@ def load_model(folder: Path, attention: str) -> Any:
     return model.eval()
 
 
-def export(model: Any, sample: dict[str, np.ndarray], exporter: str, out: Path, opset: int | None = None) -> None:
+def export(model: Any, sample: dict[str, np.ndarray], exporter: str, out: Path, opset: int | None = None,
+           first_token: bool = True) -> None:
     import onnx
     import torch
 
@@ -124,7 +129,7 @@ def export(model: Any, sample: dict[str, np.ndarray], exporter: str, out: Path, 
                                         dynamic_shapes={n: {0: batch, 1: sequence} for n in names})
             program.save(str(out))
             if opset:
-                edit_for_cpu(out)  # reads the shapes the exporter recorded, then drops them
+                edit_for_cpu(out, first_token=first_token)  # reads the recorded shapes, then drops them
             else:
                 graph = onnx.load(str(out))
                 del graph.graph.value_info[:]
@@ -163,7 +168,7 @@ def quantize(fp32: Path, out: Path, which: str, opset: int | None = None) -> Non
 def build(variant: Build, folder: Path, sample: dict[str, np.ndarray], work: Path) -> Path:
     model = load_model(folder, variant.attention)
     fp32 = work / "fp32.onnx"
-    export(model, sample, variant.exporter, fp32, variant.opset)
+    export(model, sample, variant.exporter, fp32, variant.opset, variant.first_token)
     if variant.fuse:
         fuse(fp32, model.config, variant)
     if variant.clamp:

@@ -48,9 +48,10 @@ __all__ = ["export", "ExportReport", "FORMATS", "QUANTIZATIONS"]
 FORMATS = ("onnx",)
 QUANTIZATIONS = (None, "int8")
 OPSET = 23  # the first with an Attention operator: onnxruntime>=1.23 runs it
-#: The export's graph. 2: opset 23, attention heads split inside the Attention node. The serving check exports a
-#: folder's int8 graph again when it is from an older revision (it serves slower).
-REVISION = 2
+#: The export's graph. 2: opset 23, attention heads split inside the Attention node. 3: the last layer works for the
+#: first token only where the classifier reads nothing else. The serving check exports a folder's int8 graph again
+#: when it is from an older revision (it serves slower).
+REVISION = 3
 REPORT_FILE = "export.json"
 DATA_PATTERNS = ("*.parquet", "*.jsonl", "*.json", "*.csv")
 

@@ -175,7 +175,9 @@ def test_fp32_export_scores_as_pytorch_does(trained_run, tmp_path):
     layers = json.loads((trained_run.model_dir / "config.json").read_text())["num_hidden_layers"]
     # opset 23: every layer's attention is one Attention node that splits its heads itself, no Softmax left to clamp
     assert settings["onnx"]["opset"] == 23 and settings["onnx"]["attention_heads_folded"] == layers
-    assert settings["onnx"]["revision"] == 2
+    assert settings["onnx"]["revision"] == 3
+    # BERT's pooler reads token 0: the last layer's query, attention, projection, feed-forward and norms for it alone
+    assert settings["onnx"]["first_token_nodes"] == 14
     assert settings["onnx"]["softmax_clamped"] == 0 and settings["onnx"]["softmax_floor"] == 80.0
     from sagefinetune.runtime.loading import TorchRuntime, load_runtime
 
@@ -206,7 +208,8 @@ def test_a_model_the_exporter_cannot_write_at_opset_23_is_exported_at_its_defaul
     exported = export(trained_run.model_dir, "onnx", path=tmp_path / "fp32",
                       test_data=trained_run.run_dir / "input" / "data" / "test")
     settings = json.loads((exported.path / "sagefinetune.json").read_text())["onnx"]
-    assert 18 <= settings["opset"] < 23 and settings["attention_heads_folded"] == 0 and settings["revision"] == 2
+    assert 18 <= settings["opset"] < 23 and settings["attention_heads_folded"] == 0 and settings["revision"] == 3
+    assert settings["first_token_nodes"] > 0  # without an Attention node: from the attention's output projection on
     assert exported.agreement == 1.0 and exported.drop == 0  # the same answers, through the older graph
     assert "could not write BertForSequenceClassification at opset 23 (NotImplementedError" in capsys.readouterr().err
 
