@@ -83,3 +83,15 @@ def check_precision(precision: Any) -> str:
         return check(precision)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def non_empty_string(value: Any, where: str, example: str) -> None:
+    """``value`` is a string with something in it, else a ConfigError naming ``where`` and the ``example`` fix."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where} needs a non-empty string; got {value!r}. Fix: {example}.")
+
+
+def seed(value: Any, where: str) -> None:
+    """numpy's and datasets' generators take seeds in [0, 2**32); -1 would fail inside them at load."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+        raise ConfigError(f"{where}(seed=...) needs an int in [0, 2**32); got {value!r}. Fix: {where}(..., seed=42).")

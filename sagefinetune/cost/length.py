@@ -128,8 +128,8 @@ def plan_lengths(job: Job) -> tuple[tuple[float, ...] | None, str]:
         name = ds.source.args[0]
         tokenizer = example_tokens()["tokenizer"].rsplit("/", 1)[-1]
         return tuple(example_tokens()[name]["quantiles"]), f"bundled example {name!r}, {tokenizer}'s tokens"
-    if kind == "pandas" and ds._frame is not None:
-        frame = ds._frame["train"].head(2000)
+    if ds.frames is not None:
+        frame = ds.frames["train"].head(2000)
         columns = [c for c in (ds.text, ds.text_pair) if c and c in frame.columns]
         if columns and len(frame):
             chars = [sum(n) for n in zip(*(frame[c].astype(str).str.len().tolist() for c in columns))]

@@ -90,8 +90,8 @@ def _known_rows(job: Job) -> tuple[int | None, int | None, int | None, tuple[flo
     counts = by_column[0] if by_column else count_rows(ds) if kind in ("pandas", "csv", "json", "parquet") else None
     if not counts or "train" not in counts:
         return None, None, None, None, ""
-    if kind == "pandas":
-        frame = ds._frame["train"]
+    if ds.frames is not None:
+        frame = ds.frames["train"]
         lengths = (tuple(len(str(t)) / CHARS_PER_TOKEN + 2 for t in frame[ds.text].head(2000))
                    if ds.text in frame.columns else None)
         source = "DataFrame in memory (tokens: characters / 4)"

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,7 +100,7 @@ def _source_key(ds: Dataset) -> Any:
         flat = [p for _, v in files for p in v] if files and isinstance(files[0], tuple) else list(files)
         return [src.kind, repr(files), repr(src.kwargs), [_file_stat(f) for f in flat]]
     if src.kind == "pandas":
-        return _frames_key(ds._frame or {})
+        return _frames_key(ds.frames or {})
     if src.kind == "example":
         from importlib.metadata import version
 
@@ -113,7 +114,7 @@ def _source_key(ds: Dataset) -> Any:
     return None
 
 
-def _frames_key(frames: dict[str, Any]) -> Any:
+def _frames_key(frames: Mapping[str, Any]) -> Any:
     """The DataFrames' content, hashed as Arrow data (None when a column cannot be Arrow: loading will say why)."""
     import pyarrow as pa
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sagefinetune.core import checks
 from sagefinetune.core.console import say
 from sagefinetune.data.column_choice import resolve_columns
 from sagefinetune.data.hub_copies import HUB_COPIES, check_config
@@ -95,10 +96,10 @@ class Dataset:
             >>> Dataset.from_hub("amazon_reviews_multi", "en")
             Dataset<hub('amazon_reviews_multi' -> mteb/AmazonReviewsClassification@6b5d328 (pinned), 'en') text='review_body' label='stars'>
         """
-        _check_str(path, "Dataset.from_hub(path)", "Dataset.from_hub('stanfordnlp/imdb')")
+        checks.non_empty_string(path, "Dataset.from_hub(path)", "Dataset.from_hub('stanfordnlp/imdb')")
         for arg, value in (("name", name), ("revision", revision)):
             if value is not None:
-                _check_str(value, f"Dataset.from_hub({arg}=...)", _FROM_HUB_EXAMPLES[arg])
+                checks.non_empty_string(value, f"Dataset.from_hub({arg}=...)", _FROM_HUB_EXAMPLES[arg])
         if token is not None and (not isinstance(token, str) or not token.strip()):  # the value is never echoed
             raise ConfigError(f"Dataset.from_hub(token=...) needs a non-empty string; got a {type(token).__name__}. "
                               "Fix: Dataset.from_hub(..., token=os.environ['HF_TOKEN']), or leave it out to use "
@@ -211,7 +212,7 @@ class Dataset:
         for split, n in spec.items():
             if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
                 raise ConfigError(f"sample({split}=...) needs a positive row count; got {n!r}. Fix: .sample({split}=1000).")
-        _check_seed(seed, "sample")
+        checks.seed(seed, "sample")
         kept = tuple((k, v) for k, v in spec.items() if v is not None) + (("seed", seed),)
         return dataclasses.replace(self, sample_spec=kept)
 
@@ -231,7 +232,7 @@ class Dataset:
             if not ok or (isinstance(value, float) and value >= 1):
                 raise ConfigError(f"split({arg}=...) needs a fraction in (0, 1) or a row count; got {value!r}. "
                                   f"Fix: .split({arg}=0.1) or .split({arg}=500).")
-        _check_seed(seed, "split")
+        checks.seed(seed, "split")
         spec = (("test", test), ("validation", validation), ("stratify", bool(stratify)), ("seed", seed))
         return dataclasses.replace(self, split_spec=spec)
 
@@ -247,6 +248,11 @@ class Dataset:
     def is_remote(self) -> bool:
         """True for ``from_s3`` data, which SageMaker reads where it is."""
         return self.source.kind == "s3"
+
+    @property
+    def frames(self) -> Mapping[str, Any] | None:
+        """The pandas frames of a ``from_pandas`` Dataset by split (read-only), before any column choice; else None."""
+        return self._frame if self.source.kind == "pandas" else None
 
     def load(self) -> hf_datasets.DatasetDict:
         """Read the rows: a DatasetDict with ``train`` and ``test`` (and ``validation`` when there is one).
@@ -386,13 +392,3 @@ def _ro(mapping: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
 
     return None if mapping is None else MappingProxyType(dict(mapping))
 
-
-def _check_str(value: Any, where: str, example: str) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where} needs a non-empty string; got {value!r}. Fix: {example}.")
-
-
-def _check_seed(seed: Any, where: str) -> None:
-    """numpy's and datasets' generators take seeds in [0, 2**32); -1 would fail inside them at load."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise ConfigError(f"{where}(seed=...) needs an int in [0, 2**32); got {seed!r}. Fix: {where}(..., seed=42).")

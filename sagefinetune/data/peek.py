@@ -51,8 +51,8 @@ def split_files(dataset: Dataset) -> dict[str, list[str]] | None:
 def first_rows(dataset: Dataset, split: str = "train", rows: int = ROWS) -> tuple[tuple[Mapping[str, Any], ...], str] | None:
     """The first ``rows`` rows of ``split`` (all columns), and a description of what was read; None where nothing can
     be read cheaply. A DataFrame's rows are its first rows."""
-    if dataset.source.kind == "pandas" and dataset._frame is not None and split in dataset._frame:
-        frame = dataset._frame[split].head(rows)
+    if dataset.frames is not None and split in dataset.frames:
+        frame = dataset.frames[split].head(rows)
         return tuple(frame.to_dict("records")), f"the DataFrame's first {len(frame):,} rows"
     files = split_files(dataset)
     if not files or split not in files:
@@ -78,8 +78,8 @@ def first_rows_lengths(dataset: Dataset, rows: int = ROWS) -> tuple[tuple[int, .
 
 def columns_of(dataset: Dataset) -> dict[str, list[str]] | None:
     """``{split: column names}`` from headers and schemas only; None where they cannot be had cheaply."""
-    if dataset.source.kind == "pandas" and dataset._frame is not None:
-        return {k: [str(c) for c in v.columns] for k, v in dataset._frame.items()}
+    if dataset.frames is not None:
+        return {k: [str(c) for c in v.columns] for k, v in dataset.frames.items()}
     if dataset.source.kind == "example":
         return {"train": ["text", "label"], "test": ["text", "label"]}
     return per_split(dataset, lambda kind, paths, kwargs: list(_header(kind, paths[0], os.path.getmtime(paths[0]),
@@ -88,8 +88,8 @@ def columns_of(dataset: Dataset) -> dict[str, list[str]] | None:
 
 def count_rows(dataset: Dataset) -> dict[str, int] | None:
     """``{split: rows}`` of local files (see the module docstring for how exact), or of DataFrames; else None."""
-    if dataset.source.kind == "pandas" and dataset._frame is not None:
-        return {k: len(v) for k, v in dataset._frame.items()}
+    if dataset.frames is not None:
+        return {k: len(v) for k, v in dataset.frames.items()}
 
     def rows(kind: str, paths: list[str], kwargs: Any) -> int | None:
         counts = [_count(kind, p, os.path.getmtime(p), kwargs) for p in paths]

@@ -108,8 +108,8 @@ def plan_split_rows(dataset: Dataset) -> tuple[dict[str, int], str] | None:
         return None
     column = dataset.split_column if isinstance(dataset.split_column, str) else SPLIT_COLUMN
     whole = dataset.source.kind == "pandas"
-    rows = (tuple(dataset._frame["train"][[column]].to_dict("records")) if whole and dataset._frame is not None
-            and list(dataset._frame) == ["train"] and column in dataset._frame["train"].columns else None)
+    rows = (tuple(dataset.frames["train"][[column]].to_dict("records")) if whole and dataset.frames is not None
+            and list(dataset.frames) == ["train"] and column in dataset.frames["train"].columns else None)
     if rows is None and not whole:
         found = first_rows(dataset)
         rows = found[0] if found is not None and column in found[0][0] else None
