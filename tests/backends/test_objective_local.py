@@ -13,7 +13,7 @@ import warnings
 
 import pandas as pd
 import pytest
-from conftest import MODEL, small_job
+from conftest import MODEL, SAVE_ONCE, small_job
 
 import sagefinetune as sft
 from sagefinetune.backends.local import LocalBackend
@@ -55,8 +55,8 @@ def predicted_per_class(run) -> dict[str, int]:
 
 
 def test_class_weights_make_a_model_trained_on_12_to_1_data_predict_the_rare_classes(tmp_path):
-    base = (sft.Job.from_dataset(imbalanced_news()).model(MODEL, num_hidden_layers=2)
-            .hyperparameters(epochs=3, batch_size=16, learning_rate=2e-4, max_length=48))
+    base = (sft.Job.from_dataset(imbalanced_news()).model(MODEL, num_hidden_layers=2)  # one checkpoint each, at the end
+            .hyperparameters(epochs=3, batch_size=16, learning_rate=2e-4, max_length=48, save_total_limit=1, **SAVE_ONCE))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         plain = base.fit(run_dir=tmp_path / "plain", progress=False)
