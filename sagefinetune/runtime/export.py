@@ -5,8 +5,9 @@
     sft.Predictor(exported.path).predict(["..."])        # the same JSON as the PyTorch model's
 
 How: ``torch.onnx.export(dynamo=True)`` writes the graph at opset 23 (dynamic batch and sequence axes), so that
-scaled dot-product attention becomes one ONNX ``Attention`` node, which then splits its heads itself, and any other
-Softmax is clamped against slow denormals (:mod:`~sagefinetune.runtime.onnx_graph`); for int8, ``quantize_dynamic``
+scaled dot-product attention becomes one ONNX ``Attention`` node, which then splits its heads itself; the last layer
+works for the first token only where the classifier reads nothing else, and any other Softmax is clamped against slow
+denormals (:mod:`~sagefinetune.runtime.onnx_graph`); for int8, ``quantize_dynamic``
 stores every MatMul's weights as int8 (activations quantized on the fly: no calibration data). ONNX Runtime's
 transformer fusions are left out: its SkipLayerNormalization is slower than the Add and LayerNorm it fuses
 (``benchmarks/onnx_fusion.py``). Serving the export takes onnxruntime 1.23 or later (opset 23); a model the exporter
