@@ -92,7 +92,7 @@ def fold_attention_heads(model: Any) -> int:
     producer = {out: node for node in graph.node for out in node.output}
     users: collections.Counter[str] = collections.Counter(name for node in graph.node for name in node.input)
     users.update(out.name for out in graph.output)
-    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in (*graph.input, *graph.value_info, *graph.output)}
+    ranks = recorded_ranks(graph)
     heads_of = {v.name: v.type.tensor_type.shape.dim[1].dim_value for v in graph.value_info
                 if len(v.type.tensor_type.shape.dim) == 4}
     consumer = {name: node for node in graph.node for name in node.input}
