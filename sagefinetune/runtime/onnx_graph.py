@@ -31,7 +31,8 @@ def edit_for_cpu(path: Path, *, first_token: bool = True) -> dict[str, int]:
     model = onnx.load(str(path))
     ranks = recorded_ranks(model.graph)  # before folding drops them
     edits = {"opset": _opset(model), "attention_heads_folded": fold_attention_heads(model),
-             "first_token_nodes": prune_to_first_token(model, ranks) if first_token else 0, "softmax_clamped": _clamp(model)}
+             "first_token_nodes": prune_to_first_token(model, ranks) if first_token else 0,
+             "softmax_clamped": _clamp(model)}
     onnx.save(model, str(path))
     return edits
 
@@ -197,12 +198,14 @@ def prune_to_first_token(model: Any, ranks: dict[str, int]) -> int:
     sequence, features], and a node is computed for the first token only where everything that reads its output is
     on the way to that ``Gather``. A causal or cached attention, one that has not taken its heads' split inside, or a
     classifier that reads the last token or the mean of all of them is left as it is."""
+    from onnx import numpy_helper
+
     graph = model.graph
-    constants = {init.name for init in graph.initializer}
-    constants.update(out for node in graph.node if node.op_type == "Constant" for out in node.output)
-    ranks = {**ranks, **{out: len(a.t.dims) for node in graph.node if node.op_type == "Constant"
-                         for a in node.attribute if a.name == "value" for out in node.output}}
-    scalars = _scalars(graph)
+    tensors = _constant_tensors(graph)
+    constants = set(tensors) | {out for node in graph.node if node.op_type == "Constant" for out in node.output}
+    ranks = {**ranks, **{name: len(tensor.dims) for name, tensor in tensors.items()}}
+    scalars = {name: int(numpy_helper.to_array(tensor)) for name, tensor in tensors.items()
+               if not tensor.dims and tensor.data_type in (6, 7)}  # integer scalars: INT32, INT64
     pick = next((node for node in graph.node if _reads_first_token(node, ranks, scalars)), None)
     if pick is None:
         return 0
@@ -319,18 +322,12 @@ def _reads_first_token(node: Any, ranks: dict[str, int], scalars: dict[str, int]
         ranks.get(node.input[0]) == 3 and scalars.get(node.input[1]) == 0
 
 
-def _scalars(graph: Any) -> dict[str, int]:
-    """The graph's integer scalar constants (initializers and Constant nodes) by name."""
-    from onnx import numpy_helper
-
-    tensors = [(init.name, init) for init in graph.initializer]
-    tensors += [(node.output[0], a.t) for node in graph.node if node.op_type == "Constant"
-                for a in node.attribute if a.name == "value"]
-    found = {}
-    for name, tensor in tensors:
-        if not tensor.dims and tensor.data_type in (6, 7):  # INT32, INT64
-            found[name] = int(numpy_helper.to_array(tensor))
-    return found
+def _constant_tensors(graph: Any) -> dict[str, Any]:
+    """The graph's constant tensors by name: its initializers and the ``value`` of its Constant nodes."""
+    tensors = {init.name: init for init in graph.initializer}
+    tensors.update({node.output[0]: a.t for node in graph.node if node.op_type == "Constant"
+                    for a in node.attribute if a.name == "value"})
+    return tensors
 
 
 def _attribute(node: Any, name: str, default: int) -> int:
