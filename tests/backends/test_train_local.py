@@ -130,18 +130,6 @@ def test_interrupted_run_resumes_from_its_checkpoint_with_the_same_steps(tmp_pat
     assert run.metrics["eval_loss"] == pytest.approx(trained_run.metrics["eval_loss"], rel=1e-4)
 
 
-def test_two_worker_processes_with_torch_distributed(tmp_path, monkeypatch):
-    monkeypatch.setenv("SFT_CACHE_DIR", str(tmp_path / "fresh-cache"))  # nothing tokenised yet
-    # 8 rows per process x 2 processes: the same effective batch, so the same 75 steps as one process of 16
-    run = small_job(batch_size=8, **SAVE_ONCE).fit(nodes=2, run_dir=tmp_path / "ddp", progress=False)
-    log = run.log_path.read_text()
-    assert "2 process(es)" in log
-    # only rank 0 tokenised; rank 1 loaded its result
-    assert log.count("tokenised in") == 1 and log.count("rank 1: loaded the tokenised data of local rank 0") == 1
-    assert run.metrics["train_global_step"] == 75
-    assert run.metrics["eval_accuracy"] > 0.7
-
-
 def test_multi_label_with_a_threshold_chosen_on_validation(tmp_path):
     import pandas as pd
 

@@ -274,6 +274,14 @@ def test_real_local_grid_records_predicted_next_to_actual(local_grid):
     for nodes in (1, 2):
         assert cells.loc[(nodes, 256), "accuracy"] > cells.loc[(nodes, 128), "accuracy"], table
     assert cells.loc[(1, 256), "accuracy"] > 0.8, table
+    # the two-process cells are torch.distributed runs (torchrun, gloo): each step takes a batch of 16 from each
+    # process, rank 1 reads the tokenised rows rank 0 wrote (or found in the cache) instead of tokenising them again,
+    # and the larger cell learns (chance is 0.2; 0.67 in one run). The first-ever tokenisation under two processes,
+    # once only, is tests/entrypoint/test_container.py's torchrun test.
+    log = (root / "grid" / cells.loc[(2, 128), "cell"] / "train.log").read_text()
+    assert "2 process(es)" in log and "progress step=1 total=12" in log  # 128 rows x 3 epochs / (16 x 2)
+    assert log.count("rank 1: loaded the tokenised data of local rank 0") == 1 and "tokenised in" not in log
+    assert cells.loc[(2, 256), "accuracy"] > 0.4, table
     assert table["f1"].notna().all() and (table["cost"] == 0).all()
     two = table[table["nodes"] == 2]
     assert two["scaling_efficiency"].notna().all() and (table[table["nodes"] == 1]["speedup"] == 1).all()
