@@ -36,16 +36,16 @@ MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 SAVE_ONCE = {"save_steps": 100_000}
 
 
-# The files that keep a worker longest (their fine-tunes; seconds measured with two workers on a quiet 2-vCPU Xeon,
-# 2026-12-06), run first: pytest-xdist's --dist loadfile hands files out in collection order, and one of these
-# started last would run alone at the end while the other worker sat idle. Every other file keeps its place.
-LONGEST_FIRST = ("tuning/test_tune.py",               # 286 s before its two interrupted studies became one
-                 "entrypoint/test_container.py",      # 214 s
-                 "backends/test_train_local.py",      # 178 s
-                 "grid/test_grid.py",                 # 139 s
-                 "test_examples.py",                  # 115 s
-                 "backends/test_objective_local.py",  # 88 s
-                 "pipeline/test_pipeline_local.py")   # 55 s
+# The files that keep a worker longest (their fine-tunes; a worker's seconds with three workers on a 2-vCPU Zen 4,
+# 2026-12-07, less what later trims took out), run first: pytest-xdist's --dist loadfile hands files out in collection
+# order, and one of these started last would run alone at the end while the other workers sat idle. Every other file
+# keeps its place.
+LONGEST_FIRST = ("backends/test_train_local.py",      # 220 s
+                 "grid/test_grid.py",                 # 217 s
+                 "entrypoint/test_container.py",      # 188 s
+                 "tuning/test_tune.py",               # 175 s
+                 "test_examples.py",                  # about 120 s
+                 "backends/test_objective_local.py")  # 111 s
 
 
 def pytest_collection_modifyitems(config, items) -> None:

@@ -437,40 +437,41 @@ FILLER = " ".join(["and then there was more of the same"] * 40)
 LONG = f"{BUSINESS} {FILLER} {SPORT} {SPORT}"  # about 400 tokens: business first, sport at the end
 
 
-@pytest.fixture(scope="module")
-def head_tail_run(tmp_path_factory):
-    """A tiny model trained with truncation="head+tail" (max_length 64: the first 15 tokens, the last 47)."""
-    from conftest import small_job
-
-    run = small_job(truncation="head+tail").fit(run_dir=tmp_path_factory.mktemp("runs") / "headtail", progress=False)
-    shutil.rmtree(run.run_dir / "checkpoints")  # the tests read its model; its resumable state is 180 MB
-    yield run
-    shutil.rmtree(run.run_dir, ignore_errors=True)  # a module's folder lives until the session ends: not this one's
+@pytest.fixture
+def head_tail_model(trained_run, tmp_path):
+    """The shared run's model (max_length 64) told to cut inputs head+tail: the first 15 tokens and the last 47. The
+    entry point's training on both ends is tests/entrypoint/test_truncation.py's and the container test's; this is
+    what serving does with such a model."""
+    folder = tmp_path / "head-tail"
+    shutil.copytree(trained_run.model_dir, folder, ignore=shutil.ignore_patterns("onnx-*", "serving.json"))
+    settings = json.loads((folder / "sagefinetune.json").read_text())
+    (folder / "sagefinetune.json").write_text(json.dumps({**settings, "truncation": "head+tail"}))
+    return folder
 
 
 @pytest.mark.slow
-def test_a_long_texts_tail_decides_its_label_where_the_model_was_trained_on_both_ends(head_tail_run, tmp_path):
+def test_a_long_texts_tail_decides_its_label_where_the_model_cuts_both_ends(head_tail_model, tmp_path):
     from sagefinetune.endpoint import deploy_local
 
-    settings = json.loads((head_tail_run.model_dir / "sagefinetune.json").read_text())
+    settings = json.loads((head_tail_model / "sagefinetune.json").read_text())
     assert settings["truncation"] == "head+tail" and settings["max_length"] == 64
     texts = [LONG, SPORT, BUSINESS]
     expected = ["sports", "sports", "business"]  # the long one: its tail, not its opening sentence
 
-    predictor = head_tail_run.predictor()
+    predictor = sft.Predictor(head_tail_model)
     assert predictor.truncation == "head+tail"
     assert [p["label"] for p in predictor.predict(texts)] == expected
-    classifier = handler.model_fn(str(head_tail_run.model_dir))
+    classifier = handler.model_fn(str(head_tail_model))
     assert classifier.truncation == "head+tail"
     answers = predict(classifier, json.dumps({"inputs": texts}))
     assert [a["label"] for a in answers] == expected
-    with deploy_local(head_tail_run.model_dir) as endpoint:
+    with deploy_local(head_tail_model, runtime="pytorch") as endpoint:  # PyTorch, as model_fn serves it here
         assert [a["label"] for a in endpoint.predict(texts)] == expected
         same(answers, endpoint.predict(texts), tolerance=0.02)  # the endpoint computes in bf16 where it can
 
     # the same weights told to keep the head: the opening sentence decides, everywhere
     head = tmp_path / "head"
-    shutil.copytree(head_tail_run.model_dir, head)
+    shutil.copytree(head_tail_model, head)
     (head / "sagefinetune.json").write_text(json.dumps({**settings, "truncation": "head"}))
     assert sft.Predictor(head).predict(LONG)[0]["label"] == "business"
     assert predict(handler.model_fn(str(head)), json.dumps({"inputs": LONG}))[0]["label"] == "business"
