@@ -121,7 +121,7 @@ def test_registry_deploys_a_version_locally(runs):
 def test_an_approved_run_deploys_a_local_endpoint(runs):
     needs("sagefinetune.serving", "local endpoints (issue 7) are not merged into this branch yet")
     pipe = news_job().pipeline("news", condition={"eval_f1": 0.5}, register="news-models",
-                                           deploy={"instance": "local"})
+                               deploy={"instance": "local"})
     run = pipe.run_local(runs["folder"], registry=runs["registry"], parameters={"ModelApprovalStatus": "Approved"},
                          progress=False)
     try:
