@@ -107,9 +107,9 @@ def plan_split_rows(dataset: Dataset) -> tuple[dict[str, int], str] | None:
     if dataset.split_column is False or dataset.source.kind not in ("pandas", "csv", "json", "parquet"):
         return None
     column = dataset.split_column if isinstance(dataset.split_column, str) else SPLIT_COLUMN
-    whole = dataset.source.kind == "pandas"
-    rows = (tuple(dataset.frames["train"][[column]].to_dict("records")) if whole and dataset.frames is not None
-            and list(dataset.frames) == ["train"] and column in dataset.frames["train"].columns else None)
+    whole, frames = dataset.source.kind == "pandas", dataset.frames  # frames: None unless from_pandas
+    rows = (tuple(frames["train"][[column]].to_dict("records")) if frames is not None and list(frames) == ["train"]
+            and column in frames["train"].columns else None)
     if rows is None and not whole:
         found = first_rows(dataset)
         rows = found[0] if found is not None and column in found[0][0] else None
